@@ -1,0 +1,1 @@
+//! STUB: kernel command line parsing.

@@ -1,0 +1,22 @@
+//! preroot: configure a cloud or bare-metal instance from the initramfs.
+//!
+//! Pipeline: `cmdline → detect → fetch (providers) → context`, with later stages (network,
+//! grow, render, hand-off) reading the one [`context::Context`]. See `AGENTS.md` for the map.
+#![deny(unsafe_code)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+pub mod cli;
+pub mod cmdline;
+pub mod context;
+pub mod detect;
+pub mod logger;
+pub mod media;
+pub mod output;
+pub mod providers;
+pub mod root;
+pub mod state;
