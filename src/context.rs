@@ -215,6 +215,8 @@ pub enum LinkKind {
         options: BTreeMap<String, String>,
     },
     Vlan {
+        /// 1..=4094. Serialized as `vlan_id`: `id` is the link's own.
+        #[serde(rename = "vlan_id")]
         id: u16,
         /// Parent link id.
         parent: String,
@@ -567,12 +569,36 @@ pub fn normalize_mac(raw: &str) -> Option<String> {
     Some(octets.join(":").to_ascii_lowercase())
 }
 
+/// The kernel's name for a bonding mode given as a name or a number (network_data.json
+/// writes `"4"`, netplan `802.3ad`); `None` if unknown.
+pub fn bond_mode_name(raw: &str) -> Option<&'static str> {
+    const MODES: [&str; 7] = [
+        "balance-rr",
+        "active-backup",
+        "balance-xor",
+        "broadcast",
+        "802.3ad",
+        "balance-tlb",
+        "balance-alb",
+    ];
+    let raw = raw.trim();
+    if let Ok(n) = raw.parse::<usize>() {
+        return MODES.get(n).copied();
+    }
+    MODES.iter().copied().find(|m| m.eq_ignore_ascii_case(raw))
+}
+
 /// Longest hostname we accept: the DNS limit for a fully qualified name.
 pub const HOSTNAME_MAX: usize = 253;
 
-/// Checks a hostname (or FQDN) from metadata: RFC 1123 labels of letters, digits and hyphens,
-/// 1..=63 bytes each, not starting or ending with a hyphen, at most [`HOSTNAME_MAX`] bytes in
-/// all. A trailing dot is dropped. Returns the name in lower case.
+/// Checks a hostname (or FQDN) from metadata: labels of letters, digits, hyphens and
+/// underscores, 1..=63 bytes each, not starting or ending with a hyphen, at most
+/// [`HOSTNAME_MAX`] bytes in all. A trailing dot is dropped. Returns the name in lower case.
+///
+/// Underscores are outside RFC 1123 but common in real instance names (OpenStack and KubeVirt
+/// pass display names such as `test_instance-kubevirt` through), so the context keeps them;
+/// the renderer, which writes `/etc/hostname`, applies the stricter rule of the target system.
+/// Anything else (spaces, control characters, `/`, over-long names) is refused here.
 pub fn validate_hostname(raw: &str) -> Result<String, String> {
     let name = raw.trim().strip_suffix('.').unwrap_or(raw.trim());
     if name.is_empty() {
@@ -593,9 +619,12 @@ pub fn validate_hostname(raw: &str) -> Result<String, String> {
                 "hostname label {label:?} starts or ends with a hyphen"
             ));
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(format!(
-                "hostname label {label:?} has characters other than letters, digits and '-'"
+                "hostname label {label:?} has characters other than letters, digits, '-' and '_'"
             ));
         }
     }
@@ -658,9 +687,34 @@ mod tests {
     }
 
     #[test]
+    fn bond_modes() {
+        assert_eq!(bond_mode_name("4"), Some("802.3ad"));
+        assert_eq!(bond_mode_name("Active-Backup"), Some("active-backup"));
+        assert_eq!(bond_mode_name("7"), None);
+        assert_eq!(bond_mode_name("lacp"), None);
+    }
+
+    #[test]
     fn hostnames() {
-        assert_eq!(validate_hostname("Foo.Example.com.").as_deref(), Ok("foo.example.com"));
-        for bad in ["", "-a", "a-", "a..b", "a b", "a_b", "a\nb", &"a".repeat(64), &"a.".repeat(130)] {
+        assert_eq!(
+            validate_hostname("Foo.Example.com.").as_deref(),
+            Ok("foo.example.com")
+        );
+        assert_eq!(
+            validate_hostname("test_instance-kubevirt").as_deref(),
+            Ok("test_instance-kubevirt")
+        );
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "a..b",
+            "a b",
+            "a/b",
+            "a\nb",
+            &"a".repeat(64),
+            &"a.".repeat(130),
+        ] {
             assert!(validate_hostname(bad).is_err(), "case {bad:?}");
         }
     }
@@ -668,7 +722,10 @@ mod tests {
     #[test]
     fn match_by_mac_and_name_vlans() {
         let mut ctx = Context::new(Some(Platform::Openstack), src());
-        ctx.host_nics = vec![nic("ens3", "fa:16:3e:00:00:01"), nic("ens4", "fa:16:3e:00:00:02")];
+        ctx.host_nics = vec![
+            nic("ens3", "fa:16:3e:00:00:01"),
+            nic("ens4", "fa:16:3e:00:00:02"),
+        ];
         let mut eth0 = Link::new("tap0", LinkKind::Physical);
         eth0.mac = Some("FA:16:3E:00:00:01".into());
         let vlan = Link::new(
@@ -700,7 +757,10 @@ mod tests {
     #[test]
     fn no_network_means_dhcp_everywhere() {
         let mut ctx = Context::new(Some(Platform::Openstack), src());
-        ctx.host_nics = vec![nic("eth0", "00:00:00:00:00:01"), nic("eth1", "00:00:00:00:00:02")];
+        ctx.host_nics = vec![
+            nic("eth0", "00:00:00:00:00:01"),
+            nic("eth1", "00:00:00:00:00:02"),
+        ];
         ctx.match_nics(false);
         assert_eq!(ctx.network.links.len(), 2);
         assert!(ctx
@@ -728,7 +788,30 @@ mod tests {
             gateway: Some("10.0.0.1".parse().unwrap()),
         });
         ctx.network.links.push(l);
+        let mut v = Link::new(
+            "v40",
+            LinkKind::Vlan {
+                id: 40,
+                parent: "bond0".into(),
+            },
+        );
+        v.addressing.push(Addressing::Slaac { dhcp6_info: true });
+        ctx.network.links.push(v);
+        ctx.network.links.push(Link::new(
+            "br0",
+            LinkKind::Bridge {
+                members: vec!["a".into()],
+                options: BTreeMap::from([("stp".to_string(), "false".to_string())]),
+            },
+        ));
+        ctx.network
+            .links
+            .push(Link::new("eth0", LinkKind::Physical));
         let text = serde_json::to_string(&ctx).unwrap();
+        assert!(
+            text.contains(r#""id":"v40","name":null,"type":"vlan","vlan_id":40"#),
+            "{text}"
+        );
         assert!(text.contains(r#""type":"bond","mode":"802.3ad""#), "{text}");
         assert!(text.contains(r#""method":"static""#), "{text}");
         let back: Context = serde_json::from_str(&text).unwrap();

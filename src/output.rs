@@ -61,7 +61,10 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    fs::DirBuilder::new().recursive(true).mode(mode).create(dir)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)?;
     fs::set_permissions(dir, fs::Permissions::from_mode(mode))
 }
 
@@ -77,7 +80,10 @@ mod tests {
         ensure_dir(&dir, 0o700).unwrap();
         let p = write_atomic(&dir, "secret", b"one", 0o600).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"one");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         write_atomic(&dir, "secret", b"two", 0o600).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert!(write_atomic(&dir, "../x", b"", 0o600).is_err());

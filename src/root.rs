@@ -99,7 +99,10 @@ mod tests {
     #[test]
     fn join_strips_leading_slash() {
         let r = Root::new("/tmp/x");
-        assert_eq!(r.join("/proc/cmdline"), PathBuf::from("/tmp/x/proc/cmdline"));
+        assert_eq!(
+            r.join("/proc/cmdline"),
+            PathBuf::from("/tmp/x/proc/cmdline")
+        );
         assert_eq!(r.join("sys"), PathBuf::from("/tmp/x/sys"));
     }
 
@@ -125,7 +128,10 @@ mod tests {
         fs::create_dir_all(dir.join("sys/class/net/noaddr")).unwrap();
         let nics = Root::new(&dir).host_nics();
         let _ = fs::remove_dir_all(&dir);
-        let got: Vec<_> = nics.iter().map(|n| (n.name.as_str(), n.mac.as_str())).collect();
+        let got: Vec<_> = nics
+            .iter()
+            .map(|n| (n.name.as_str(), n.mac.as_str()))
+            .collect();
         assert_eq!(
             got,
             vec![("eth0", "fa:16:3e:00:00:01"), ("eth1", "fa:16:3e:00:00:02")]

@@ -102,7 +102,10 @@ pub fn parse_json(bytes: &[u8], object: &str) -> Result<serde_json::Value, Datas
             serde_json::error::Category::Data => "unexpected JSON value",
             serde_json::error::Category::Io => "I/O error",
         };
-        DatasourceError::new(object, format!("{what} at line {} column {}", e.line(), e.column()))
+        DatasourceError::new(
+            object,
+            format!("{what} at line {} column {}", e.line(), e.column()),
+        )
     })
 }
 
@@ -154,5 +157,22 @@ pub fn add_ssh_keys(ctx: &mut Context, text: &str, object: &str) {
             return;
         }
         ctx.ssh_keys.push(key.to_string());
+    }
+}
+
+/// Reads a local medium (directory, image or device) of `kind` into a context.
+pub fn read_local(
+    kind: crate::context::SourceKind,
+    input: &Input,
+) -> Result<Context, DatasourceError> {
+    use crate::context::SourceKind;
+    match kind {
+        SourceKind::ConfigDrive => configdrive::read_drive(input),
+        SourceKind::NocloudSeed => nocloud::read(input),
+        SourceKind::OpennebulaContext => opennebula::read(input),
+        SourceKind::MetadataService | SourceKind::KernelCmdline => Err(DatasourceError::new(
+            input.tree.describe(),
+            "not a local medium",
+        )),
     }
 }

@@ -121,7 +121,11 @@ impl LoopDev {
             cmd.arg(format!("--sector-size={s}"));
         }
         let out = cmd.arg(image).output().expect("losetup");
-        assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
         // Partitions appear asynchronously: ask for them and wait with a deadline.
         let _ = Command::new("partx").args(["-u", &dev]).status();
@@ -133,8 +137,14 @@ impl LoopDev {
         let p = PathBuf::from(format!("{}p{n}", self.dev));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while !p.exists() {
-            assert!(std::time::Instant::now() < deadline, "{} never appeared", p.display());
-            let _ = Command::new("blockdev").args(["--rereadpt", &self.dev]).status();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} never appeared",
+                p.display()
+            );
+            let _ = Command::new("blockdev")
+                .args(["--rereadpt", &self.dev])
+                .status();
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         p
