@@ -47,7 +47,7 @@ static: deps-rust
 size: static
 	@bytes=$$(stat -c %s $(STATIC)); \
 	echo "size: $(STATIC) is $$bytes bytes ($$(( bytes / 1024 )) KiB), static musl, opt-level=z, LTO, stripped"; \
-	file $(STATIC) 2>/dev/null | grep -q 'statically linked' || ldd $(STATIC) 2>&1 | grep -q 'not a dynamic' || { echo "size: $(STATIC) is not static"; exit 1; }
+	if ldd $(STATIC) 2>&1 | grep -q '=>'; then echo "size: $(STATIC) is not static"; exit 1; fi
 
 deps: deps-apt deps-rust
 

@@ -1,0 +1,159 @@
+//! The `preroot` command line as a user meets it: help, version, usage errors, the bundled
+//! sample config drive (a case written for this project, not taken from upstream), and
+//! detection on fake machine trees.
+
+mod common;
+
+use common::TempDir;
+use serde_json::Value;
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn preroot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_preroot"))
+        .args(args)
+        .output()
+        .expect("run preroot")
+}
+
+fn data(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel)
+        .display()
+        .to_string()
+}
+
+fn json(out: &Output) -> Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+#[test]
+fn help_names_every_command_and_option() {
+    for args in [&["--help"][..], &["help"], &[]] {
+        let out = preroot(args);
+        assert_eq!(out.status.code(), Some(0), "case {args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for word in ["context", "--from", "--root", "--state-dir", "-v", "--version", "configdrive", "nocloud", "opennebula"] {
+            assert!(text.contains(word), "case {args:?}: help lacks {word}");
+        }
+    }
+    let out = preroot(&["--version"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("preroot {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    for args in [&["context", "--from"][..], &["context", "--from", "floppy:/x"], &["frobnicate"], &["context", "--bogus"]] {
+        let out = preroot(args);
+        assert_eq!(out.status.code(), Some(2), "case {args:?}");
+        assert!(out.stdout.is_empty(), "case {args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).starts_with("preroot: "), "case {args:?}");
+    }
+}
+
+#[test]
+fn missing_medium_is_a_clean_error() {
+    let state = TempDir::new("cli-missing");
+    let out = preroot(&["context", "--from", "configdrive:/nonexistent/drive", "--state-dir", state.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/drive"), "{err}");
+
+    // A directory that is not a config drive.
+    let empty = TempDir::new("cli-empty");
+    let out = preroot(&["context", "--from", &format!("configdrive:{}", empty.path().display()), "--state-dir", state.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a config drive"));
+}
+
+/// The bundled bare-metal sample: values written by hand here, not computed by the code.
+#[test]
+fn sample_bare_metal_config_drive() {
+    let state = TempDir::new("cli-sample");
+    let out = preroot(&[
+        "context",
+        "--from",
+        &format!("configdrive:{}", data("sample-configdrive")),
+        "--root",
+        &data("sample-machine"),
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]);
+    let ctx = json(&out);
+    assert_eq!(ctx["instance_id"], "3f7c1c2e-5b1a-4d0e-9a44-0d3c6f1e2a10", "latest/ wins over the dated version");
+    assert_eq!(ctx["hostname"], "node-17.rack4.example.org");
+    assert_eq!(ctx["ssh_keys"].as_array().unwrap().len(), 2, "public_keys and keys merged without duplicates");
+    assert_eq!(ctx["random_seed"], "cHJlcm9vdCBzYW1wbGUgcmFuZG9tIHNlZWQ=");
+    assert_eq!(ctx["extra"]["availability_zone"], "az-rack4");
+    assert_eq!(ctx["extra"]["meta"]["role"], "compute");
+    assert_eq!(ctx["user_data"]["type"], "cloud-config");
+    assert!(!out.stdout.windows(19).any(|w| w == b"s3cret-Never-Logged"), "password inline");
+    assert!(!out.stderr.windows(19).any(|w| w == b"s3cret-Never-Logged"), "password logged");
+    assert_eq!(fs::read_to_string(ctx["password"]["path"].as_str().unwrap()).unwrap(), "s3cret-Never-Logged");
+
+    let links = ctx["network"]["links"].as_array().unwrap();
+    let by_name = |n: &str| links.iter().find(|l| l["name"] == n).unwrap_or_else(|| panic!("no link {n}: {links:?}"));
+    assert_eq!(by_name("eno1")["id"], "port-a");
+    assert_eq!(by_name("eno2")["mtu"], 9000);
+    let bond = by_name("bond0");
+    assert_eq!(bond["type"], "bond");
+    assert_eq!(bond["mode"], "802.3ad");
+    assert_eq!(bond["members"], serde_json::json!(["port-a", "port-b"]));
+    assert_eq!(bond["options"]["xmit_hash_policy"], "layer3+4");
+    assert_eq!(
+        bond["addressing"],
+        serde_json::json!([
+            {"method": "static", "address": "203.0.113.17", "prefix": 24, "gateway": "203.0.113.1"},
+            {"method": "static", "address": "2001:db8:17::17", "prefix": 64, "gateway": "2001:db8:17::1"}
+        ])
+    );
+    let vlan = by_name("bond0.40");
+    assert_eq!(vlan["vlan_id"], 40);
+    assert_eq!(vlan["id"], "storage");
+    assert_eq!(vlan["routes"], serde_json::json!([{"to": "10.41.0.0/16", "via": "10.40.0.1"}]));
+    let spare = by_name("enp3s0");
+    assert_eq!(spare["origin"], "fallback");
+    assert_eq!(spare["addressing"], serde_json::json!([{"method": "dhcp4"}]));
+    assert_eq!(ctx["network"]["dns"]["nameservers"], serde_json::json!(["203.0.113.53", "2001:db8:17::53"]));
+    assert_eq!(ctx["files"][0]["path"], "/etc/motd.d/preroot");
+}
+
+/// A machine tree with nothing to identify it: the context comes from the command line.
+#[test]
+fn unknown_machine_yields_cmdline_context() {
+    let root = TempDir::new("cli-unknown");
+    fs::create_dir_all(root.path().join("proc")).unwrap();
+    fs::write(root.path().join("proc/cmdline"), "root=/dev/vda1 ro\n").unwrap();
+    let nic = root.path().join("sys/class/net/ens3");
+    fs::create_dir_all(&nic).unwrap();
+    fs::write(nic.join("address"), "52:54:00:12:34:56\n").unwrap();
+    let state = TempDir::new("cli-unknown-state");
+    let ctx = json(&preroot(&["context", "--root", root.path().to_str().unwrap(), "--state-dir", state.path().to_str().unwrap()]));
+    assert_eq!(ctx["platform"], Value::Null);
+    assert_eq!(ctx["source"]["kind"], "kernel-cmdline");
+    assert_eq!(ctx["host_nics"][0]["name"], "ens3");
+}
+
+/// DMI says EC2 but there is no medium: the context needs the metadata service, which is
+/// the network stage's; the error says so instead of inventing a context.
+#[test]
+fn dmi_platform_without_medium_says_what_is_needed() {
+    let root = TempDir::new("cli-ec2");
+    let dmi = root.path().join("sys/class/dmi/id");
+    fs::create_dir_all(&dmi).unwrap();
+    fs::write(dmi.join("sys_vendor"), "Amazon EC2\n").unwrap();
+    let state = TempDir::new("cli-ec2-state");
+    let out = preroot(&["context", "--root", root.path().to_str().unwrap(), "--state-dir", state.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("platform ec2") && err.contains("Amazon EC2") && err.contains("169.254.169.254"), "{err}");
+}
