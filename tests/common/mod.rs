@@ -46,15 +46,15 @@ pub fn missing(test: &str, what: &str) {
 /// `require!(test_name; root, loop, tool "xorriso", ...)`: returns from the test when missing.
 #[macro_export]
 macro_rules! require {
-    ($test:expr; $($what:tt)*) => {
-        if let Some(what) = $crate::common::first_missing(&[$(require!(@item $what)),*]) {
+    (@item root) => { $crate::common::Need::Root };
+    (@item loop) => { $crate::common::Need::Loop };
+    (@item $tool:literal) => { $crate::common::Need::Tool($tool) };
+    ($test:expr; $($what:tt),+ $(,)?) => {
+        if let Some(what) = $crate::common::first_missing(&[$(require!(@item $what)),+]) {
             $crate::common::missing($test, &what);
             return;
         }
     };
-    (@item root) => { $crate::common::Need::Root };
-    (@item loop) => { $crate::common::Need::Loop };
-    (@item $tool:literal) => { $crate::common::Need::Tool($tool) };
 }
 
 pub enum Need {
