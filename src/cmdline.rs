@@ -1105,6 +1105,7 @@ fn parse_long_tail(tail: &[String]) -> Result<Tail, String> {
 mod tests {
     use super::*;
     use crate::context::HostNic;
+    use crate::providers::kernel;
 
     fn words(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
@@ -1646,7 +1647,10 @@ mod tests {
             assert!(!p.contains('\n'), "case {input:?}: {p}");
         }
         assert!(cmd.ip.len() <= MAX_IP_ENTRIES, "case {input:?}");
-        let _ = nics;
+        let net = kernel::network(&cmd, nics);
+        let most = MAX_IP_ENTRIES.saturating_add(nics.len());
+        assert!(net.links.len() <= most, "case {input:?}");
+        let _ = kernel::hostname(&cmd);
     }
 
     #[test]
