@@ -157,13 +157,20 @@ fn context(args: ContextArgs, verbose: bool) -> i32 {
         Some((kind, path)) => read_from(kind, &path, &root, &state),
         None => detect_and_read(&cmd, &root, &state),
     };
-    let ctx = match result {
+    let mut ctx = match result {
         Ok(ctx) => ctx,
         Err(e) => {
             eprintln!("preroot: {e}");
             return 1;
         }
     };
+    for p in &cmd.problems {
+        ctx.warnings.push(crate::context::Problem {
+            stage: "cmdline".into(),
+            object: root.cmdline().display().to_string(),
+            message: p.clone(),
+        });
+    }
     if let Some(first) = ctx.errors.first() {
         let more = match ctx.errors.len() {
             1 => String::new(),
@@ -264,6 +271,15 @@ fn detect_and_read(
                 },
             );
             ctx.host_nics = root.host_nics();
+            ctx.network = providers::kernel::network(cmd, &ctx.host_nics);
+            if let Some(name) = providers::kernel::hostname(cmd) {
+                providers::set_hostname(&mut ctx, &name, "ip=");
+            }
+            // Without ip= there is nothing to configure: the booted system's own network
+            // manager decides, as it would without preroot.
+            if !ctx.network.links.is_empty() {
+                ctx.match_nics(false);
+            }
             Ok(ctx)
         }
     }

@@ -41,28 +41,55 @@ fn help_names_every_command_and_option() {
         let out = preroot(args);
         assert_eq!(out.status.code(), Some(0), "case {args:?}");
         let text = String::from_utf8_lossy(&out.stdout);
-        for word in ["context", "--from", "--root", "--state-dir", "-v", "--version", "configdrive", "nocloud", "opennebula"] {
+        for word in [
+            "context",
+            "--from",
+            "--root",
+            "--state-dir",
+            "-v",
+            "--version",
+            "configdrive",
+            "nocloud",
+            "opennebula",
+        ] {
             assert!(text.contains(word), "case {args:?}: help lacks {word}");
         }
     }
     let out = preroot(&["--version"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("preroot {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("preroot {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
 fn usage_errors_exit_2_with_one_line() {
-    for args in [&["context", "--from"][..], &["context", "--from", "floppy:/x"], &["frobnicate"], &["context", "--bogus"]] {
+    for args in [
+        &["context", "--from"][..],
+        &["context", "--from", "floppy:/x"],
+        &["frobnicate"],
+        &["context", "--bogus"],
+    ] {
         let out = preroot(args);
         assert_eq!(out.status.code(), Some(2), "case {args:?}");
         assert!(out.stdout.is_empty(), "case {args:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).starts_with("preroot: "), "case {args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).starts_with("preroot: "),
+            "case {args:?}"
+        );
     }
 }
 
 #[test]
 fn missing_medium_is_a_clean_error() {
     let state = TempDir::new("cli-missing");
-    let out = preroot(&["context", "--from", "configdrive:/nonexistent/drive", "--state-dir", state.path().to_str().unwrap()]);
+    let out = preroot(&[
+        "context",
+        "--from",
+        "configdrive:/nonexistent/drive",
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -70,7 +97,13 @@ fn missing_medium_is_a_clean_error() {
 
     // A directory that is not a config drive.
     let empty = TempDir::new("cli-empty");
-    let out = preroot(&["context", "--from", &format!("configdrive:{}", empty.path().display()), "--state-dir", state.path().to_str().unwrap()]);
+    let out = preroot(&[
+        "context",
+        "--from",
+        &format!("configdrive:{}", empty.path().display()),
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a config drive"));
 }
@@ -89,19 +122,40 @@ fn sample_bare_metal_config_drive() {
         state.path().to_str().unwrap(),
     ]);
     let ctx = json(&out);
-    assert_eq!(ctx["instance_id"], "3f7c1c2e-5b1a-4d0e-9a44-0d3c6f1e2a10", "latest/ wins over the dated version");
+    assert_eq!(
+        ctx["instance_id"], "3f7c1c2e-5b1a-4d0e-9a44-0d3c6f1e2a10",
+        "latest/ wins over the dated version"
+    );
     assert_eq!(ctx["hostname"], "node-17.rack4.example.org");
-    assert_eq!(ctx["ssh_keys"].as_array().unwrap().len(), 2, "public_keys and keys merged without duplicates");
+    assert_eq!(
+        ctx["ssh_keys"].as_array().unwrap().len(),
+        2,
+        "public_keys and keys merged without duplicates"
+    );
     assert_eq!(ctx["random_seed"], "cHJlcm9vdCBzYW1wbGUgcmFuZG9tIHNlZWQ=");
     assert_eq!(ctx["extra"]["availability_zone"], "az-rack4");
     assert_eq!(ctx["extra"]["meta"]["role"], "compute");
     assert_eq!(ctx["user_data"]["type"], "cloud-config");
-    assert!(!out.stdout.windows(19).any(|w| w == b"s3cret-Never-Logged"), "password inline");
-    assert!(!out.stderr.windows(19).any(|w| w == b"s3cret-Never-Logged"), "password logged");
-    assert_eq!(fs::read_to_string(ctx["password"]["path"].as_str().unwrap()).unwrap(), "s3cret-Never-Logged");
+    assert!(
+        !out.stdout.windows(19).any(|w| w == b"s3cret-Never-Logged"),
+        "password inline"
+    );
+    assert!(
+        !out.stderr.windows(19).any(|w| w == b"s3cret-Never-Logged"),
+        "password logged"
+    );
+    assert_eq!(
+        fs::read_to_string(ctx["password"]["path"].as_str().unwrap()).unwrap(),
+        "s3cret-Never-Logged"
+    );
 
     let links = ctx["network"]["links"].as_array().unwrap();
-    let by_name = |n: &str| links.iter().find(|l| l["name"] == n).unwrap_or_else(|| panic!("no link {n}: {links:?}"));
+    let by_name = |n: &str| {
+        links
+            .iter()
+            .find(|l| l["name"] == n)
+            .unwrap_or_else(|| panic!("no link {n}: {links:?}"))
+    };
     assert_eq!(by_name("eno1")["id"], "port-a");
     assert_eq!(by_name("eno2")["mtu"], 9000);
     let bond = by_name("bond0");
@@ -119,11 +173,20 @@ fn sample_bare_metal_config_drive() {
     let vlan = by_name("bond0.40");
     assert_eq!(vlan["vlan_id"], 40);
     assert_eq!(vlan["id"], "storage");
-    assert_eq!(vlan["routes"], serde_json::json!([{"to": "10.41.0.0/16", "via": "10.40.0.1"}]));
+    assert_eq!(
+        vlan["routes"],
+        serde_json::json!([{"to": "10.41.0.0/16", "via": "10.40.0.1"}])
+    );
     let spare = by_name("enp3s0");
     assert_eq!(spare["origin"], "fallback");
-    assert_eq!(spare["addressing"], serde_json::json!([{"method": "dhcp4"}]));
-    assert_eq!(ctx["network"]["dns"]["nameservers"], serde_json::json!(["203.0.113.53", "2001:db8:17::53"]));
+    assert_eq!(
+        spare["addressing"],
+        serde_json::json!([{"method": "dhcp4"}])
+    );
+    assert_eq!(
+        ctx["network"]["dns"]["nameservers"],
+        serde_json::json!(["203.0.113.53", "2001:db8:17::53"])
+    );
     assert_eq!(ctx["files"][0]["path"], "/etc/motd.d/preroot");
 }
 
@@ -137,7 +200,13 @@ fn unknown_machine_yields_cmdline_context() {
     fs::create_dir_all(&nic).unwrap();
     fs::write(nic.join("address"), "52:54:00:12:34:56\n").unwrap();
     let state = TempDir::new("cli-unknown-state");
-    let ctx = json(&preroot(&["context", "--root", root.path().to_str().unwrap(), "--state-dir", state.path().to_str().unwrap()]));
+    let ctx = json(&preroot(&[
+        "context",
+        "--root",
+        root.path().to_str().unwrap(),
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]));
     assert_eq!(ctx["platform"], Value::Null);
     assert_eq!(ctx["source"]["kind"], "kernel-cmdline");
     assert_eq!(ctx["host_nics"][0]["name"], "ens3");
@@ -152,8 +221,70 @@ fn dmi_platform_without_medium_says_what_is_needed() {
     fs::create_dir_all(&dmi).unwrap();
     fs::write(dmi.join("sys_vendor"), "Amazon EC2\n").unwrap();
     let state = TempDir::new("cli-ec2-state");
-    let out = preroot(&["context", "--root", root.path().to_str().unwrap(), "--state-dir", state.path().to_str().unwrap()]);
+    let out = preroot(&[
+        "context",
+        "--root",
+        root.path().to_str().unwrap(),
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("platform ec2") && err.contains("Amazon EC2") && err.contains("169.254.169.254"), "{err}");
+    assert!(
+        err.contains("platform ec2")
+            && err.contains("Amazon EC2")
+            && err.contains("169.254.169.254"),
+        "{err}"
+    );
+}
+
+/// dracut users' `ip=` alone configures the network: a static address with gateway, DNS
+/// and hostname, the second NIC by DHCP; a bad parameter is a warning, not a failure.
+#[test]
+fn ip_only_cmdline_context() {
+    let root = TempDir::new("cli-ip");
+    fs::create_dir_all(root.path().join("proc")).unwrap();
+    fs::write(
+        root.path().join("proc/cmdline"),
+        "root=/dev/vda1 ip=192.0.2.10::192.0.2.1:255.255.255.0:web-1:ens3:none:192.0.2.53 \
+         ip=ens4:dhcp nameserver=[2001:db8::53] preroot.timeout=soon\n",
+    )
+    .unwrap();
+    for (n, mac) in [("ens3", "52:54:00:00:00:03"), ("ens4", "52:54:00:00:00:04")] {
+        let nic = root.path().join("sys/class/net").join(n);
+        fs::create_dir_all(&nic).unwrap();
+        fs::write(nic.join("address"), mac).unwrap();
+    }
+    let state = TempDir::new("cli-ip-state");
+    let ctx = json(&preroot(&[
+        "context",
+        "--root",
+        root.path().to_str().unwrap(),
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]));
+    assert_eq!(ctx["source"]["kind"], "kernel-cmdline");
+    assert_eq!(ctx["hostname"], "web-1");
+    let links = ctx["network"]["links"].as_array().unwrap();
+    let ens3 = links.iter().find(|l| l["name"] == "ens3").expect("ens3");
+    assert_eq!(
+        ens3["addressing"],
+        serde_json::json!([{"method": "static", "address": "192.0.2.10", "prefix": 24, "gateway": "192.0.2.1"}])
+    );
+    assert_eq!(
+        ens3["dns"]["nameservers"],
+        serde_json::json!(["192.0.2.53"])
+    );
+    let ens4 = links.iter().find(|l| l["name"] == "ens4").expect("ens4");
+    assert_eq!(ens4["addressing"], serde_json::json!([{"method": "dhcp4"}]));
+    assert_eq!(
+        ctx["network"]["dns"]["nameservers"],
+        serde_json::json!(["2001:db8::53"])
+    );
+    let warned = ctx["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["message"].as_str().unwrap().contains("preroot.timeout"));
+    assert!(warned, "bad preroot.timeout= not reported: {ctx}");
 }

@@ -30,7 +30,10 @@ fn machine(tmp: &Path, cmdline: &str, nics_from: Option<&str>, devices: &[(&str,
     fs::create_dir_all(tmp.join("proc")).unwrap();
     fs::write(tmp.join("proc/cmdline"), cmdline).unwrap();
     if let Some(src) = nics_from {
-        sh(&format!("mkdir -p {0}/sys/class && cp -r {src}/sys/class/net {0}/sys/class/", tmp.display()));
+        sh(&format!(
+            "mkdir -p {0}/sys/class && cp -r {src}/sys/class/net {0}/sys/class/",
+            tmp.display()
+        ));
     }
     fs::create_dir_all(tmp.join("dev")).unwrap();
     for (name, device, partition) in devices {
@@ -45,10 +48,21 @@ fn machine(tmp: &Path, cmdline: &str, nics_from: Option<&str>, devices: &[(&str,
 
 fn context(root: &Path, state: &Path) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_preroot"))
-        .args(["context", "--root", root.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
+        .args([
+            "context",
+            "--root",
+            root.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -58,12 +72,20 @@ fn config_drive_iso_as_cdrom() {
     let tmp = TempDir::new("det-iso");
     let src = fixture("openstack/cloudinit-configdrive-v2-full/input");
     let iso = tmp.path().join("cd.iso");
-    sh(&format!("xorriso -as mkisofs -quiet -R -J -V config-2 -o {} -m sys {src}", iso.display()));
+    sh(&format!(
+        "xorriso -as mkisofs -quiet -R -J -V config-2 -o {} -m sys {src}",
+        iso.display()
+    ));
     let root = tmp.path().join("root");
     // A blank "disk" next to it must be passed over.
     let blank = tmp.path().join("blank.img");
     fs::write(&blank, vec![0u8; 1 << 20]).unwrap();
-    machine(&root, "ro quiet\n", Some(&src), &[("sr0", &iso, false), ("vda", &blank, false)]);
+    machine(
+        &root,
+        "ro quiet\n",
+        Some(&src),
+        &[("sr0", &iso, false), ("vda", &blank, false)],
+    );
     let state = tmp.path().join("state");
     let ctx = context(&root, &state);
     assert_eq!(ctx["platform"], "openstack");
@@ -76,11 +98,19 @@ fn config_drive_iso_as_cdrom() {
         fs::read_to_string(ctx["user_data"]["path"].as_str().unwrap()).unwrap(),
         "#!/bin/sh\necho This is user data\n"
     );
-    assert!(ctx["extra"]["detected_by"].as_str().unwrap().contains("config-2"));
+    assert!(ctx["extra"]["detected_by"]
+        .as_str()
+        .unwrap()
+        .contains("config-2"));
 
     // preroot.platform=none on the command line wins over the medium.
     let root2 = tmp.path().join("root2");
-    machine(&root2, "preroot.platform=none\n", None, &[("sr0", &iso, false)]);
+    machine(
+        &root2,
+        "preroot.platform=none\n",
+        None,
+        &[("sr0", &iso, false)],
+    );
     let ctx = context(&root2, &state);
     assert_eq!(ctx["source"]["kind"], "kernel-cmdline");
 }
@@ -91,7 +121,10 @@ fn nocloud_fat_seed() {
     let tmp = TempDir::new("det-fat");
     let img = tmp.path().join("seed.img");
     let src = fixture("nocloud/afterburn-kubevirt-nocloud-v2/input");
-    sh(&format!("mkfs.vfat -n CIDATA -C {} 2048 >/dev/null && mcopy -i {0} {src}/* ::", img.display()));
+    sh(&format!(
+        "mkfs.vfat -n CIDATA -C {} 2048 >/dev/null && mcopy -i {0} {src}/* ::",
+        img.display()
+    ));
     let root = tmp.path().join("root");
     machine(&root, "console=ttyS0\n", None, &[("vdb", &img, false)]);
     let ctx = context(&root, &tmp.path().join("state"));
@@ -108,7 +141,10 @@ fn ironic_config_drive_partition_on_a_loop_disk() {
     let tmp = TempDir::new("det-ironic");
     let src = fixture("openstack/glean-ovh/input/mnt/config");
     let iso = tmp.path().join("cd.iso");
-    sh(&format!("xorriso -as mkisofs -quiet -R -J -V config-2 -o {} {src}", iso.display()));
+    sh(&format!(
+        "xorriso -as mkisofs -quiet -R -J -V config-2 -o {} {src}",
+        iso.display()
+    ));
     let disk = tmp.path().join("disk.img");
     sh(&format!(
         "truncate -s 64M {0} && sgdisk -q -n 1:2048:+40M -t 1:8300 -n 4:0:0 -t 4:0700 {0} && \
@@ -118,14 +154,22 @@ fn ironic_config_drive_partition_on_a_loop_disk() {
     ));
     let lo = LoopDev::attach(&disk, None);
     let part = lo.partition(4);
-    let dev_name = Path::new(&lo.dev).file_name().unwrap().to_str().unwrap().to_string();
+    let dev_name = Path::new(&lo.dev)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     let part_name = format!("{dev_name}p4");
     let root = tmp.path().join("root");
     machine(
         &root,
         "root=LABEL=root\n",
         Some(&fixture("openstack/glean-ovh/input")),
-        &[(&part_name, &part, true), (&dev_name, Path::new(&lo.dev), false)],
+        &[
+            (&part_name, &part, true),
+            (&dev_name, Path::new(&lo.dev), false),
+        ],
     );
     let ctx = context(&root, &tmp.path().join("state"));
     assert_eq!(ctx["platform"], "openstack");

@@ -250,7 +250,7 @@ pub fn decide(cmdline: &Cmdline, dmi: &Dmi, media: &[Medium]) -> Detection {
         }
         PlatformChoice::Detect => {}
     }
-    if cmdline.ds.is_some() {
+    if cmdline.nocloud.is_some() {
         return Detection::Found {
             platform: Platform::Nocloud,
             medium: medium_for(Platform::Nocloud),

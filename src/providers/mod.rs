@@ -8,6 +8,7 @@
 //! but the state directory; never touches the network.
 
 pub mod configdrive;
+pub mod kernel;
 pub mod netconfig;
 pub mod nocloud;
 pub mod opennebula;
