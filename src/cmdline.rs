@@ -1249,7 +1249,7 @@ mod tests {
             ("::::host1:eth0:dhcp", with(ent("eth0", vec![Dhcp4]), host("host1")), 0),
             (":::::eth0:dhcp6:1280", with(ent("eth0", vec![Dhcp6]), mtu(1280)), 0),
             // kept, with a problem: bad hostname, peer, gateway with DHCP
-            ("10.0.0.2::10.0.0.1:24:bad_host:eth0:none", ent("eth0", vec![v4()]), 1),
+            ("10.0.0.2::10.0.0.1:24:-badhost:eth0:none", ent("eth0", vec![v4()]), 1),
             ("10.0.0.2:10.0.0.9:10.0.0.1:24::eth0:none", ent("eth0", vec![v4()]), 1),
             ("::10.0.0.1:24::eth0:dhcp", ent("eth0", vec![Dhcp4]), 1),
         ];
@@ -1488,7 +1488,7 @@ mod tests {
             ("ds=nocloud;s=file:///seed/", seed(false, Some("file:///seed/"), None, None), 0),
             ("\"ds=nocloud;s=https://h/a b/\"", seed(false, Some("https://h/a b/"), None, None), 0),
             ("ds=nocloud;s=ftp://x/", seed(false, None, None, None), 1),
-            ("ds=nocloud;h=bad_host;i=", seed(false, None, None, None), 2),
+            ("ds=nocloud;h=-badhost;i=", seed(false, None, None, None), 2),
             ("ds=nocloud;x=1;i", seed(false, None, None, None), 2),
             ("ds=ec2", None, 1),
             ("ds=NoCloud", None, 1),

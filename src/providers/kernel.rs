@@ -451,7 +451,7 @@ mod tests {
                 "ip=eth0:dhcp ip=10.0.0.2::10.0.0.1:24:second:eth1:none ip=::::third:eth2:dhcp",
                 Some("second"),
             ),
-            ("ip=10.0.0.2::10.0.0.1:24:bad_name:eth1:none", None),
+            ("ip=10.0.0.2::10.0.0.1:24:-badname:eth1:none", None),
         ];
         for (input, want) in cases {
             assert_eq!(hostname(&parse(input)).as_deref(), want, "case {input}");
