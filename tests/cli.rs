@@ -194,19 +194,13 @@ fn sample_bare_metal_config_drive() {
 #[test]
 fn unknown_machine_yields_cmdline_context() {
     let root = TempDir::new("cli-unknown");
-    fs::create_dir_all(root.path().join("proc")).unwrap();
-    fs::write(root.path().join("proc/cmdline"), "root=/dev/vda1 ro\n").unwrap();
-    let nic = root.path().join("sys/class/net/ens3");
-    fs::create_dir_all(&nic).unwrap();
-    fs::write(nic.join("address"), "52:54:00:12:34:56\n").unwrap();
+    common::fake_machine(
+        root.path(),
+        "root=/dev/vda1 ro\n",
+        &[("ens3", "52:54:00:12:34:56")],
+    );
     let state = TempDir::new("cli-unknown-state");
-    let ctx = json(&preroot(&[
-        "context",
-        "--root",
-        root.path().to_str().unwrap(),
-        "--state-dir",
-        state.path().to_str().unwrap(),
-    ]));
+    let ctx = json(&common::context_cmd(root.path(), state.path(), &[]));
     assert_eq!(ctx["platform"], Value::Null);
     assert_eq!(ctx["source"]["kind"], "kernel-cmdline");
     assert_eq!(ctx["host_nics"][0]["name"], "ens3");
@@ -221,13 +215,7 @@ fn dmi_platform_without_medium_says_what_is_needed() {
     fs::create_dir_all(&dmi).unwrap();
     fs::write(dmi.join("sys_vendor"), "Amazon EC2\n").unwrap();
     let state = TempDir::new("cli-ec2-state");
-    let out = preroot(&[
-        "context",
-        "--root",
-        root.path().to_str().unwrap(),
-        "--state-dir",
-        state.path().to_str().unwrap(),
-    ]);
+    let out = common::context_cmd(root.path(), state.path(), &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -243,26 +231,14 @@ fn dmi_platform_without_medium_says_what_is_needed() {
 #[test]
 fn ip_only_cmdline_context() {
     let root = TempDir::new("cli-ip");
-    fs::create_dir_all(root.path().join("proc")).unwrap();
-    fs::write(
-        root.path().join("proc/cmdline"),
+    common::fake_machine(
+        root.path(),
         "root=/dev/vda1 ip=192.0.2.10::192.0.2.1:255.255.255.0:web-1:ens3:none:192.0.2.53 \
          ip=ens4:dhcp nameserver=[2001:db8::53] preroot.timeout=soon\n",
-    )
-    .unwrap();
-    for (n, mac) in [("ens3", "52:54:00:00:00:03"), ("ens4", "52:54:00:00:00:04")] {
-        let nic = root.path().join("sys/class/net").join(n);
-        fs::create_dir_all(&nic).unwrap();
-        fs::write(nic.join("address"), mac).unwrap();
-    }
+        &[("ens3", "52:54:00:00:00:03"), ("ens4", "52:54:00:00:00:04")],
+    );
     let state = TempDir::new("cli-ip-state");
-    let ctx = json(&preroot(&[
-        "context",
-        "--root",
-        root.path().to_str().unwrap(),
-        "--state-dir",
-        state.path().to_str().unwrap(),
-    ]));
+    let ctx = json(&common::context_cmd(root.path(), state.path(), &[]));
     assert_eq!(ctx["source"]["kind"], "kernel-cmdline");
     assert_eq!(ctx["hostname"], "web-1");
     let links = ctx["network"]["links"].as_array().unwrap();

@@ -73,9 +73,10 @@ fn drive_root(input: &Path) -> PathBuf {
     }
 }
 
-fn context(kind: &str, input: &Path, state: &Path) -> Value {
-    let from = format!("{kind}:{}", drive_root(input).display());
-    let out = run(&[
+/// `preroot context --from KIND:DRIVE --root INPUT --state-dir STATE`, under a deadline.
+fn run_from(kind: &str, drive: &Path, input: &Path, state: &Path) -> Outcome {
+    let from = format!("{kind}:{}", drive.display());
+    run(&[
         "context",
         "--from",
         &from,
@@ -83,7 +84,12 @@ fn context(kind: &str, input: &Path, state: &Path) -> Value {
         input.to_str().unwrap(),
         "--state-dir",
         state.to_str().unwrap(),
-    ]);
+    ])
+}
+
+fn context(kind: &str, input: &Path, state: &Path) -> Value {
+    let from = format!("{kind}:{}", drive_root(input).display());
+    let out = run_from(kind, &drive_root(input), input, state);
     assert_eq!(
         out.code,
         Some(0),
@@ -401,16 +407,7 @@ fn malformed_inputs_fail_cleanly() {
             "configdrive"
         };
         let state = common::TempDir::new("fx-bad");
-        let from = format!("{kind}:{}", input.display());
-        let out = run(&[
-            "context",
-            "--from",
-            &from,
-            "--root",
-            input.to_str().unwrap(),
-            "--state-dir",
-            state.path().to_str().unwrap(),
-        ]);
+        let out = run_from(kind, &input, &input, state.path());
         assert_eq!(
             out.code,
             Some(1),

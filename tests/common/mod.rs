@@ -156,3 +156,29 @@ impl Drop for LoopDev {
         let _ = Command::new("losetup").args(["-d", &self.dev]).status();
     }
 }
+
+/// Writes a fake machine tree under `root`: `proc/cmdline` and `sys/class/net/<name>/address`.
+pub fn fake_machine(root: &Path, cmdline: &str, nics: &[(&str, &str)]) {
+    std::fs::create_dir_all(root.join("proc")).unwrap();
+    std::fs::write(root.join("proc/cmdline"), cmdline).unwrap();
+    for (name, mac) in nics {
+        let nic = root.join("sys/class/net").join(name);
+        std::fs::create_dir_all(&nic).unwrap();
+        std::fs::write(nic.join("address"), format!("{mac}\n")).unwrap();
+    }
+}
+
+/// `preroot context --root ROOT --state-dir STATE [extra...]`, with its output.
+pub fn context_cmd(root: &Path, state: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_preroot"))
+        .args([
+            "context",
+            "--root",
+            root.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .args(extra)
+        .output()
+        .expect("run preroot")
+}
