@@ -147,7 +147,7 @@ fn ironic_config_drive_partition_on_a_loop_disk() {
     ));
     let disk = tmp.path().join("disk.img");
     sh(&format!(
-        "truncate -s 64M {0} && sgdisk -q -n 1:2048:+40M -t 1:8300 -n 4:0:0 -t 4:0700 {0} && \
+        "truncate -s 64M {0} && sgdisk -o -n 1:2048:+40M -t 1:8300 -n 4:0:0 -t 4:0700 {0} >/dev/null && \
          dd if={1} of={0} bs=512 seek=$(sgdisk -i 4 {0} | awk '/First sector/ {{print $3}}') conv=notrunc status=none",
         disk.display(),
         iso.display()

@@ -127,8 +127,14 @@ impl LoopDev {
             String::from_utf8_lossy(&out.stderr)
         );
         let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        // Partitions appear asynchronously: ask for them and wait with a deadline.
-        let _ = Command::new("partx").args(["-u", &dev]).status();
+        // Partitions appear asynchronously, and on this kernel `partx -u` alone added only the
+        // first one: ask with -u and -a (which errors on those already there) and wait below.
+        for flag in ["-u", "-a"] {
+            let _ = Command::new("partx")
+                .args([flag, &dev])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
         LoopDev { dev }
     }
 
