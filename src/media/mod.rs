@@ -22,7 +22,10 @@ pub struct MediaError {
 #[derive(Debug)]
 pub enum MediaErrorKind {
     /// The file is bigger than the cap the caller gave.
-    TooLarge { size: u64, cap: u64 },
+    TooLarge {
+        size: u64,
+        cap: u64,
+    },
     /// The image is not a filesystem we read, or its structures are damaged.
     Corrupt(String),
     /// A path component was `..`, empty, or otherwise not allowed.
@@ -38,7 +41,9 @@ impl fmt::Display for MediaError {
                 "{}: {size} bytes, more than the {cap}-byte limit",
                 self.object
             ),
-            MediaErrorKind::Corrupt(why) => write!(f, "{}: damaged or unsupported: {why}", self.object),
+            MediaErrorKind::Corrupt(why) => {
+                write!(f, "{}: damaged or unsupported: {why}", self.object)
+            }
             MediaErrorKind::BadPath => write!(f, "{}: path not allowed", self.object),
             MediaErrorKind::Io(e) => write!(f, "{}: {e}", self.object),
         }
@@ -183,10 +188,9 @@ pub fn open(path: &Path) -> Result<(Box<dyn Tree>, crate::context::Medium), Medi
     match crate::detect::label::probe_path(path)
         .map_err(|e| MediaError::new(object.clone(), MediaErrorKind::Io(e)))?
     {
-        Some(label) if label.fs == crate::detect::label::FsType::Iso9660 => Ok((
-            Box::new(iso9660::IsoTree::open(path)?),
-            Medium::Iso9660,
-        )),
+        Some(label) if label.fs == crate::detect::label::FsType::Iso9660 => {
+            Ok((Box::new(iso9660::IsoTree::open(path)?), Medium::Iso9660))
+        }
         Some(label) if label.fs == crate::detect::label::FsType::Fat => {
             Ok((Box::new(fat::FatTree::open(path)?), Medium::Fat))
         }
