@@ -1489,11 +1489,7 @@ mod tests {
     use std::collections::BTreeSet;
     use std::path::{Path, PathBuf};
 
-    pub(crate) fn fixtures() -> PathBuf {
-        let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures"));
-        assert!(p.is_dir(), "shared fixtures missing at {}", p.display());
-        p
-    }
+    use super::testutil::fixtures;
 
     fn ok(doc: &str) -> Parsed {
         match parse(doc) {
@@ -2244,5 +2240,109 @@ mod tests {
             checked.push(case);
         }
         assert_eq!(checked.len(), 20, "cases: {checked:?}");
+    }
+}
+
+/// Test helpers shared by the NoCloud and OpenNebula tests.
+#[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
+pub(crate) mod testutil {
+    use crate::context::{HostNic, Medium, Source, SourceKind};
+    use crate::media::{MediaError, MediaErrorKind, Tree};
+    use crate::state::StateDir;
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The shared fixture corpus; CI has it beside the repository, so a missing one fails.
+    pub(crate) fn fixtures() -> PathBuf {
+        let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures"));
+        assert!(p.is_dir(), "shared fixtures missing at {}", p.display());
+        p
+    }
+
+    /// A state directory of its own, removed on drop.
+    pub(crate) struct TempState(pub(crate) StateDir);
+
+    impl TempState {
+        pub(crate) fn new(name: &str) -> TempState {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "preroot-test-{name}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            ));
+            TempState(StateDir::new(dir))
+        }
+    }
+
+    impl Drop for TempState {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(self.0.path());
+        }
+    }
+
+    /// Host NICs as the fixture describes them (`input/sys/class/net/<if>/address`).
+    pub(crate) fn host_nics(input: &Path) -> Vec<HostNic> {
+        let mut nics = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(input.join("sys/class/net")) {
+            for e in entries {
+                let e = e.unwrap();
+                let mac = std::fs::read_to_string(e.path().join("address")).unwrap();
+                nics.push(HostNic {
+                    name: e.file_name().to_str().unwrap().to_string(),
+                    mac: mac.trim().to_ascii_lowercase(),
+                });
+            }
+        }
+        nics.sort_by(|a, b| a.name.cmp(&b.name));
+        nics
+    }
+
+    pub(crate) fn source(kind: SourceKind) -> Source {
+        Source {
+            kind,
+            medium: Medium::Directory,
+            location: "/test".into(),
+            partition_of: None,
+        }
+    }
+
+    /// An in-memory tree, for cases the fixtures do not cover.
+    pub(crate) struct MemTree(pub(crate) BTreeMap<String, Vec<u8>>);
+
+    impl MemTree {
+        pub(crate) fn new(files: &[(&str, &[u8])]) -> MemTree {
+            MemTree(
+                files
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_vec()))
+                    .collect(),
+            )
+        }
+    }
+
+    impl Tree for MemTree {
+        fn read(&self, path: &str, cap: u64) -> Result<Option<Vec<u8>>, MediaError> {
+            match self.0.get(path) {
+                None => Ok(None),
+                Some(data) if data.len() as u64 > cap => Err(MediaError::new(
+                    path,
+                    MediaErrorKind::TooLarge {
+                        size: data.len() as u64,
+                        cap,
+                    },
+                )),
+                Some(data) => Ok(Some(data.clone())),
+            }
+        }
+
+        fn list(&self, _dir: &str) -> Result<Option<Vec<String>>, MediaError> {
+            Ok(Some(self.0.keys().cloned().collect()))
+        }
+
+        fn describe(&self) -> String {
+            "memory".into()
+        }
     }
 }
