@@ -267,7 +267,7 @@ fn iso_plain_names() {
 
 #[test]
 fn fat_config_drive_all_widths() {
-    require!("fat_config_drive_all_widths"; "mkfs.vfat" "mcopy");
+    require!("fat_config_drive_all_widths"; "mkfs.vfat", "mcopy");
     let tmp = TempDir::new("fat");
     let src = config_drive_tree(&tmp);
     // FAT12 (8 MiB with 4 KiB clusters), FAT16, FAT32 (needs 65525+ clusters to be proper).
@@ -311,7 +311,7 @@ fn fat_config_drive_all_widths() {
 
 #[test]
 fn fat_root_label_entry_wins() {
-    require!("fat_root_label_entry_wins"; "mkfs.vfat" "fatlabel");
+    require!("fat_root_label_entry_wins"; "mkfs.vfat", "fatlabel");
     let tmp = TempDir::new("fat-label");
     let img = tmp.path().join("seed.img");
     run(Command::new("mkfs.vfat")
@@ -330,7 +330,7 @@ fn fat_root_label_entry_wins() {
 
 #[test]
 fn nocloud_seeds_iso_and_fat() {
-    require!("nocloud_seeds_iso_and_fat"; "xorriso" "mkfs.vfat" "mcopy");
+    require!("nocloud_seeds_iso_and_fat"; "xorriso", "mkfs.vfat", "mcopy");
     let tmp = TempDir::new("nocloud");
     let mut n = 0;
     for case in std::fs::read_dir(fixtures().join("nocloud")).unwrap() {

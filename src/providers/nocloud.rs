@@ -489,7 +489,7 @@ mod tests {
             ("hostname fallback", b"instance-id: i-1\nhostname: Node-1\n", |c| {
                 c.hostname.as_deref() == Some("node-1")
             }),
-            ("bad hostname recorded, not kept", b"instance-id: i-1\nlocal-hostname: 'bad_name'\n", |c| {
+            ("bad hostname recorded, not kept", b"instance-id: i-1\nlocal-hostname: 'bad name'\n", |c| {
                 c.hostname.is_none() && c.errors.len() == 1 && c.instance_id.is_some()
             }),
             ("eni warned", b"instance-id: i-1\nnetwork-interfaces: |\n  iface eth0 inet dhcp\n", |c| {
