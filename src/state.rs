@@ -17,8 +17,12 @@ pub struct StateDir {
 }
 
 impl StateDir {
+    /// A relative `dir` is made absolute against the working directory, so the paths the
+    /// context records stay valid for whoever reads it later.
     pub fn new(dir: impl Into<PathBuf>) -> StateDir {
-        StateDir { dir: dir.into() }
+        let dir = dir.into();
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        StateDir { dir }
     }
 
     pub fn path(&self) -> &Path {

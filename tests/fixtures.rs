@@ -446,3 +446,150 @@ fn malformed_inputs_fail_cleanly() {
         );
     }
 }
+
+/// `key: value` lines of a simple YAML mapping; refuses anything fancier so the oracle stays
+/// independent of the YAML code under test and honest about what it can read.
+fn simple_yaml(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l
+                .split_once(": ")
+                .unwrap_or_else(|| panic!("oracle cannot read {l:?}"));
+            assert!(
+                !k.starts_with(' ') && !v.starts_with(['[', '{', '|', '>']),
+                "oracle cannot read {l:?}"
+            );
+            (
+                k.to_string(),
+                v.trim().trim_matches(['\'', '"']).to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn nocloud_seeds() {
+    for case in cases("nocloud") {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let input = case.join("input");
+        let state = common::TempDir::new("fx-nc");
+        let ctx = context("nocloud", &input, state.path());
+        let meta = simple_yaml(&fs::read_to_string(input.join("meta-data")).unwrap());
+        assert_eq!(ctx["platform"], "nocloud", "{name}");
+        assert_eq!(
+            ctx["instance_id"].as_str(),
+            meta.get("instance-id").map(String::as_str),
+            "{name}: instance_id"
+        );
+        let host = meta
+            .get("local-hostname")
+            .or(meta.get("hostname"))
+            .map(|h| h.to_ascii_lowercase());
+        assert_eq!(
+            ctx["hostname"].as_str(),
+            host.as_deref(),
+            "{name}: hostname"
+        );
+        assert_eq!(
+            ctx["ssh_keys"],
+            serde_json::json!([]),
+            "{name}: the seeds carry no keys"
+        );
+        assert_eq!(ctx["errors"], serde_json::json!([]), "{name}: errors");
+        if input.join("user-data").exists() {
+            let stored = fs::read(ctx["user_data"]["path"].as_str().unwrap()).unwrap();
+            assert_eq!(
+                stored,
+                fs::read(input.join("user-data")).unwrap(),
+                "{name}: user-data"
+            );
+        }
+        // The network-config describes at least one configured link.
+        assert!(
+            !described_links(&ctx).is_empty(),
+            "{name}: no link from network-config"
+        );
+    }
+}
+
+/// OpenNebula cases against cloud-init's netplan-v2 rendering of the same context.sh: per
+/// ethernet, the same MAC, address set, gateways, MTU, and name servers and search domains.
+#[test]
+fn opennebula_contexts() {
+    for case in cases("opennebula") {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let input = case.join("input");
+        let state = common::TempDir::new("fx-one");
+        let ctx = context("opennebula", &input, state.path());
+        assert_eq!(ctx["platform"], "opennebula", "{name}");
+        let expected = case.join("expected/cloudinit-v2/network-config.json");
+        if !expected.exists() {
+            continue;
+        }
+        let want: Value = serde_json::from_slice(&fs::read(&expected).unwrap()).unwrap();
+        let links = ctx["network"]["links"].as_array().unwrap();
+        for (ifname, eth) in want["ethernets"].as_object().unwrap() {
+            let mac = &eth["match"]["macaddress"];
+            let link = links
+                .iter()
+                .find(|l| l["mac"] == *mac)
+                .unwrap_or_else(|| panic!("{name}: no link for {ifname}"));
+            let addrs: BTreeSet<String> = link["addressing"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["method"] == "static")
+                .map(|a| format!("{}/{}", a["address"].as_str().unwrap(), a["prefix"]))
+                .collect();
+            let want_addrs: BTreeSet<String> = eth["addresses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(addrs, want_addrs, "{name}: {ifname} addresses");
+            for key in ["gateway4", "gateway6"] {
+                if let Some(gw) = eth.get(key) {
+                    let has = link["addressing"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|a| a["gateway"] == *gw);
+                    assert!(has, "{name}: {ifname} {key} {gw} missing");
+                }
+            }
+            if let Some(mtu) = eth.get("mtu") {
+                assert_eq!(link["mtu"], *mtu, "{name}: {ifname} mtu");
+            }
+            // cloud-init lists the global servers on every NIC; the context keeps them global.
+            let mut servers: BTreeSet<String> = BTreeSet::new();
+            let mut search: BTreeSet<String> = BTreeSet::new();
+            for dns in [&link["dns"], &ctx["network"]["dns"]] {
+                for s in dns["nameservers"].as_array().into_iter().flatten() {
+                    servers.insert(s.as_str().unwrap().to_string());
+                }
+                for s in dns["search"].as_array().into_iter().flatten() {
+                    search.insert(s.as_str().unwrap().to_string());
+                }
+            }
+            let set = |v: &Value| -> BTreeSet<String> {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|s| s.as_str().unwrap().to_string())
+                    .collect()
+            };
+            assert_eq!(
+                servers,
+                set(&eth["nameservers"]["addresses"]),
+                "{name}: {ifname} name servers"
+            );
+            assert_eq!(
+                search,
+                set(&eth["nameservers"]["search"]),
+                "{name}: {ifname} search"
+            );
+        }
+    }
+}
