@@ -2,7 +2,8 @@
 //! root of the medium, read into a [`Context`].
 //!
 //! Follows cloud-init's "NoCloud" datasource docs and `DataSourceNoCloud.py`:
-//! - `meta-data` (YAML) is required; a missing or unparseable one is a [`DatasourceError`].
+//! - `meta-data` (YAML) is required; a missing or unparseable one, or one whose
+//!   `instance-id` is not a short single value, is a [`DatasourceError`].
 //!   It may be empty: the instance id then defaults to `nocloud`, cloud-init's default, with a
 //!   warning. Keys read: `instance-id`, `local-hostname` (else `hostname`, which cloud-init
 //!   ignores but seeds in the wild use), `public-keys` (a string of lines, a list, or a map of
