@@ -462,6 +462,23 @@ fn map<'a>(node: &'a Node, path: &str) -> Result<&'a [(String, Node)], String> {
     }
 }
 
+/// A mapping's entries in document order, keeping only the last of repeated keys (PyYAML's
+/// reading of a duplicate key).
+fn entries<'a>(node: &'a Node, path: &str) -> Result<Vec<(&'a str, &'a Node)>, String> {
+    let all = map(node, path)?;
+    let last: BTreeMap<&str, usize> = all
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (k.as_str(), i))
+        .collect();
+    Ok(all
+        .iter()
+        .enumerate()
+        .filter(|(i, (k, _))| last.get(k.as_str()) == Some(i))
+        .map(|(_, (k, v))| (k.as_str(), v))
+        .collect())
+}
+
 /// A sequence's items; null counts as empty.
 fn seq<'a>(node: &'a Node, path: &str) -> Result<&'a [Node], String> {
     match node {
@@ -884,7 +901,7 @@ fn bond_kind(
     let mut options = BTreeMap::new();
     if let Some(p) = params {
         let ppath = child(path, if v1 { "params" } else { "parameters" });
-        for (key, value) in map(p, &ppath)? {
+        for (key, value) in entries(p, &ppath)? {
             let kpath = child(&ppath, key);
             let name = if v1 {
                 key.strip_prefix("bond-")
@@ -923,7 +940,7 @@ fn bridge_kind(
     let mut options = BTreeMap::new();
     if let Some(p) = params {
         let ppath = child(path, if v1 { "params" } else { "parameters" });
-        for (key, value) in map(p, &ppath)? {
+        for (key, value) in entries(p, &ppath)? {
             let kpath = child(&ppath, key);
             let name = if v1 {
                 v1_bridge_key(key)
@@ -1289,7 +1306,7 @@ fn v2(root: &Node, b: &mut Builder) -> Result<(), String> {
         }
     }
     if let Some(eths) = opt(root, "ethernets") {
-        for (id, dev) in map(eths, "ethernets")? {
+        for (id, dev) in entries(eths, "ethernets")? {
             let path = child("ethernets", id);
             map(dev, &path)?;
             let link = v2_ethernet(id, dev, &path, b)?;
@@ -1297,7 +1314,7 @@ fn v2(root: &Node, b: &mut Builder) -> Result<(), String> {
         }
     }
     if let Some(bonds) = opt(root, "bonds") {
-        for (id, dev) in map(bonds, "bonds")? {
+        for (id, dev) in entries(bonds, "bonds")? {
             let path = child("bonds", id);
             map(dev, &path)?;
             let name = ifname(id, &path)?;
@@ -1311,7 +1328,7 @@ fn v2(root: &Node, b: &mut Builder) -> Result<(), String> {
         }
     }
     if let Some(vlans) = opt(root, "vlans") {
-        for (id, dev) in map(vlans, "vlans")? {
+        for (id, dev) in entries(vlans, "vlans")? {
             let path = child("vlans", id);
             map(dev, &path)?;
             let name = ifname(id, &path)?;
@@ -1325,7 +1342,7 @@ fn v2(root: &Node, b: &mut Builder) -> Result<(), String> {
         }
     }
     if let Some(bridges) = opt(root, "bridges") {
-        for (id, dev) in map(bridges, "bridges")? {
+        for (id, dev) in entries(bridges, "bridges")? {
             let path = child("bridges", id);
             map(dev, &path)?;
             let name = ifname(id, &path)?;
@@ -1562,6 +1579,13 @@ mod tests {
         assert_eq!(link(&p, "eth0").addressing, vec![Addressing::Dhcp4]);
         let p = ok(r#"{"version": 2, "ethernets": {"eth0": {"dhcp4": true}}}"#);
         assert_eq!(link(&p, "eth0").addressing, vec![Addressing::Dhcp4]);
+    }
+
+    #[test]
+    fn duplicate_keys_last_wins() {
+        let p = ok("version: 2\nethernets:\n  eth0: {dhcp4: true}\n  eth0: {dhcp6: true}\n");
+        assert_eq!(p.network.links.len(), 1);
+        assert_eq!(link(&p, "eth0").addressing, vec![Addressing::Dhcp6]);
     }
 
     #[test]

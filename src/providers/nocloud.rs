@@ -2,7 +2,8 @@
 //! root of the medium, read into a [`Context`].
 //!
 //! Follows cloud-init's "NoCloud" datasource docs and `DataSourceNoCloud.py`:
-//! - `meta-data` (YAML) is required; a missing or unparseable one is a [`DatasourceError`].
+//! - `meta-data` (YAML) is required; a missing or unparseable one, or one whose
+//!   `instance-id` is not a short single value, is a [`DatasourceError`].
 //!   It may be empty: the instance id then defaults to `nocloud`, cloud-init's default, with a
 //!   warning. Keys read: `instance-id`, `local-hostname` (else `hostname`, which cloud-init
 //!   ignores but seeds in the wild use), `public-keys` (a string of lines, a list, or a map of
@@ -16,15 +17,21 @@
 //!   NICs. An empty document counts as absent. `config: disabled` means: leave the network
 //!   alone, so no links and no DHCP fallback (recorded as a warning).
 //!
+//! - Without `network-config`, legacy `network-interfaces` in meta-data (Debian ENI text, as
+//!   cloud-init's `eni.convert_eni_data`) is read by [`parse_eni`] for its simple forms:
+//!   `iface <if> inet|inet6 dhcp|static|manual|auto` with `address` (optionally
+//!   `/prefix`), `netmask`, `gateway`, `mtu`, `hwaddress [ether] <mac>`, `dns-nameservers`,
+//!   `dns-search`. Commands (`up`, `pre-up`, `post-up` ...) are never run and are warned
+//!   about, as are bonds, bridges, VLAN options and `source` lines, which are skipped.
+//!
 //! Not supported: `seedfrom` (fetching the seed from elsewhere), the kernel command line and
-//! DMI serial forms (`ds=nocloud;h=...`; `cmdline.rs` owns the command line), and legacy
-//! `network-interfaces` (ENI text) in meta-data, which is warned about and ignored.
+//! DMI serial forms (`ds=nocloud;h=...`; `cmdline.rs` owns the command line).
 //! Other meta-data keys are dropped, except an allow-list of plain values copied to `extra`.
 //!
 //! Caps: `meta-data` and `network-config` [`METADATA_CAP`], user/vendor data
 //! [`USERDATA_CAP`], ssh keys [`super::MAX_SSH_KEYS`].
 
-use crate::context::{Context, Platform};
+use crate::context::{normalize_mac, Addressing, Context, Link, LinkKind, Network, Platform};
 use crate::providers::netconfig::{self, load_yaml, Node};
 use crate::providers::{
     self, add_ssh_keys, set_hostname, store_secret, utf8, DatasourceError, Input, METADATA_CAP,
@@ -77,18 +84,42 @@ pub fn read(input: &Input) -> Result<Context, DatasourceError> {
         }
     }
 
-    let disabled = network_config(&mut ctx, input);
-    if md.get("network-interfaces").is_some() {
-        ctx.warn(
-            "datasource",
-            "meta-data: network-interfaces",
-            "legacy ENI network configuration is not supported; ignored",
-        );
+    let net = network_config(&mut ctx, input);
+    if let Some(eni) = md.get("network-interfaces") {
+        const OBJECT: &str = "meta-data: network-interfaces";
+        match (net, eni.as_text()) {
+            (NetworkConfig::Absent, Some(text)) => match parse_eni(text) {
+                Ok((network, warnings)) => {
+                    for w in warnings {
+                        ctx.warn("datasource", OBJECT, w);
+                    }
+                    ctx.network = network;
+                }
+                Err(e) => ctx.error("datasource", OBJECT, e),
+            },
+            (NetworkConfig::Absent, None) => ctx.error("datasource", OBJECT, "not a string"),
+            _ => ctx.warn(
+                "datasource",
+                OBJECT,
+                "network-config takes precedence; ignored",
+            ),
+        }
     }
-    if !disabled {
+    if net != NetworkConfig::Disabled {
         ctx.match_nics(false);
     }
     Ok(ctx)
+}
+
+/// What `network-config` amounted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NetworkConfig {
+    /// No file, or an empty document.
+    Absent,
+    /// `config: disabled`.
+    Disabled,
+    /// Present: used, or broken and recorded.
+    Present,
 }
 
 /// Fills instance id, hostname, ssh keys and `extra` from meta-data.
@@ -183,31 +214,31 @@ fn public_keys(ctx: &mut Context, node: &Node) {
     }
 }
 
-/// Reads and parses `network-config` into `ctx.network`; returns whether it disables
-/// networking. Never fails: every problem with this optional file is recorded in `ctx`.
-fn network_config(ctx: &mut Context, input: &Input) -> bool {
+/// Reads and parses `network-config` into `ctx.network`. Never fails: every problem with
+/// this optional file is recorded in `ctx`.
+fn network_config(ctx: &mut Context, input: &Input) -> NetworkConfig {
     const FILE: &str = "network-config";
     let raw = match providers::read(input.tree, FILE, METADATA_CAP) {
         Ok(Some(raw)) => raw,
-        Ok(None) => return false,
+        Ok(None) => return NetworkConfig::Absent,
         Err(e) => {
             ctx.error("datasource", FILE, e.message);
-            return false;
+            return NetworkConfig::Present;
         }
     };
     let text = match utf8(&raw, FILE) {
         Ok(t) => t,
         Err(e) => {
             ctx.error("datasource", FILE, e.message);
-            return false;
+            return NetworkConfig::Present;
         }
     };
     let root = match load_yaml(text) {
-        Ok(Node::Null) => return false,
+        Ok(Node::Null) => return NetworkConfig::Absent,
         Ok(root) => root,
         Err(e) => {
             ctx.error("datasource", FILE, e);
-            return false;
+            return NetworkConfig::Present;
         }
     };
     match netconfig::parse_node(&root) {
@@ -221,13 +252,257 @@ fn network_config(ctx: &mut Context, input: &Input) -> bool {
                     FILE,
                     "config: disabled; the network is left alone (no DHCP fallback)",
                 );
-                return true;
+                return NetworkConfig::Disabled;
             }
             ctx.network = parsed.network;
         }
         Err(e) => ctx.error("datasource", FILE, e),
     }
-    false
+    NetworkConfig::Present
+}
+
+/// Parses the simple forms of Debian `/etc/network/interfaces` text (see the module docs).
+/// Pure; returns the network and warnings, or an error naming the line.
+pub fn parse_eni(text: &str) -> Result<(Network, Vec<String>), String> {
+    let mut links: Vec<Link> = Vec::new();
+    let mut warnings = Vec::new();
+    // Index of the link the current `iface` stanza configures, and its family.
+    let mut current: Option<(usize, bool)> = None;
+    // Joins `\`-continued lines, keeping the first line's number.
+    let mut logical: Vec<(usize, String)> = Vec::new();
+    let mut pending: Option<(usize, String)> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let n = i.saturating_add(1);
+        let (start, mut acc) = pending.take().unwrap_or((n, String::new()));
+        match raw.strip_suffix('\\') {
+            Some(head) => {
+                acc.push_str(head);
+                acc.push(' ');
+                pending = Some((start, acc));
+            }
+            None => {
+                acc.push_str(raw);
+                logical.push((start, acc));
+            }
+        }
+    }
+    logical.extend(pending);
+    // Addresses given without a prefix and not (yet) followed by a netmask.
+    let mut unmasked: Vec<(usize, String)> = Vec::new();
+    for (n, line) in logical {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some((&keyword, args)) = words.split_first() else {
+            continue;
+        };
+        if keyword.starts_with('#') {
+            continue;
+        }
+        let at = |msg: String| format!("line {n}: {msg}");
+        match keyword {
+            "auto" | "allow-hotplug" | "allow-auto" => current = None,
+            "source" | "source-directory" | "mapping" => {
+                current = None;
+                warnings.push(at(format!("{keyword} is not supported; skipped")));
+            }
+            "iface" => {
+                let [name, family, method] = args else {
+                    return Err(at("expected `iface <name> <inet|inet6> <method>`".into()));
+                };
+                let v6 = match *family {
+                    "inet" => false,
+                    "inet6" => true,
+                    other => return Err(at(format!("unknown address family {other:?}"))),
+                };
+                if *method == "loopback" {
+                    current = None;
+                    continue;
+                }
+                let idx = match links.iter().position(|l| l.id == *name) {
+                    Some(idx) => idx,
+                    None => {
+                        if links.len() >= super::MAX_LINKS {
+                            return Err(at(format!("more than {} interfaces", super::MAX_LINKS)));
+                        }
+                        let mut link = Link::new(*name, LinkKind::Physical);
+                        link.name = Some(
+                            eni_ifname(name)
+                                .ok_or_else(|| at(format!("{name:?} is not an interface name")))?,
+                        );
+                        links.push(link);
+                        links.len().saturating_sub(1)
+                    }
+                };
+                let link = links.get_mut(idx).ok_or_else(|| at("internal".into()))?;
+                match (*method, v6) {
+                    ("dhcp", false) => link.addressing.push(Addressing::Dhcp4),
+                    ("dhcp", true) => link.addressing.push(Addressing::Dhcp6),
+                    ("auto", true) => link
+                        .addressing
+                        .push(Addressing::Slaac { dhcp6_info: false }),
+                    ("static" | "manual", _) => {}
+                    (other, _) => return Err(at(format!("unknown method {other:?}"))),
+                }
+                // Options (mtu, hwaddress, dns ...) apply whatever the method.
+                current = Some((idx, v6));
+            }
+            option => {
+                let Some((idx, v6)) = current else {
+                    return Err(at(format!("{option:?} outside an iface stanza")));
+                };
+                let link = links.get_mut(idx).ok_or_else(|| at("internal".into()))?;
+                match (option, args) {
+                    ("address", [a]) if !a.contains('/') => unmasked.push((n, a.to_string())),
+                    ("netmask", _) => {
+                        unmasked.pop();
+                    }
+                    _ => {}
+                }
+                eni_option(link, v6, option, args, &mut warnings).map_err(at)?;
+            }
+        }
+    }
+    for (n, a) in unmasked {
+        warnings.push(format!(
+            "line {n}: address {a} has no prefix or netmask; using /24 (/64 for IPv6) as \
+             cloud-init does"
+        ));
+    }
+    Ok((
+        Network {
+            links,
+            dns: Default::default(),
+        },
+        warnings,
+    ))
+}
+
+fn eni_ifname(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'));
+    ok.then(|| name.to_string())
+}
+
+/// One option line inside an `iface` stanza.
+fn eni_option(
+    link: &mut Link,
+    v6: bool,
+    option: &str,
+    args: &[&str],
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    let one = || match args {
+        [v] => Ok(*v),
+        _ => Err(format!("{option} takes one value")),
+    };
+    match option {
+        "address" => {
+            let raw = one()?;
+            let (address, prefix) = match netconfig::parse_cidr(raw) {
+                Some(cidr) => cidr,
+                None => {
+                    let a: std::net::IpAddr = raw
+                        .parse()
+                        .map_err(|_| format!("address {raw:?} is not an IP address"))?;
+                    // A netmask line may follow; until then cloud-init's default.
+                    (a, if a.is_ipv4() { 24 } else { 64 })
+                }
+            };
+            if address.is_ipv6() != v6 {
+                return Err(format!("address {raw} does not match the stanza's family"));
+            }
+            link.addressing.push(Addressing::Static {
+                address,
+                prefix,
+                gateway: None,
+            });
+        }
+        "netmask" => {
+            let raw = one()?;
+            let last = link.addressing.iter_mut().rev().find_map(|a| match a {
+                Addressing::Static {
+                    address, prefix, ..
+                } => Some((address, prefix)),
+                _ => None,
+            });
+            let Some((address, prefix)) = last else {
+                return Err("netmask before address".into());
+            };
+            *prefix = netconfig::parse_cidr(&format!("{address}/{raw}"))
+                .map(|(_, p)| p)
+                .ok_or_else(|| format!("netmask {raw:?} is not valid for {address}"))?;
+        }
+        "gateway" => {
+            let raw = one()?;
+            let gw: std::net::IpAddr = raw
+                .parse()
+                .map_err(|_| format!("gateway {raw:?} is not an IP address"))?;
+            let slot = link.addressing.iter_mut().rev().find_map(|a| match a {
+                Addressing::Static {
+                    address, gateway, ..
+                } if address.is_ipv6() == gw.is_ipv6() => Some(gateway),
+                _ => None,
+            });
+            match slot {
+                Some(g) => *g = Some(gw),
+                None => link.routes.push(crate::context::Route {
+                    to: if gw.is_ipv4() { "0.0.0.0/0" } else { "::/0" }.into(),
+                    via: Some(gw),
+                    metric: None,
+                }),
+            }
+        }
+        "mtu" => {
+            let raw = one()?;
+            link.mtu = Some(
+                raw.parse::<u32>()
+                    .ok()
+                    .filter(|m| (68..=65535).contains(m))
+                    .ok_or_else(|| format!("mtu {raw:?} is not 68..=65535"))?,
+            );
+        }
+        "hwaddress" => {
+            let raw = match args {
+                ["ether", mac] | [mac] => *mac,
+                _ => return Err("hwaddress takes `[ether] <mac>`".into()),
+            };
+            link.mac =
+                Some(normalize_mac(raw).ok_or_else(|| format!("hwaddress {raw:?} is not a MAC"))?);
+        }
+        "dns-nameservers" => {
+            for raw in args {
+                let ns: std::net::IpAddr = raw
+                    .parse()
+                    .map_err(|_| format!("dns-nameservers: {raw:?} is not an IP address"))?;
+                if !link.dns.nameservers.contains(&ns)
+                    && link.dns.nameservers.len() < netconfig::MAX_DNS
+                {
+                    link.dns.nameservers.push(ns);
+                }
+            }
+        }
+        "dns-search" => {
+            for raw in args {
+                let d = raw.to_ascii_lowercase();
+                if !link.dns.search.contains(&d) && link.dns.search.len() < netconfig::MAX_DNS {
+                    link.dns.search.push(d);
+                }
+            }
+        }
+        "up" | "down" | "pre-up" | "post-up" | "pre-down" | "post-down" => {
+            warnings.push(format!(
+                "{}: {option} commands are never run; ignored",
+                link.id
+            ));
+        }
+        other => warnings.push(format!(
+            "{}: option {other:?} is not supported; ignored",
+            link.id
+        )),
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -492,8 +767,11 @@ mod tests {
             ("bad hostname recorded, not kept", b"instance-id: i-1\nlocal-hostname: 'bad name'\n", |c| {
                 c.hostname.is_none() && c.errors.len() == 1 && c.instance_id.is_some()
             }),
-            ("eni warned", b"instance-id: i-1\nnetwork-interfaces: |\n  iface eth0 inet dhcp\n", |c| {
-                c.warnings.iter().any(|w| w.object.contains("network-interfaces"))
+            ("eni read", b"instance-id: i-1\nnetwork-interfaces: |\n  iface eth0 inet dhcp\n", |c| {
+                c.network.links.len() == 1 && c.network.links[0].addressing == [Addressing::Dhcp4]
+            }),
+            ("eni broken", b"instance-id: i-1\nnetwork-interfaces: |\n  iface eth0\n", |c| {
+                c.errors.len() == 1 && c.errors[0].object == "meta-data: network-interfaces"
             }),
             ("extra allow-list", b"instance-id: i-1\ndsmode: local\nsecret-thing: x\n", |c| {
                 c.extra.get("dsmode").is_some() && c.extra.get("secret-thing").is_none()
@@ -503,6 +781,100 @@ mod tests {
             let tree = MemTree::new(&[("meta-data", md)]);
             let ctx = run(&tree, Vec::new()).unwrap_or_else(|e| panic!("case {case}: {e}"));
             assert!(check(&ctx), "case {case}: {ctx:#?}");
+        }
+    }
+
+    #[test]
+    fn eni_simple_stanzas() {
+        let text = "# Proxmox style\nauto lo\niface lo inet loopback\n\nauto eth0\n\
+            iface eth0 inet static\n    address 192.168.1.10\n    netmask 255.255.255.0\n\
+            \x20   gateway 192.168.1.1\n    dns-nameservers 1.1.1.1 \\\n      8.8.8.8\n\
+            \x20   dns-search Example.com\n    hwaddress ether 52:54:00:AA:BB:CC\n    mtu 9000\n\
+            \x20   post-up /bin/false\n\
+            iface eth0 inet6 static\n    address 2001:db8::10/64\n    gateway 2001:db8::1\n\
+            iface eth1 inet dhcp\niface eth1 inet6 auto\n\
+            iface eth2 inet static\n    address 10.0.0.5\n";
+        let (net, warnings) = parse_eni(text).unwrap();
+        let ids: Vec<&str> = net.links.iter().map(|l| l.id.as_str()).collect();
+        assert_eq!(ids, ["eth0", "eth1", "eth2"]);
+        let eth0 = &net.links[0];
+        assert_eq!(eth0.name.as_deref(), Some("eth0"));
+        assert_eq!(eth0.mac.as_deref(), Some("52:54:00:aa:bb:cc"));
+        assert_eq!(eth0.mtu, Some(9000));
+        assert_eq!(
+            eth0.addressing,
+            [
+                Addressing::Static {
+                    address: "192.168.1.10".parse().unwrap(),
+                    prefix: 24,
+                    gateway: Some("192.168.1.1".parse().unwrap()),
+                },
+                Addressing::Static {
+                    address: "2001:db8::10".parse().unwrap(),
+                    prefix: 64,
+                    gateway: Some("2001:db8::1".parse().unwrap()),
+                },
+            ]
+        );
+        assert_eq!(eth0.dns.nameservers.len(), 2);
+        assert_eq!(eth0.dns.search, ["example.com"]);
+        assert_eq!(
+            net.links[1].addressing,
+            [Addressing::Dhcp4, Addressing::Slaac { dhcp6_info: false }]
+        );
+        assert!(matches!(
+            net.links[2].addressing[..],
+            [Addressing::Static { prefix: 24, .. }]
+        ));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("never run"), "{warnings:?}");
+        assert!(warnings[1].contains("no prefix or netmask"), "{warnings:?}");
+
+        let bad = [
+            (
+                "iface eth0 inet\n",
+                "line 1: expected `iface <name> <inet|inet6> <method>`",
+            ),
+            (
+                "iface eth0 ipx static\n",
+                "line 1: unknown address family \"ipx\"",
+            ),
+            ("iface eth0 inet ppp\n", "line 1: unknown method \"ppp\""),
+            (
+                "address 10.0.0.1\n",
+                "line 1: \"address\" outside an iface stanza",
+            ),
+            (
+                "iface e inet static\n address 10.0.0.x\n",
+                "line 2: address \"10.0.0.x\" is not an IP address",
+            ),
+            (
+                "iface e inet static\n address 2001:db8::1/64\n",
+                "line 2: address 2001:db8::1/64 does not match the stanza's family",
+            ),
+            (
+                "iface e inet static\n netmask 255.0.0.0\n",
+                "line 2: netmask before address",
+            ),
+            (
+                "iface e inet static\n address 10.0.0.1\n netmask 255.0.255.0\n",
+                "line 3: netmask \"255.0.255.0\" is not valid for 10.0.0.1",
+            ),
+            (
+                "iface e inet dhcp\n mtu 9\n",
+                "line 2: mtu \"9\" is not 68..=65535",
+            ),
+            (
+                "iface e inet dhcp\n hwaddress ether zz\n",
+                "line 2: hwaddress \"zz\" is not a MAC",
+            ),
+            (
+                "iface e/x inet dhcp\n",
+                "line 1: \"e/x\" is not an interface name",
+            ),
+        ];
+        for (text, want) in bad {
+            assert_eq!(parse_eni(text).unwrap_err(), want, "case {text:?}");
         }
     }
 
@@ -587,6 +959,23 @@ mod tests {
             ctx.vendor_data.as_ref().unwrap().kind,
             crate::context::PayloadType::Script
         );
+        // ENI in meta-data yields to network-config.
+        let tree = MemTree::new(&[
+            (
+                "meta-data",
+                b"instance-id: i-1\nnetwork-interfaces: 'iface eth0 inet dhcp'\n",
+            ),
+            (
+                "network-config",
+                b"version: 2\nethernets: {eth0: {addresses: [10.0.0.1/24]}}\n",
+            ),
+        ]);
+        let ctx = run(&tree, vec![nic.clone()]).unwrap();
+        assert!(!ctx.network.links[0].addressing.contains(&Addressing::Dhcp4));
+        assert!(ctx
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("precedence")));
         // Oversized user-data: recorded, the rest kept.
         let big = vec![b'x'; USERDATA_CAP as usize + 1];
         let tree = MemTree::new(&[("meta-data", b"instance-id: i-1\n"), ("user-data", &big)]);
