@@ -831,20 +831,6 @@ fn option_value(node: &Node, path: &str) -> Result<String, String> {
     }
 }
 
-/// Kernel bonding mode name from a name or the kernel's number.
-pub fn bond_mode(raw: &str) -> Option<&'static str> {
-    Some(match raw.trim().to_ascii_lowercase().as_str() {
-        "0" | "balance-rr" => "balance-rr",
-        "1" | "active-backup" => "active-backup",
-        "2" | "balance-xor" => "balance-xor",
-        "3" | "broadcast" => "broadcast",
-        "4" | "802.3ad" => "802.3ad",
-        "5" | "balance-tlb" => "balance-tlb",
-        "6" | "balance-alb" => "balance-alb",
-        _ => return None,
-    })
-}
-
 /// netplan bond parameter → kernel sysfs option name.
 fn v2_bond_key(key: &str) -> String {
     match key {
@@ -917,7 +903,7 @@ fn bond_kind(
             }
             if name == "mode" {
                 let raw = text(value, &kpath)?;
-                mode = bond_mode(raw)
+                mode = crate::context::bond_mode_name(raw)
                     .ok_or_else(|| format!("{kpath}: {raw:?} is not a bonding mode"))?;
             } else {
                 options.insert(name, option_value(value, &kpath)?);
@@ -1565,7 +1551,7 @@ mod tests {
             ("lacp", None),
         ];
         for (raw, want) in cases {
-            assert_eq!(bond_mode(raw), want, "case {raw:?}");
+            assert_eq!(crate::context::bond_mode_name(raw), want, "case {raw:?}");
         }
     }
 
