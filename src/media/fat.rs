@@ -266,7 +266,7 @@ impl FatTree {
     fn read_into(&self, offset: u64, buf: &mut [u8], what: &str) -> Result<(), MediaError> {
         let len = buf.len();
         let end = u64::try_from(len).ok().and_then(|l| offset.checked_add(l));
-        if !end.is_some_and(|e| e <= self.size) {
+        if end.is_none_or(|e| e > self.size) {
             return Err(self.corrupt(format!(
                 "{what} at byte {offset} (+{len}) runs past the end of the image ({} bytes)",
                 self.size

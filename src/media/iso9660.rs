@@ -214,7 +214,7 @@ impl IsoTree {
     /// Reads exactly `len` bytes at `offset`, or says which structure runs past the end.
     fn read_exact(&self, offset: u64, len: usize, what: &str) -> Result<Vec<u8>, MediaError> {
         let end = u64::try_from(len).ok().and_then(|l| offset.checked_add(l));
-        if !end.is_some_and(|e| e <= self.size) {
+        if end.is_none_or(|e| e > self.size) {
             return Err(self.corrupt(format!(
                 "{what} at byte {offset} (+{len}) runs past the end of the image ({} bytes)",
                 self.size
