@@ -7,7 +7,7 @@ CARGO ?= cargo
 MUSL := x86_64-unknown-linux-musl
 STATIC := target/$(MUSL)/release/preroot
 # Tools the tests use to build real media (ISO9660, FAT, ext4, GPT) and loop devices.
-APT_PACKAGES := xorriso dosfstools mtools gdisk e2fsprogs util-linux
+APT_PACKAGES := xorriso genisoimage dosfstools mtools gdisk e2fsprogs util-linux
 DEMO := target/demo
 
 .PHONY: all demo check test lint nopanic static size deps deps-apt deps-rust clean

@@ -384,3 +384,447 @@ fn ext4_label_only() {
         .expect("ext4 is not read in user space");
     assert!(matches!(e.kind, MediaErrorKind::Corrupt(_)), "{e}");
 }
+
+#[test]
+fn iso_genisoimage_relocated_deep_dirs() {
+    require!("iso_genisoimage_relocated_deep_dirs"; "genisoimage");
+    let tmp = TempDir::new("iso-geniso");
+    let src = config_drive_tree(&tmp);
+    let iso = tmp.path().join("config.iso");
+    // genisoimage moves directories deeper than 8 levels to rr_moved and links them back with
+    // Rock Ridge CL/PL/RE entries; the reader must show them in their real place only.
+    run(Command::new("genisoimage")
+        .args(["-quiet", "-R", "-J", "-V", "config-2", "-o"])
+        .arg(&iso)
+        .arg(&src));
+    assert_eq!(
+        probe_path(&iso).unwrap(),
+        label(FsType::Iso9660, "config-2"),
+        "label"
+    );
+    let (tree, _) = media::open(&iso).unwrap();
+    let mut root = tree.list("").unwrap().unwrap();
+    root.retain(|n| n != "rr_moved");
+    assert_eq!(root, vec!["a", "ec2", "openstack", "sys"], "root listing");
+    let (files, _) = walk(&src);
+    for f in &files {
+        let want = std::fs::read(src.join(f)).unwrap();
+        assert_eq!(
+            tree.read(f, 1 << 20).unwrap(),
+            Some(want),
+            "contents of {f}"
+        );
+    }
+    assert_eq!(
+        tree.list("a/b/c/d/e/f/g/h/i/j").unwrap(),
+        Some(vec!["Deep_File.Txt".to_string()]),
+        "relocated directory listed in place"
+    );
+    assert_paths_and_caps(tree.as_ref(), "genisoimage");
+}
+
+// ---- damaged and hostile images ----
+
+/// Expects a clean error of kind Corrupt (not Io, not a panic).
+fn assert_corrupt<T: std::fmt::Debug>(r: Result<T, media::MediaError>, case: &str) {
+    match r {
+        Err(e) => assert!(matches!(e.kind, MediaErrorKind::Corrupt(_)), "{case}: {e}"),
+        Ok(v) => panic!("{case}: expected a Corrupt error, got {v:?}"),
+    }
+}
+
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// Sets a both-byte-order 32-bit field (ECMA-119 §7.3.3).
+fn put_both32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    b[at + 4..at + 8].copy_from_slice(&v.to_be_bytes());
+}
+
+/// A Rock Ridge config drive ISO and the byte offsets of its root directory's records.
+struct RrIso {
+    _tmp: TempDir,
+    path: PathBuf,
+    bytes: Vec<u8>,
+    /// Byte offset of the root directory.
+    root: usize,
+    /// Offsets of the root's records: `.`, `..`, then `a`, `ec2`, …
+    records: Vec<usize>,
+}
+
+fn rr_iso(tag: &str) -> RrIso {
+    let tmp = TempDir::new(tag);
+    let src = config_drive_tree(&tmp);
+    let path = tmp.path().join("x.iso");
+    xorriso(&src, &path, &["-R", "-J"], "config-2");
+    let bytes = std::fs::read(&path).unwrap();
+    let root = le32(&bytes, 32768 + 156 + 2) as usize * 2048;
+    let mut records = Vec::new();
+    let mut at = root;
+    while bytes[at] != 0 {
+        records.push(at);
+        at += bytes[at] as usize;
+    }
+    RrIso {
+        _tmp: tmp,
+        path,
+        bytes,
+        root,
+        records,
+    }
+}
+
+#[test]
+fn iso_truncated() {
+    require!("iso_truncated"; "xorriso");
+    let iso = rr_iso("iso-trunc");
+    std::fs::write(&iso.path, &iso.bytes[..40 * 1024]).unwrap();
+    // The descriptors are still there, so the label is; the directories are not.
+    assert_eq!(
+        probe_path(&iso.path).unwrap(),
+        label(FsType::Iso9660, "config-2"),
+        "label"
+    );
+    assert_corrupt(media::open(&iso.path).map(|_| ()), "open truncated");
+}
+
+#[test]
+fn iso_bad_record_length() {
+    require!("iso_bad_record_length"; "xorriso");
+    let mut iso = rr_iso("iso-reclen");
+    // The third root record (`a`) claims 20 bytes: shorter than a record's fixed part.
+    iso.bytes[iso.records[2]] = 20;
+    std::fs::write(&iso.path, &iso.bytes).unwrap();
+    let (tree, _) = media::open(&iso.path).unwrap();
+    assert_corrupt(tree.list(""), "list root");
+    assert_corrupt(
+        tree.read("openstack/latest/meta_data.json", 1 << 20),
+        "read",
+    );
+    // A name length running past its record.
+    let mut iso = rr_iso("iso-reclen2");
+    let last = *iso.records.last().unwrap();
+    iso.bytes[last + 32] = 250;
+    std::fs::write(&iso.path, &iso.bytes).unwrap();
+    let (tree, _) = media::open(&iso.path).unwrap();
+    assert_corrupt(tree.list(""), "name past its record");
+}
+
+#[test]
+fn iso_directory_pointing_at_itself() {
+    require!("iso_directory_pointing_at_itself"; "xorriso");
+    let mut iso = rr_iso("iso-self");
+    // `a` now has the root's extent: a/a/a/… is the root again, forever.
+    let root_lba = (iso.root / 2048) as u32;
+    let root_len = le32(&iso.bytes, iso.records[0] + 10);
+    let a = iso.records[2];
+    put_both32(&mut iso.bytes, a + 2, root_lba);
+    put_both32(&mut iso.bytes, a + 10, root_len);
+    std::fs::write(&iso.path, &iso.bytes).unwrap();
+    let (tree, _) = media::open(&iso.path).unwrap();
+    let root = tree.list("").unwrap();
+    let deep = vec!["a"; 64].join("/");
+    assert_eq!(
+        tree.list(&deep).unwrap(),
+        root,
+        "64 levels of a/ is the root"
+    );
+    let too_deep = vec!["a"; 65].join("/");
+    let e = tree.list(&too_deep).expect_err("65 levels");
+    assert!(matches!(e.kind, MediaErrorKind::BadPath), "{e}");
+}
+
+#[test]
+fn iso_continuation_loop() {
+    require!("iso_continuation_loop"; "xorriso");
+    let mut iso = rr_iso("iso-ce");
+    // Point the root `.` record's CE entry back at its own System Use field: an endless chain.
+    let dot = iso.records[0];
+    let su = dot + 34;
+    let end = dot + iso.bytes[dot] as usize;
+    let mut at = su;
+    while &iso.bytes[at..at + 2] != b"CE" {
+        at += iso.bytes[at + 2] as usize;
+        assert!(at + 4 <= end, "xorriso wrote no CE entry in the root");
+    }
+    put_both32(&mut iso.bytes, at + 4, (iso.root / 2048) as u32);
+    put_both32(&mut iso.bytes, at + 12, (su - iso.root) as u32);
+    put_both32(&mut iso.bytes, at + 20, (end - su) as u32);
+    std::fs::write(&iso.path, &iso.bytes).unwrap();
+    assert_corrupt(media::open(&iso.path).map(|_| ()), "CE loop");
+}
+
+/// A FAT16 image with `DIR/` (several files) and a multi-cluster `BIG.TXT` in the root.
+struct Fat16 {
+    _tmp: TempDir,
+    path: PathBuf,
+    bytes: Vec<u8>,
+    bpb: preroot::detect::label::fat::Bpb,
+}
+
+impl Fat16 {
+    fn root_entry(&self, name: &[u8; 11]) -> usize {
+        let (at, len) = self.bpb.root_dir_region().unwrap();
+        (at as usize..(at + len) as usize)
+            .step_by(32)
+            .find(|e| &self.bytes[*e..*e + 11] == name)
+            .unwrap_or_else(|| panic!("no {:?} in the root", String::from_utf8_lossy(name)))
+    }
+
+    fn first_cluster(&self, name: &[u8; 11]) -> u16 {
+        let e = self.root_entry(name);
+        u16::from_le_bytes([self.bytes[e + 26], self.bytes[e + 27]])
+    }
+
+    fn set_fat(&mut self, cluster: u16, value: u16) {
+        let at = self.bpb.fat_offset() as usize + 2 * cluster as usize;
+        self.bytes[at..at + 2].copy_from_slice(&value.to_le_bytes());
+        std::fs::write(&self.path, &self.bytes).unwrap();
+    }
+}
+
+fn fat16(tag: &str) -> Fat16 {
+    let tmp = TempDir::new(tag);
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("DIR")).unwrap();
+    for i in 0..40 {
+        std::fs::write(src.join(format!("DIR/F{i}.TXT")), format!("{i}\n")).unwrap();
+    }
+    std::fs::write(src.join("BIG.TXT"), vec![b'x'; 10_000]).unwrap();
+    let path = tmp.path().join("x.img");
+    run(Command::new("mkfs.vfat")
+        .args(["-F", "16", "-s", "1", "-n", "CIDATA", "-C"])
+        .arg(&path)
+        .arg("16384"));
+    let mut mcopy = Command::new("mcopy");
+    run(mcopy
+        .args(["-s", "-i"])
+        .arg(&path)
+        .arg(src.join("DIR"))
+        .arg(src.join("BIG.TXT"))
+        .arg("::"));
+    let bytes = std::fs::read(&path).unwrap();
+    let bpb = preroot::detect::label::fat::parse_bpb(&bytes).unwrap();
+    Fat16 {
+        _tmp: tmp,
+        path,
+        bytes,
+        bpb,
+    }
+}
+
+#[test]
+fn fat_cluster_chain_loops() {
+    require!("fat_cluster_chain_loops"; "mkfs.vfat", "mcopy");
+    let mut img = fat16("fat-loop");
+    let (tree, _) = media::open(&img.path).unwrap();
+    assert_eq!(
+        tree.list("dir").unwrap().map(|l| l.len()),
+        Some(40),
+        "before: 40 files"
+    );
+    assert_eq!(
+        tree.read("big.txt", 1 << 20).unwrap().map(|v| v.len()),
+        Some(10_000),
+        "before"
+    );
+    // The directory's first cluster points at itself.
+    let dir = img.first_cluster(b"DIR        ");
+    img.set_fat(dir, dir);
+    let (tree, _) = media::open(&img.path).unwrap();
+    assert_corrupt(tree.list("dir"), "directory loop");
+    assert_corrupt(
+        tree.read("dir/f1.txt", 100),
+        "lookup through a directory loop",
+    );
+    // A file's second cluster points back at its first.
+    let big = img.first_cluster(b"BIG     TXT");
+    let second = u16::from_le_bytes({
+        let at = img.bpb.fat_offset() as usize + 2 * big as usize;
+        [img.bytes[at], img.bytes[at + 1]]
+    });
+    img.set_fat(second, big);
+    let (tree, _) = media::open(&img.path).unwrap();
+    assert_corrupt(tree.read("big.txt", 1 << 20), "file loop");
+    // A free cluster in the middle of a chain.
+    img.set_fat(big, 0);
+    let (tree, _) = media::open(&img.path).unwrap();
+    assert_corrupt(tree.read("big.txt", 1 << 20), "free cluster in chain");
+}
+
+/// A deterministic xorshift stream, so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn random_bytes_are_not_a_medium() {
+    let tmp = TempDir::new("random");
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for (n, len) in [0usize, 1, 511, 512, 4096, 40 * 1024, 1 << 20]
+        .into_iter()
+        .enumerate()
+    {
+        let path = tmp.path().join(format!("r{n}"));
+        let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(probe_path(&path).unwrap(), None, "{len} random bytes");
+        assert_corrupt(
+            media::open(&path).map(|_| ()),
+            &format!("{len} random bytes"),
+        );
+    }
+}
+
+/// Flips bytes in the metadata of real images, then probes, opens, lists and reads: any result
+/// is fine except a panic or a hang (a watchdog fails the test, after 120 s plus 0.1 s a case).
+/// 400 cases per image; `PREROOT_MUTATIONS=N` runs N.
+#[test]
+fn mutated_images_never_panic_or_hang() {
+    require!("mutated_images_never_panic_or_hang"; "xorriso", "mkfs.vfat", "mcopy");
+    let tmp = TempDir::new("mutate");
+    let src = config_drive_tree(&tmp);
+    let (files, dirs) = walk(&src);
+    let iso = tmp.path().join("base.iso");
+    xorriso(&src, &iso, &["-R", "-J"], "config-2");
+    let fat = tmp.path().join("base.img");
+    mkfs_vfat(&src, &fat, "16", "16384", "CONFIG-2");
+    let fat32 = tmp.path().join("base32.img");
+    mkfs_vfat(&src, &fat32, "32", "40960", "CONFIG-2");
+    let work = tmp.path().to_path_buf();
+    let cases: u32 = std::env::var("PREROOT_MUTATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(400);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        for (base, region) in [(iso, 200 * 1024), (fat, 160 * 1024), (fat32, 600 * 1024)] {
+            use std::os::unix::fs::FileExt;
+            // Only the metadata region is rewritten per case; the rest is copied once.
+            let path = work.join("mutated");
+            std::fs::copy(&base, &path).unwrap();
+            let orig = std::fs::read(&base).unwrap()[..region].to_vec();
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            for _ in 0..cases {
+                let mut b = orig.clone();
+                for _ in 0..1 + rng.next() % 8 {
+                    let at = (rng.next() % region as u64) as usize;
+                    b[at] = rng.next() as u8;
+                }
+                file.write_all_at(&b, 0).unwrap();
+                let _ = probe_path(&path);
+                if let Ok((tree, _)) = media::open(&path) {
+                    for d in &dirs {
+                        let _ = tree.list(d);
+                    }
+                    for f in &files {
+                        let _ = tree.read(f, 1 << 20);
+                    }
+                }
+            }
+        }
+        done_tx.send(()).unwrap();
+    });
+    match done_rx.recv_timeout(std::time::Duration::from_secs(120 + u64::from(cases) / 10)) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("a mutated image hung the reader")
+        }
+        Err(e) => panic!("the mutation worker panicked ({e})"),
+    }
+}
+
+// ---- a config drive partition on a GPT disk, through a loop device ----
+
+#[test]
+fn loop_gpt_config_drive_partition() {
+    require!("loop_gpt_config_drive_partition"; root, loop, "sgdisk", "partx", "xorriso", "mkfs.vfat", "mcopy");
+    use std::os::unix::fs::FileExt;
+    let tmp = TempDir::new("gpt");
+    let src = config_drive_tree(&tmp);
+    let iso = tmp.path().join("config.iso");
+    xorriso(&src, &iso, &["-R", "-J"], "config-2");
+    let fat = tmp.path().join("fat.img");
+    mkfs_vfat(&src, &fat, "16", "16384", "CIDATA");
+    // Like Ironic: the OS partition first, a config-2 partition at the end of the disk.
+    let disk = tmp.path().join("disk.img");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(48 << 20)
+        .unwrap();
+    run(Command::new("sgdisk")
+        .args([
+            "-n",
+            "1:2048:+16M",
+            "-t",
+            "1:0700",
+            "-n",
+            "2:-8M:0",
+            "-c",
+            "2:config-2",
+        ])
+        .arg(&disk));
+    let start = |n: u32| -> u64 {
+        let out = Command::new("sgdisk")
+            .arg("-i")
+            .arg(n.to_string())
+            .arg(&disk)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("First sector:"))
+            .unwrap();
+        line.split_whitespace()
+            .nth(2)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 512
+    };
+    let f = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
+    f.write_all_at(&std::fs::read(&fat).unwrap(), start(1))
+        .unwrap();
+    f.write_all_at(&std::fs::read(&iso).unwrap(), start(2))
+        .unwrap();
+    drop(f);
+    let dev = common::LoopDev::attach(&disk, None);
+    let whole = probe_path(Path::new(&dev.dev)).unwrap();
+    assert_eq!(
+        whole, None,
+        "the whole disk is no filesystem (protective MBR)"
+    );
+    let meta = std::fs::read(src.join("openstack/latest/meta_data.json")).unwrap();
+    for (n, want) in [
+        (1, label(FsType::Fat, "CIDATA")),
+        (2, label(FsType::Iso9660, "config-2")),
+    ] {
+        let part = dev.partition(n);
+        assert_eq!(
+            probe_path(&part).unwrap(),
+            want,
+            "label of {}",
+            part.display()
+        );
+        let (tree, _) = media::open(&part).unwrap();
+        assert_eq!(
+            tree.read("openstack/latest/meta_data.json", 1 << 20)
+                .unwrap(),
+            Some(meta.clone()),
+            "meta_data.json on {}",
+            part.display()
+        );
+        assert_same_tree(tree.as_ref(), &src, &part.display().to_string());
+    }
+}

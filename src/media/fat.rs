@@ -2,8 +2,8 @@
 //! `mcopy`, Windows tooling) read with positioned reads, never mounted and never loaded whole.
 //!
 //! Owns cluster-chain walking, directory parsing with VFAT long file names, and
-//! case-insensitive lookup (by long name or 8.3 alias, as Linux `vfat` does). The BPB is
-//! validated by `detect::label::fat::parse_bpb`, shared with the label probe.
+//! case-insensitive lookup (ASCII case folding, by long name or 8.3 alias, as Linux `vfat`).
+//! The BPB is validated by `detect::label::fat::parse_bpb`, shared with the label probe.
 //!
 //! Does not support: exFAT, writing, the FAT32 FSInfo sector or backup boot sector (not
 //! needed to read), code pages other than ASCII in 8.3 names (other bytes become U+FFFD),
@@ -27,7 +27,7 @@ use crate::detect::label::{
     self,
     fat::{self as bpb, Bpb, FatKind},
 };
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
@@ -293,7 +293,7 @@ impl FatTree {
         };
         let fat_bytes = u64::from(self.bpb.sectors_per_fat)
             .saturating_mul(u64::from(self.bpb.bytes_per_sector));
-        if at.saturating_add(2) > fat_bytes {
+        if at.saturating_add(u64::try_from(width).unwrap_or(4)) > fat_bytes {
             return Err(self.corrupt(format!("cluster {n}: beyond the FAT ({fat_bytes} bytes)")));
         }
         let mut b = [0u8; 4];
@@ -342,7 +342,8 @@ impl FatTree {
     ) -> Result<Vec<u8>, MediaError> {
         let cluster = u64::from(self.bpb.cluster_bytes());
         let mut out = Vec::new();
-        let mut seen = HashSet::new();
+        // BTreeSet, not HashSet: no hasher/random-seed code in the binary for this one use.
+        let mut seen = BTreeSet::new();
         let mut cur = Some(first);
         let want = len.unwrap_or(limit);
         while let Some(c) = cur {
@@ -433,11 +434,12 @@ impl FatTree {
                 Some(e) if e.dir => self.subdir(e)?,
                 Some(_) => return Ok(None),
             };
-            let want = part.to_lowercase();
+            // ASCII case folding, as Linux vfat with `utf8` does; it also keeps the Unicode
+            // case tables out of the binary.
             let found = self
                 .read_dir(dir)?
                 .into_iter()
-                .find(|e| e.name.to_lowercase() == want || e.short.to_lowercase() == want);
+                .find(|e| e.name.eq_ignore_ascii_case(part) || e.short.eq_ignore_ascii_case(part));
             match found {
                 Some(e) => cur = Some(e),
                 None => return Ok(None),

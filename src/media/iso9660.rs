@@ -612,6 +612,77 @@ mod tests {
         assert_eq!(joliet_name(&j), "a;b", "joliet semicolon kept");
     }
 
+    /// A directory record: identifier, flags, extent.
+    fn record(ident: &[u8], flags: u8, block: u32, len: u32) -> Vec<u8> {
+        let total = 33 + ident.len() + usize::from(ident.len() % 2 == 0);
+        let mut r = vec![0u8; total];
+        r[0] = total as u8;
+        r[2..6].copy_from_slice(&block.to_le_bytes());
+        r[6..10].copy_from_slice(&block.to_be_bytes());
+        r[10..14].copy_from_slice(&len.to_le_bytes());
+        r[14..18].copy_from_slice(&len.to_be_bytes());
+        r[25] = flags;
+        r[32] = ident.len() as u8;
+        r[33..33 + ident.len()].copy_from_slice(ident);
+        r
+    }
+
+    /// A minimal plain ISO: PVD, terminator, root directory at block 18 holding `files`, and
+    /// file data at block 19. Returns the image path (removed by the caller).
+    fn tiny_iso(tag: &str, files: &[(&[u8], u8)]) -> std::path::PathBuf {
+        let mut img = vec![0u8; 20 * 2048];
+        let pvd = 16 * 2048;
+        img[pvd..pvd + 7].copy_from_slice(b"\x01CD001\x01");
+        img[pvd + 128..pvd + 130].copy_from_slice(&2048u16.to_le_bytes());
+        let root = record(&[0], FLAG_DIRECTORY, 18, 2048);
+        img[pvd + 156..pvd + 156 + 34].copy_from_slice(&root);
+        img[17 * 2048..17 * 2048 + 7].copy_from_slice(b"\xffCD001\x01");
+        let mut dir = record(&[0], FLAG_DIRECTORY, 18, 2048);
+        dir.extend(record(&[1], FLAG_DIRECTORY, 18, 2048));
+        for (ident, flags) in files {
+            dir.extend(record(ident, *flags, 19, 5));
+        }
+        img[18 * 2048..18 * 2048 + dir.len()].copy_from_slice(&dir);
+        img[19 * 2048..19 * 2048 + 5].copy_from_slice(b"hello");
+        let path = std::env::temp_dir().join(format!("preroot-iso-{tag}-{}", std::process::id()));
+        std::fs::write(&path, img).unwrap();
+        path
+    }
+
+    #[test]
+    fn tiny_plain_image() {
+        let path = tiny_iso(
+            "plain",
+            &[
+                (b"MULTI.BIN;1", FLAG_MULTI_EXTENT),
+                (b"MULTI.BIN;1", 0),
+                (b"USER_DAT.;1", 0),
+            ],
+        );
+        let tree = IsoTree::open(&path).unwrap();
+        assert_eq!(
+            tree.list("").unwrap(),
+            Some(vec!["multi.bin".to_string(), "user_dat".to_string()]),
+            "multi-extent listed once"
+        );
+        let e = tree.read("multi.bin", 100).unwrap_err();
+        assert!(
+            matches!(e.kind, MediaErrorKind::Corrupt(ref w) if w.contains("multi-extent")),
+            "{e}"
+        );
+        assert_eq!(
+            tree.read("USER_DAT", 100).unwrap().as_deref(),
+            Some(&b"hello"[..]),
+            "plain read"
+        );
+        let e = tree.read("user_dat", 4).unwrap_err();
+        assert!(
+            matches!(e.kind, MediaErrorKind::TooLarge { size: 5, cap: 4 }),
+            "{e}"
+        );
+        std::fs::remove_file(path).unwrap();
+    }
+
     #[test]
     fn records() {
         let mut rec = vec![0u8; 40];
