@@ -981,44 +981,36 @@ fn v1(config: &[Node], b: &mut Builder) -> Result<(), String> {
         let path = index("config", i);
         map(entry, &path)?;
         let kind = req_text(entry, "type", &path)?;
-        match kind {
-            "physical" | "infiniband" => {
-                let name = ifname(req_text(entry, "name", &path)?, &child(&path, "name"))?;
-                let mut link = Link::new(name.clone(), LinkKind::Physical);
-                link.name = Some(name);
-                v1_link(&mut link, entry, &path, b)?;
-                b.add_link(link, &path)?;
-            }
+        let link_kind = match kind {
+            "physical" | "infiniband" => Some(LinkKind::Physical),
             "bond" => {
-                let name = ifname(req_text(entry, "name", &path)?, &child(&path, "name"))?;
                 let members = member_list(entry, "bond_interfaces", &path)?;
-                let kind = bond_kind(members, opt(entry, "params"), &path, true)?;
-                let mut link = Link::new(name.clone(), kind);
-                link.name = Some(name);
-                v1_link(&mut link, entry, &path, b)?;
-                b.add_link(link, &path)?;
+                Some(bond_kind(members, opt(entry, "params"), &path, true)?)
             }
             "bridge" => {
-                let name = ifname(req_text(entry, "name", &path)?, &child(&path, "name"))?;
                 let members = member_list(entry, "bridge_interfaces", &path)?;
-                let kind = bridge_kind(members, opt(entry, "params"), &path, true)?;
-                let mut link = Link::new(name.clone(), kind);
-                link.name = Some(name);
-                v1_link(&mut link, entry, &path, b)?;
-                b.add_link(link, &path)?;
+                Some(bridge_kind(members, opt(entry, "params"), &path, true)?)
             }
             "vlan" => {
-                let name = ifname(req_text(entry, "name", &path)?, &child(&path, "name"))?;
                 let parent = link_id(
                     req_text(entry, "vlan_link", &path)?,
                     &child(&path, "vlan_link"),
                 )?;
                 let id = vlan_id(entry, "vlan_id", &path)?;
-                let mut link = Link::new(name.clone(), LinkKind::Vlan { id, parent });
-                link.name = Some(name);
-                v1_link(&mut link, entry, &path, b)?;
-                b.add_link(link, &path)?;
+                Some(LinkKind::Vlan { id, parent })
             }
+            _ => None,
+        };
+        // Every v1 interface entry is named by `name`, which is also the interface name.
+        if let Some(link_kind) = link_kind {
+            let name = ifname(req_text(entry, "name", &path)?, &child(&path, "name"))?;
+            let mut link = Link::new(name.clone(), link_kind);
+            link.name = Some(name);
+            v1_link(&mut link, entry, &path, b)?;
+            b.add_link(link, &path)?;
+            continue;
+        }
+        match kind {
             "nameserver" => {
                 let dns = dns_lists(entry, "address", "search", &path, true)?;
                 match opt_text(entry, "interface", &path)? {
