@@ -1,7 +1,7 @@
 //! preroot: configure a cloud or bare-metal instance from the initramfs.
 //!
 //! Pipeline: `cmdline → detect → fetch (providers) → context`, with later stages (network,
-//! grow, render, hand-off) reading the one [`context::Context`]. See `AGENTS.md` for the map.
+//! grow, render, hand-off) reading the one [`context::Context`]. The README has the map.
 #![deny(unsafe_code)]
 #![deny(
     clippy::unwrap_used,

@@ -264,3 +264,62 @@ fn ip_only_cmdline_context() {
         .any(|w| w["message"].as_str().unwrap().contains("preroot.timeout"));
     assert!(warned, "bad preroot.timeout= not reported: {ctx}");
 }
+
+/// The same drive as a directory, an ISO9660 image (Rock Ridge + Joliet, as Nova writes it)
+/// and a FAT image (as Ironic can write it) gives the same context, but for `source`.
+#[test]
+fn sample_drive_same_context_from_dir_iso_and_fat() {
+    require!("sample_drive_same_context_from_dir_iso_and_fat"; "xorriso", "mkfs.vfat", "mcopy");
+    let tmp = TempDir::new("cli-media");
+    let iso = tmp.path().join("cd.iso");
+    let fat = tmp.path().join("cd.img");
+    let src = data("sample-configdrive");
+    let run = |cmd: &str| {
+        assert!(
+            Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .status()
+                .unwrap()
+                .success(),
+            "{cmd}"
+        )
+    };
+    run(&format!(
+        "xorriso -as mkisofs -quiet -R -J -V config-2 -o {} {src}",
+        iso.display()
+    ));
+    run(&format!(
+        "mkfs.vfat -n CONFIG-2 -C {} 4096 >/dev/null && mcopy -s -i {0} {src}/* ::",
+        fat.display()
+    ));
+    let mut seen = Vec::new();
+    for (medium, path) in [
+        ("directory", src.clone()),
+        ("iso9660", iso.display().to_string()),
+        ("fat", fat.display().to_string()),
+    ] {
+        let state = tmp.path().join(medium);
+        let mut ctx = json(&preroot(&[
+            "context",
+            "--from",
+            &format!("configdrive:{path}"),
+            "--root",
+            &data("sample-machine"),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ]));
+        assert_eq!(ctx["source"]["medium"], medium);
+        assert_eq!(
+            fs::read_to_string(state.join("files/0000")).unwrap(),
+            "Provisioned by preroot from the config drive.\n"
+        );
+        // Paths differ by state dir only; compare the rest.
+        let text = ctx.to_string().replace(state.to_str().unwrap(), "STATE");
+        ctx = serde_json::from_str(&text).unwrap();
+        ctx.as_object_mut().unwrap().remove("source");
+        seen.push(ctx);
+    }
+    assert_eq!(seen[0], seen[1], "directory and ISO differ");
+    assert_eq!(seen[0], seen[2], "directory and FAT differ");
+}
