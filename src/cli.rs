@@ -1,15 +1,12 @@
 //! The command line of the `preroot` binary: argument parsing, `--help`, and the commands.
 //!
 //! Owns exit codes (0 done, 1 the data was bad or missing, 2 usage) and the one-line error
-//! format `preroot: <object>: <problem>`. Later issues add `net`, `grow`, `render`, `run`,
-//! `apply`, `show`, `clean` here. Never panics on any argument.
+//! format `preroot: <object>: <problem>`. Later issues add `net`, `grow`, `render`, `apply`,
+//! `clean` here. Never panics on any argument.
 
-use crate::cmdline;
-use crate::context::{Context, Medium, Platform, Source, SourceKind};
-use crate::detect::{self, Detection, Dmi};
-use crate::media;
-use crate::providers::{self, DatasourceError, Input};
+use crate::context::{Context, SourceKind};
 use crate::root::Root;
+use crate::run::{self, Phase};
 use crate::state::{StateDir, DEFAULT_STATE_DIR};
 use std::ffi::OsString;
 use std::io::Write;
@@ -23,43 +20,59 @@ Usage: preroot [-v] <command> [options]
 Commands:
   context      Find out which cloud started this machine, read its data and print the
                normalized context as JSON on stdout (docs/context.md).
+  run --phase PHASE
+               One phase of the boot, run by the initramfs (a systemd unit or dracut hook
+               each): fetch (detect and read the datasource, write
+               STATE/context.json), grow (root disk; before sysroot.mount), sysroot
+               (filesystem, network files, hand-off; after sysroot.mount). Problems are
+               recorded in the context and the boot goes on.
+  show         What preroot did at this boot, from STATE/context.json.
   help         Print this text.
 
-Options of `context`:
-  --from KIND:PATH  Read this datasource instead of detecting one. KIND is
+Options:
+  --from KIND:PATH  (context) Read this datasource instead of detecting one. KIND is
                     configdrive (OpenStack config drive), nocloud (NoCloud seed) or
                     opennebula (OpenNebula context). PATH is a directory, an ISO9660 or
                     FAT image file, or a block device; nothing is mounted.
-  --root DIR        Take /proc, /sys and /dev from DIR (a fake machine tree): the kernel
-                    command line (DIR/proc/cmdline), the host NICs
+  --root DIR        (context, run) Take /proc, /sys and /dev from DIR (a fake machine
+                    tree): the kernel command line (DIR/proc/cmdline), the host NICs
                     (DIR/sys/class/net/*/address), DMI (DIR/sys/class/dmi/id/*) and the
                     block devices (DIR/sys/class/block/*, read at DIR/dev/NAME).
                     With --from it supplies the host NICs only.
-  --state-dir DIR   Where secrets (user data, vendor data, passwords, injected files)
-                    are written, mode 0600 [default: /run/preroot].
-
-Global options:
+  --state-dir DIR   Where context.json and the secrets (user data, vendor data,
+                    passwords, injected files; mode 0600) are [default: /run/preroot].
+  --phase PHASE     (run) fetch, grow or sysroot.
+  --json            (show) Print context.json as it is.
   -v, --verbose     Log to stderr (otherwise: /dev/kmsg in the initramfs, else nothing).
   -V, --version     Print the version.
   -h, --help        Print this text.
 
-Exit status: 0 done; 1 the datasource is missing, unreadable or invalid (one line on
-stderr names the file and the problem); 2 bad usage.
+Kernel command line (read by context and run): preroot.platform=, preroot.timeout=
+(seconds; bounds fetch, default 20), preroot.grow=, preroot.grow.lv=, preroot.network=,
+preroot.render=, preroot.debug, ds=nocloud;s=URL, ip=, ifname=, nameserver=, rd.neednet=,
+root=, ostree=.
+
+Exit status: 0 done; 1 the datasource is missing, unreadable or invalid (context: one line
+on stderr names the file and the problem), or the state could not be written (run);
+2 bad usage.
 ";
 
-/// Parsed arguments of `preroot context`.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct ContextArgs {
+struct Options {
     from: Option<(SourceKind, PathBuf)>,
     root: Option<PathBuf>,
     state_dir: Option<PathBuf>,
+    phase: Option<Phase>,
+    json: bool,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Command {
     Help,
     Version,
-    Context(ContextArgs),
+    Context,
+    Run,
+    Show,
 }
 
 fn parse_from(value: &str) -> Result<(SourceKind, PathBuf), String> {
@@ -82,11 +95,11 @@ fn parse_from(value: &str) -> Result<(SourceKind, PathBuf), String> {
     Ok((kind, PathBuf::from(path)))
 }
 
-/// Parses arguments (without argv[0]). Returns the command and whether `-v` was given.
-fn parse_args(args: &[OsString]) -> Result<(Command, bool), String> {
+/// Parses arguments (without argv[0]): the command, its options, and whether `-v` was given.
+fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
     let mut verbose = false;
     let mut command = None;
-    let mut ctx = ContextArgs::default();
+    let mut opts = Options::default();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let arg = arg
@@ -100,32 +113,66 @@ fn parse_args(args: &[OsString]) -> Result<(Command, bool), String> {
         };
         match arg {
             "-v" | "--verbose" => verbose = true,
-            "-h" | "--help" | "help" => return Ok((Command::Help, verbose)),
-            "-V" | "--version" => return Ok((Command::Version, verbose)),
-            "context" if command.is_none() => command = Some("context"),
-            "--from" => ctx.from = Some(parse_from(&value("--from")?)?),
-            "--root" => ctx.root = Some(PathBuf::from(value("--root")?)),
-            "--state-dir" => ctx.state_dir = Some(PathBuf::from(value("--state-dir")?)),
+            "-h" | "--help" | "help" => return Ok((Command::Help, opts, verbose)),
+            "-V" | "--version" => return Ok((Command::Version, opts, verbose)),
+            "context" | "run" | "show" if command.is_none() => {
+                command = Some(match arg {
+                    "context" => Command::Context,
+                    "run" => Command::Run,
+                    _ => Command::Show,
+                })
+            }
+            "--from" => opts.from = Some(parse_from(&value("--from")?)?),
+            "--root" => opts.root = Some(PathBuf::from(value("--root")?)),
+            "--state-dir" => opts.state_dir = Some(PathBuf::from(value("--state-dir")?)),
+            "--phase" => {
+                let v = value("--phase")?;
+                opts.phase = Some(
+                    Phase::from_name(&v)
+                        .ok_or_else(|| format!("--phase {v}: expected fetch, grow or sysroot"))?,
+                );
+            }
+            "--json" => opts.json = true,
             other if other.starts_with('-') => return Err(format!("unknown option {other}")),
             other => return Err(format!("unknown command {other:?}")),
         }
     }
-    match command {
-        Some("context") => Ok((Command::Context(ctx), verbose)),
-        _ if ctx != ContextArgs::default() => Err("options given without a command".into()),
-        _ => Ok((Command::Help, verbose)),
+    let command = match command {
+        Some(c) => c,
+        None if opts == Options::default() => Command::Help,
+        None => return Err("options given without a command".into()),
+    };
+    // Each option belongs to some commands only; say so rather than ignore it.
+    let misplaced = match command {
+        Command::Context => opts.phase.is_some() || opts.json,
+        Command::Run => opts.from.is_some() || opts.json,
+        Command::Show => opts.from.is_some() || opts.root.is_some() || opts.phase.is_some(),
+        Command::Help | Command::Version => false,
+    };
+    if misplaced {
+        return Err(format!("an option does not apply to {command:?}").to_lowercase());
     }
+    if command == Command::Run && opts.phase.is_none() {
+        return Err("run needs --phase fetch|grow|sysroot".into());
+    }
+    Ok((command, opts, verbose))
 }
 
 /// Runs the program; returns the exit status.
 pub fn main(args: &[OsString]) -> i32 {
-    let (command, verbose) = match parse_args(args) {
+    let (command, opts, verbose) = match parse_args(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("preroot: {e}\nTry 'preroot --help'.");
             return 2;
         }
     };
+    let root = opts.root.clone().map(Root::new).unwrap_or_default();
+    let state = StateDir::new(
+        opts.state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+    );
     match command {
         Command::Help => {
             print!("{USAGE}");
@@ -135,27 +182,28 @@ pub fn main(args: &[OsString]) -> i32 {
             println!("preroot {}", env!("CARGO_PKG_VERSION"));
             0
         }
-        Command::Context(args) => context(args, verbose),
+        Command::Context => context(opts, &root, &state, verbose),
+        Command::Run => {
+            let cmd = run::read_cmdline(&root);
+            crate::logger::init(verbose, cmd.debug);
+            match opts.phase {
+                Some(phase) => run::run(phase, &root, &state),
+                None => 2,
+            }
+        }
+        Command::Show => show(&state, opts.json),
     }
 }
 
-fn context(args: ContextArgs, verbose: bool) -> i32 {
-    let root = args.root.map(Root::new).unwrap_or_default();
-    let cmdline_text = std::fs::read(root.cmdline())
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    let cmd = cmdline::parse(&cmdline_text);
+fn context(opts: Options, root: &Root, state: &StateDir, verbose: bool) -> i32 {
+    let cmd = run::read_cmdline(root);
     crate::logger::init(verbose, cmd.debug);
     for p in &cmd.problems {
         log::warn!("cmdline: {p}");
     }
-    let state = StateDir::new(
-        args.state_dir
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
-    );
-    let result = match args.from {
-        Some((kind, path)) => read_from(kind, &path, &root, &state),
-        None => detect_and_read(&cmd, &root, &state),
+    let result = match opts.from {
+        Some((kind, path)) => run::read_from(kind, &path, root, state),
+        None => run::gather(&cmd, root, state, std::time::Duration::ZERO),
     };
     let mut ctx = match result {
         Ok(ctx) => ctx,
@@ -164,13 +212,7 @@ fn context(args: ContextArgs, verbose: bool) -> i32 {
             return 1;
         }
     };
-    for p in &cmd.problems {
-        ctx.warnings.push(crate::context::Problem {
-            stage: "cmdline".into(),
-            object: root.cmdline().display().to_string(),
-            message: p.clone(),
-        });
-    }
+    run::note_cmdline_problems(&mut ctx, &cmd);
     if let Some(first) = ctx.errors.first() {
         let more = match ctx.errors.len() {
             1 => String::new(),
@@ -180,13 +222,7 @@ fn context(args: ContextArgs, verbose: bool) -> i32 {
         return 1;
     }
     match serde_json::to_string_pretty(&ctx) {
-        Ok(json) => {
-            let mut out = std::io::stdout().lock();
-            if writeln!(out, "{json}").and_then(|()| out.flush()).is_err() {
-                return 1;
-            }
-            0
-        }
+        Ok(json) => print_out(&json),
         Err(e) => {
             eprintln!("preroot: cannot serialize the context: {e}");
             1
@@ -194,104 +230,92 @@ fn context(args: ContextArgs, verbose: bool) -> i32 {
     }
 }
 
-/// `--from KIND:PATH`: a directory, an image file or a device.
-fn read_from(
-    kind: SourceKind,
-    path: &std::path::Path,
-    root: &Root,
-    state: &StateDir,
-) -> Result<Context, DatasourceError> {
-    let (tree, medium) = media::open(path)?;
-    let input = Input {
-        tree: tree.as_ref(),
-        source: Source {
-            kind,
-            medium,
-            location: path.display().to_string(),
-            partition_of: None,
-        },
-        state,
-        host_nics: root.host_nics(),
-    };
-    providers::read_local(kind, &input)
+fn print_out(text: &str) -> i32 {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
 }
 
-/// No `--from`: detect under the root, then read the medium found.
-fn detect_and_read(
-    cmd: &cmdline::Cmdline,
-    root: &Root,
-    state: &StateDir,
-) -> Result<Context, DatasourceError> {
-    let dmi = Dmi::read(root);
-    let media = detect::scan_media(root);
-    match detect::decide(cmd, &dmi, &media) {
-        Detection::Found {
-            platform,
-            medium: Some(m),
-            reason,
-        } => {
-            log::info!("detect: {platform} ({reason})");
-            let (tree, kind) = media::open(&m.device)?;
-            let input = Input {
-                tree: tree.as_ref(),
-                source: Source {
-                    kind: m.kind,
-                    medium: kind,
-                    location: m.name.clone(),
-                    partition_of: m.partition_of.clone(),
-                },
-                state,
-                host_nics: root.host_nics(),
-            };
-            let mut ctx = providers::read_local(m.kind, &input)?;
-            ctx.extra
-                .insert("detected_by".into(), serde_json::Value::String(reason));
-            Ok(ctx)
-        }
-        Detection::Found {
-            platform,
-            medium: None,
-            reason,
-        } => Err(DatasourceError::new(
-            format!("platform {platform}"),
-            format!(
-                "detected ({reason}) but no local medium found; reading {} needs its metadata \
-                 service, which the network stage provides",
-                metadata_service(platform)
-            ),
-        )),
-        Detection::Disabled | Detection::Unknown => {
-            let mut ctx = Context::new(
-                None,
-                Source {
-                    kind: SourceKind::KernelCmdline,
-                    medium: Medium::Cmdline,
-                    location: root.cmdline().display().to_string(),
-                    partition_of: None,
-                },
-            );
-            ctx.host_nics = root.host_nics();
-            ctx.network = providers::kernel::network(cmd, &ctx.host_nics);
-            if let Some(name) = providers::kernel::hostname(cmd) {
-                providers::set_hostname(&mut ctx, &name, "ip=");
+/// `preroot show [--json]`: what happened at this boot.
+fn show(state: &StateDir, json: bool) -> i32 {
+    if json {
+        let path = state.path().join("context.json");
+        return match std::fs::read_to_string(&path) {
+            Ok(text) => print_out(text.trim_end()),
+            Err(e) => {
+                eprintln!("preroot: {}: {e}", path.display());
+                1
             }
-            // Without ip= there is nothing to configure: the booted system's own network
-            // manager decides, as it would without preroot.
-            if !ctx.network.links.is_empty() {
-                ctx.match_nics(false);
-            }
-            Ok(ctx)
+        };
+    }
+    match run::load(state) {
+        Ok(ctx) => print_out(&summary(&ctx)),
+        Err(e) => {
+            eprintln!("preroot: {e}");
+            1
         }
     }
 }
 
-fn metadata_service(p: Platform) -> &'static str {
-    match p {
-        Platform::Openstack | Platform::Ec2 => "http://169.254.169.254/",
-        Platform::Gce => "http://metadata.google.internal/",
-        Platform::Nocloud => "the ds=nocloud;s= URL",
-        Platform::Opennebula => "the OpenNebula context",
+/// The human-readable form of a context, for `preroot show`.
+pub fn summary(ctx: &Context) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let platform = ctx
+        .platform
+        .map_or_else(|| "none".to_string(), |p| p.to_string());
+    let medium = format!("{:?}", ctx.source.medium).to_lowercase();
+    let _ = writeln!(
+        s,
+        "platform:    {platform} ({:?} on {}, {medium})",
+        ctx.source.kind, ctx.source.location
+    );
+    let _ = writeln!(s, "instance id: {}", or_none(&ctx.instance_id));
+    let _ = writeln!(s, "hostname:    {}", or_none(&ctx.hostname));
+    let _ = writeln!(s, "ssh keys:    {}", ctx.ssh_keys.len());
+    for link in &ctx.network.links {
+        let methods: Vec<String> = link
+            .addressing
+            .iter()
+            .map(|a| match a {
+                crate::context::Addressing::Static {
+                    address, prefix, ..
+                } => format!("{address}/{prefix}"),
+                other => format!("{other:?}").to_lowercase(),
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "link:        {} ({}) {}",
+            link.name.as_deref().unwrap_or("(no NIC)"),
+            link.id,
+            methods.join(" ")
+        );
     }
+    for (what, list) in [("error", &ctx.errors), ("warning", &ctx.warnings)] {
+        for p in list {
+            let label = format!("{what}:");
+            let _ = writeln!(s, "{label:<13}{}: {}: {}", p.stage, p.object, p.message);
+        }
+    }
+    for f in &ctx.fallbacks {
+        let _ = writeln!(s, "fallback:    {}: {}", f.kind, f.reason);
+    }
+    for p in &ctx.phases {
+        let _ = writeln!(
+            s,
+            "phase:       {:?} at {} ms, {} ms, peak RSS {} KiB: {}",
+            p.phase,
+            p.started_ms.map_or_else(|| "?".into(), |m| m.to_string()),
+            p.duration_ms,
+            p.peak_rss_kib.map_or_else(|| "?".into(), |k| k.to_string()),
+            p.outcome
+        );
+    }
+    s.trim_end().to_string()
 }
 
 #[cfg(test)]
@@ -304,16 +328,21 @@ mod tests {
 
     #[test]
     fn parses() {
-        let (c, v) = parse_args(&args("-v context --from configdrive:/x --root /r")).unwrap();
+        let (c, o, v) = parse_args(&args("-v context --from configdrive:/x --root /r")).unwrap();
         assert!(v);
+        assert_eq!(c, Command::Context);
         assert_eq!(
-            c,
-            Command::Context(ContextArgs {
+            o,
+            Options {
                 from: Some((SourceKind::ConfigDrive, PathBuf::from("/x"))),
                 root: Some(PathBuf::from("/r")),
-                state_dir: None,
-            })
+                ..Options::default()
+            }
         );
+        let (c, o, _) = parse_args(&args("run --phase grow --state-dir /s")).unwrap();
+        assert_eq!((c, o.phase), (Command::Run, Some(Phase::Grow)));
+        let (c, o, _) = parse_args(&args("show --json")).unwrap();
+        assert_eq!((c, o.json), (Command::Show, true));
         assert_eq!(parse_args(&args("")).unwrap().0, Command::Help);
         assert_eq!(parse_args(&args("--version")).unwrap().0, Command::Version);
         for bad in [
@@ -324,6 +353,11 @@ mod tests {
             "frobnicate",
             "--root /x",
             "context context",
+            "run",
+            "run --phase boot",
+            "run --phase fetch --from configdrive:/x",
+            "show --root /x",
+            "context --json",
         ] {
             assert!(parse_args(&args(bad)).is_err(), "case {bad}");
         }

@@ -378,6 +378,9 @@ pub struct Context {
     /// Provider fields no stage needs (availability zone, project id, launch index ...).
     #[serde(default)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// What each boot phase did (`preroot run`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<crate::run::PhaseRecord>,
 }
 
 impl Context {
@@ -401,6 +404,7 @@ impl Context {
             warnings: Vec::new(),
             fallbacks: Vec::new(),
             extra: serde_json::Map::new(),
+            phases: Vec::new(),
         }
     }
 

@@ -19,4 +19,5 @@ pub mod media;
 pub mod output;
 pub mod providers;
 pub mod root;
+pub mod run;
 pub mod state;

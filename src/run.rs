@@ -1,0 +1,398 @@
+//! The boot-time driver: `preroot run --phase fetch|grow|sysroot`, one systemd unit (or dracut
+//! hook) per phase, and the gathering of a context that `preroot context` shares.
+//!
+//! - `fetch` (early in the initrd): detect the platform, wait a bounded time for its medium,
+//!   read the datasource, and write `/run/preroot/context.json` and the secret files. This is
+//!   the one state the later phases read. Bounded by `preroot.timeout=` (default
+//!   [`DEFAULT_TIMEOUT`]).
+//! - `grow` (after `initrd-root-device.target`, before `sysroot.mount`) and `sysroot` (after
+//!   `sysroot.mount`, before `initrd-root-fs.target`) carry the disk, render and hand-off
+//!   stages as their issues land; until then they record that they ran and had nothing to do.
+//!
+//! Every phase appends its record (duration, start time since boot, peak RSS, outcome) to the
+//! context and logs it. A failure is recorded in the context and logged, and the boot goes on:
+//! nothing here can lose data, so nothing here stops the boot. Never waits without a deadline.
+
+use crate::cmdline::{self, Cmdline};
+use crate::context::{Context, Medium, Platform, Problem, Source, SourceKind};
+use crate::detect::{self, Detection, Dmi};
+use crate::media;
+use crate::providers::{self, DatasourceError, Input};
+use crate::root::Root;
+use crate::state::StateDir;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// `fetch`'s deadline when `preroot.timeout=` is not given.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long `fetch` waits for a labelled medium to appear (udev may still be creating the
+/// nodes) when something says the platform has one: `preroot.platform=` or DMI naming
+/// OpenStack, NoCloud or OpenNebula, or `ds=nocloud`. Otherwise it looks once: a machine
+/// with no datasource must not pay a wait at every boot.
+pub const MEDIA_WAIT_HINTED: Duration = Duration::from_secs(5);
+
+/// How often the block devices are scanned again while waiting.
+const MEDIA_POLL: Duration = Duration::from_millis(100);
+
+/// A point in time every blocking step must finish by.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(Instant);
+
+impl Deadline {
+    pub fn after(d: Duration) -> Deadline {
+        let now = Instant::now();
+        Deadline(now.checked_add(d).unwrap_or(now))
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.0.saturating_duration_since(Instant::now())
+    }
+
+    pub fn passed(&self) -> bool {
+        self.remaining().is_zero()
+    }
+}
+
+/// The phases of a boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Fetch,
+    Grow,
+    Sysroot,
+}
+
+impl Phase {
+    pub fn from_name(name: &str) -> Option<Phase> {
+        match name {
+            "fetch" => Some(Phase::Fetch),
+            "grow" => Some(Phase::Grow),
+            "sysroot" => Some(Phase::Sysroot),
+            _ => None,
+        }
+    }
+}
+
+/// What one phase did, as recorded in the context's `phases`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    pub phase: Phase,
+    /// Milliseconds since the kernel started (`/proc/uptime`) when the phase began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    pub duration_ms: u64,
+    /// Peak resident set size of the process (`VmHWM`), KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_kib: Option<u64>,
+    /// `ok`, or one line on what went wrong (also in `errors`).
+    pub outcome: String,
+}
+
+/// Milliseconds since boot from `<root>/proc/uptime`.
+fn uptime_ms(root: &Root) -> Option<u64> {
+    let text = std::fs::read_to_string(root.join("proc/uptime")).ok()?;
+    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
+    if !(secs.is_finite() && secs >= 0.0) {
+        return None;
+    }
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_millis()).ok())
+}
+
+/// This process's peak RSS in KiB (`VmHWM` in `/proc/self/status`).
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Reads one datasource from `--from KIND:PATH`: a directory, an image file or a device.
+pub fn read_from(
+    kind: SourceKind,
+    path: &Path,
+    root: &Root,
+    state: &StateDir,
+) -> Result<Context, DatasourceError> {
+    let (tree, medium) = media::open(path)?;
+    let input = Input {
+        tree: tree.as_ref(),
+        source: Source {
+            kind,
+            medium,
+            location: path.display().to_string(),
+            partition_of: None,
+        },
+        state,
+        host_nics: root.host_nics(),
+    };
+    providers::read_local(kind, &input)
+}
+
+/// Does something besides a medium's label say which platform this is, and does that
+/// platform come on a medium? Then it is worth waiting for the medium.
+fn expects_medium(cmd: &Cmdline, dmi: &Dmi) -> bool {
+    let on_media = |p: Platform| {
+        matches!(
+            p,
+            Platform::Openstack | Platform::Nocloud | Platform::Opennebula
+        )
+    };
+    match cmd.platform {
+        cmdline::PlatformChoice::Platform(p) => on_media(p),
+        cmdline::PlatformChoice::Disabled => false,
+        cmdline::PlatformChoice::Detect => {
+            cmd.nocloud.is_some() || dmi.classify().is_some_and(|(p, _)| on_media(p))
+        }
+    }
+}
+
+/// Detects the platform under `root` and reads its datasource. When something says the
+/// platform comes on a medium, waits up to `media_wait` for one to appear (0: look once).
+/// With no platform (or `preroot.platform=none`), the context comes from the kernel command
+/// line (`ip=`, `nameserver=`).
+pub fn gather(
+    cmd: &Cmdline,
+    root: &Root,
+    state: &StateDir,
+    media_wait: Duration,
+) -> Result<Context, DatasourceError> {
+    let dmi = Dmi::read(root);
+    let wait = if expects_medium(cmd, &dmi) {
+        Deadline::after(media_wait)
+    } else {
+        Deadline::after(Duration::ZERO)
+    };
+    let mut media = detect::scan_media(root);
+    while media.is_empty() && !wait.passed() {
+        std::thread::sleep(MEDIA_POLL.min(wait.remaining()));
+        media = detect::scan_media(root);
+    }
+    match detect::decide(cmd, &dmi, &media) {
+        Detection::Found {
+            platform,
+            medium: Some(m),
+            reason,
+        } => {
+            log::info!("detect: {platform} ({reason})");
+            let (tree, kind) = media::open(&m.device)?;
+            let input = Input {
+                tree: tree.as_ref(),
+                source: Source {
+                    kind: m.kind,
+                    medium: kind,
+                    location: m.name.clone(),
+                    partition_of: m.partition_of.clone(),
+                },
+                state,
+                host_nics: root.host_nics(),
+            };
+            let mut ctx = providers::read_local(m.kind, &input)?;
+            ctx.extra
+                .insert("detected_by".into(), serde_json::Value::String(reason));
+            Ok(ctx)
+        }
+        Detection::Found {
+            platform,
+            medium: None,
+            reason,
+        } => Err(DatasourceError::new(
+            format!("platform {platform}"),
+            format!(
+                "detected ({reason}) but no local medium found; reading {} needs its metadata \
+                 service, which the network stage provides",
+                metadata_service(platform)
+            ),
+        )),
+        Detection::Disabled | Detection::Unknown => Ok(cmdline_context(cmd, root)),
+    }
+}
+
+/// The context of a machine no datasource identifies: the kernel command line alone.
+fn cmdline_context(cmd: &Cmdline, root: &Root) -> Context {
+    let mut ctx = Context::new(
+        None,
+        Source {
+            kind: SourceKind::KernelCmdline,
+            medium: Medium::Cmdline,
+            location: "/proc/cmdline".into(),
+            partition_of: None,
+        },
+    );
+    ctx.host_nics = root.host_nics();
+    ctx.network = providers::kernel::network(cmd, &ctx.host_nics);
+    if let Some(name) = providers::kernel::hostname(cmd) {
+        providers::set_hostname(&mut ctx, &name, "ip=");
+    }
+    // Without ip= there is nothing to configure: the booted system's own network manager
+    // decides, as it would without preroot.
+    if !ctx.network.links.is_empty() {
+        ctx.match_nics(false);
+    }
+    ctx
+}
+
+fn metadata_service(p: Platform) -> &'static str {
+    match p {
+        Platform::Openstack | Platform::Ec2 => "http://169.254.169.254/",
+        Platform::Gce => "http://metadata.google.internal/",
+        Platform::Nocloud => "the ds=nocloud;s= URL",
+        Platform::Opennebula => "the OpenNebula context",
+    }
+}
+
+/// Adds the command line's problems to the context as warnings.
+pub fn note_cmdline_problems(ctx: &mut Context, cmd: &Cmdline) {
+    for p in &cmd.problems {
+        ctx.warnings.push(Problem {
+            stage: "cmdline".into(),
+            object: "/proc/cmdline".into(),
+            message: p.clone(),
+        });
+    }
+}
+
+/// Runs one phase; returns the exit status. Only a context that cannot be written (or, for
+/// the later phases, read) fails the unit; everything else is recorded and the boot goes on.
+pub fn run(phase: Phase, root: &Root, state: &StateDir) -> i32 {
+    let started = Instant::now();
+    let started_ms = uptime_ms(root);
+    let cmd = read_cmdline(root);
+    for p in &cmd.problems {
+        log::warn!("cmdline: {p}");
+    }
+    let mut ctx = match phase {
+        Phase::Fetch => fetch(&cmd, root, state),
+        Phase::Grow | Phase::Sysroot => match load(state) {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                log::error!("{phase:?}: {e}; run the fetch phase first");
+                return 1;
+            }
+        },
+    };
+    let outcome = match phase {
+        Phase::Fetch => ctx.errors.first().map_or_else(
+            || "ok".to_string(),
+            |e| format!("{}: {}", e.object, e.message),
+        ),
+        // The disk (issue 5) and render/hand-off (issues 7, 8) stages plug in here.
+        Phase::Grow | Phase::Sysroot => "ok: no stage in this phase yet".to_string(),
+    };
+    let record = PhaseRecord {
+        phase,
+        started_ms,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        peak_rss_kib: peak_rss_kib(),
+        outcome,
+    };
+    log::info!(
+        "phase {:?}: {} ms, peak RSS {} KiB, {}",
+        record.phase,
+        record.duration_ms,
+        record.peak_rss_kib.unwrap_or(0),
+        record.outcome
+    );
+    ctx.phases.push(record);
+    match save(&ctx, state) {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error!("{e}");
+            1
+        }
+    }
+}
+
+/// The kernel command line under `root` (an unreadable one is an empty one).
+pub fn read_cmdline(root: &Root) -> Cmdline {
+    let text = std::fs::read(root.cmdline())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    cmdline::parse(&text)
+}
+
+fn fetch(cmd: &Cmdline, root: &Root, state: &StateDir) -> Context {
+    let timeout = cmd.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let media_wait = MEDIA_WAIT_HINTED.min(timeout);
+    let mut ctx = match gather(cmd, root, state, media_wait) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            // Keep going with what the command line gives; the error says what was missed.
+            let mut ctx = cmdline_context(cmd, root);
+            ctx.error("datasource", &e.object, e.message);
+            ctx
+        }
+    };
+    note_cmdline_problems(&mut ctx, cmd);
+    ctx
+}
+
+/// Reads `context.json` from the state directory.
+pub fn load(state: &StateDir) -> Result<Context, String> {
+    let path = state.path().join("context.json");
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn save(ctx: &Context, state: &StateDir) -> Result<(), String> {
+    let json = serde_json::to_vec_pretty(ctx).map_err(|e| format!("context: {e}"))?;
+    state
+        .store_context(&json)
+        .map(|_| ())
+        .map_err(|e| format!("{}/context.json: {e}", state.path().display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines() {
+        let d = Deadline::after(Duration::ZERO);
+        assert!(d.passed());
+        let d = Deadline::after(Duration::from_secs(60));
+        assert!(!d.passed());
+        assert!(d.remaining() <= Duration::from_secs(60));
+        // Far-future deadlines saturate instead of overflowing.
+        let _ = Deadline::after(Duration::MAX);
+    }
+
+    #[test]
+    fn phases() {
+        for (name, want) in [
+            ("fetch", Some(Phase::Fetch)),
+            ("grow", Some(Phase::Grow)),
+            ("sysroot", Some(Phase::Sysroot)),
+            ("Fetch", None),
+            ("", None),
+        ] {
+            assert_eq!(Phase::from_name(name), want, "case {name:?}");
+        }
+    }
+
+    #[test]
+    fn wait_only_when_a_medium_is_expected() {
+        let nova = Dmi {
+            product_name: "OpenStack Nova".into(),
+            ..Dmi::default()
+        };
+        let ec2 = Dmi {
+            sys_vendor: "Amazon EC2".into(),
+            ..Dmi::default()
+        };
+        let c = cmdline::parse;
+        assert!(expects_medium(&c(""), &nova));
+        assert!(!expects_medium(&c(""), &ec2));
+        assert!(!expects_medium(&c(""), &Dmi::default()));
+        assert!(expects_medium(&c("ds=nocloud"), &Dmi::default()));
+        assert!(expects_medium(&c("preroot.platform=opennebula"), &ec2));
+        assert!(!expects_medium(&c("preroot.platform=none"), &nova));
+    }
+
+    #[test]
+    fn rss_is_read() {
+        assert!(peak_rss_kib().is_some_and(|k| k > 0));
+    }
+}

@@ -1,0 +1,160 @@
+//! `preroot run --phase …` and `preroot show` on fake machine trees: the fetch phase leaves
+//! the context in the state directory, later phases append their records, problems are
+//! recorded and the boot goes on (exit 0).
+
+mod common;
+
+use common::TempDir;
+use serde_json::Value;
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn preroot(root: &Path, state: &Path, args: &[&str]) -> Output {
+    let mut all: Vec<&str> = args.to_vec();
+    if args.first() == Some(&"run") {
+        all.extend(["--root", root.to_str().unwrap()]);
+    }
+    all.extend(["--state-dir", state.to_str().unwrap()]);
+    Command::new(env!("CARGO_BIN_EXE_preroot"))
+        .args(&all)
+        .output()
+        .unwrap()
+}
+
+fn saved(state: &Path) -> Value {
+    serde_json::from_slice(&fs::read(state.join("context.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn three_phases_then_show() {
+    require!("three_phases_then_show"; "xorriso");
+    let tmp = TempDir::new("run-phases");
+    let root = tmp.path().join("root");
+    common::fake_machine(
+        &root,
+        "ro console=ttyS0\n",
+        &[("eno1", "52:54:00:aa:00:01"), ("eno2", "52:54:00:aa:00:02")],
+    );
+    let iso = tmp.path().join("cd.iso");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample-configdrive");
+    let ok = Command::new("xorriso")
+        .args([
+            "-as", "mkisofs", "-quiet", "-R", "-J", "-V", "config-2", "-o",
+        ])
+        .arg(&iso)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    fs::create_dir_all(root.join("sys/class/block/sr0")).unwrap();
+    fs::create_dir_all(root.join("dev")).unwrap();
+    std::os::unix::fs::symlink(&iso, root.join("dev/sr0")).unwrap();
+    fs::write(root.join("proc/uptime"), "3.25 1.00\n").unwrap();
+    let state = tmp.path().join("state");
+
+    for phase in ["fetch", "grow", "sysroot"] {
+        let out = preroot(&root, &state, &["run", "--phase", phase]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{phase}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let ctx = saved(&state);
+    assert_eq!(ctx["instance_id"], "3f7c1c2e-5b1a-4d0e-9a44-0d3c6f1e2a10");
+    assert_eq!(ctx["source"]["location"], "/dev/sr0");
+    let phases: Vec<&str> = ctx["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["fetch", "grow", "sysroot"]);
+    assert_eq!(ctx["phases"][0]["started_ms"], 3250);
+    assert!(ctx["phases"][0]["peak_rss_kib"].as_u64().unwrap() > 0);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert_eq!(
+        fs::metadata(state.join("user-data"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    let out = preroot(&root, &state, &["show"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    for want in [
+        "platform:    openstack",
+        "3f7c1c2e-5b1a-4d0e-9a44-0d3c6f1e2a10",
+        "link:        bond0 (bond0) 203.0.113.17/24",
+        "phase:       Sysroot",
+    ] {
+        assert!(text.contains(want), "show lacks {want:?}:\n{text}");
+    }
+    assert!(!text.contains("s3cret-Never-Logged"));
+    let out = preroot(&root, &state, &["show", "--json"]);
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown, ctx);
+}
+
+/// DMI says EC2 and there is no network stage yet: fetch records why and the boot goes on.
+#[test]
+fn fetch_records_what_it_could_not_do() {
+    let tmp = TempDir::new("run-ec2");
+    let root = tmp.path().join("root");
+    common::fake_machine(
+        &root,
+        "preroot.timeout=2 ip=ens5:dhcp\n",
+        &[("ens5", "06:00:00:00:00:05")],
+    );
+    let dmi = root.join("sys/class/dmi/id");
+    fs::create_dir_all(&dmi).unwrap();
+    fs::write(dmi.join("sys_vendor"), "Amazon EC2\n").unwrap();
+    let state = tmp.path().join("state");
+    let out = preroot(&root, &state, &["run", "--phase", "fetch"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ctx = saved(&state);
+    assert_eq!(ctx["source"]["kind"], "kernel-cmdline");
+    assert!(
+        ctx["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("metadata service"),
+        "{ctx}"
+    );
+    assert_eq!(
+        ctx["network"]["links"][0]["name"], "ens5",
+        "ip= still applies"
+    );
+    assert!(ctx["phases"][0]["outcome"]
+        .as_str()
+        .unwrap()
+        .contains("platform ec2"));
+}
+
+#[test]
+fn later_phase_without_fetch_fails_clearly() {
+    let tmp = TempDir::new("run-nofetch");
+    let out = preroot(
+        tmp.path(),
+        &tmp.path().join("state"),
+        &["run", "--phase", "grow"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let out = preroot(tmp.path(), &tmp.path().join("state"), &["show"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("context.json"));
+}
