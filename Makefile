@@ -7,10 +7,10 @@ CARGO ?= cargo
 MUSL := x86_64-unknown-linux-musl
 STATIC := target/$(MUSL)/release/preroot
 # Tools the tests use to build real media (ISO9660, FAT, ext4, GPT) and loop devices.
-APT_PACKAGES := xorriso genisoimage dosfstools mtools gdisk e2fsprogs util-linux
+APT_PACKAGES := xorriso genisoimage dosfstools mtools gdisk e2fsprogs util-linux systemd
 DEMO := target/demo
 
-.PHONY: all demo check test lint nopanic static size deps deps-apt deps-rust clean
+.PHONY: all demo check test lint nopanic static size install deps deps-apt deps-rust clean
 
 all: static
 
@@ -48,6 +48,18 @@ size: static
 	@bytes=$$(stat -c %s $(STATIC)); \
 	echo "size: $(STATIC) is $$bytes bytes ($$(( bytes / 1024 )) KiB), static musl, opt-level=z, LTO, stripped"; \
 	if ldd $(STATIC) 2>&1 | grep -q '=>'; then echo "size: $(STATIC) is not static"; exit 1; fi
+
+## make install DESTDIR=ROOT: the static binary, the dracut module and its units, and a
+## dracut.conf.d file that includes the module in every initramfs built in ROOT.
+MODDIR := $(DESTDIR)/usr/lib/dracut/modules.d/90preroot
+install: static
+	install -D -m 0755 $(STATIC) $(DESTDIR)/usr/bin/preroot
+	install -d $(MODDIR) $(DESTDIR)/usr/lib/dracut/dracut.conf.d
+	install -m 0755 dracut/90preroot/module-setup.sh dracut/90preroot/preroot-pre-mount.sh \
+		dracut/90preroot/preroot-pre-pivot.sh $(MODDIR)/
+	install -m 0644 dracut/90preroot/preroot-fetch.service dracut/90preroot/preroot-grow.service \
+		dracut/90preroot/preroot-sysroot.service $(MODDIR)/
+	install -m 0644 dracut/90-preroot.conf $(DESTDIR)/usr/lib/dracut/dracut.conf.d/90-preroot.conf
 
 deps: deps-apt deps-rust
 
