@@ -258,6 +258,22 @@ pub struct Route {
     pub via: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<u32>,
+    /// Routing table (netplan `table`); `None` is the main table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<u32>,
+}
+
+/// A policy routing rule (netplan `routing-policy`): traffic matching `from`/`to` (CIDR or
+/// address) is looked up in `table`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    pub table: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
 }
 
 /// Name servers and search domains.
@@ -306,6 +322,8 @@ pub struct Link {
     pub addressing: Vec<Addressing>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<Route>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RoutingRule>,
     #[serde(default, skip_serializing_if = "Dns::is_empty")]
     pub dns: Dns,
     #[serde(default)]
@@ -323,6 +341,7 @@ impl Link {
             kind,
             addressing: Vec::new(),
             routes: Vec::new(),
+            rules: Vec::new(),
             dns: Dns::default(),
             origin: LinkOrigin::Described,
         }

@@ -18,6 +18,7 @@ pub mod logger;
 pub mod media;
 pub mod output;
 pub mod providers;
+pub mod render;
 pub mod root;
 pub mod run;
 pub mod state;

@@ -684,6 +684,7 @@ fn parse_route(r: &Obj) -> Result<Route, DatasourceError> {
         metric: r
             .uint("metric", u64::from(u32::MAX))?
             .and_then(|m| u32::try_from(m).ok()),
+        table: None,
     })
 }
 

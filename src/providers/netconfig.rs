@@ -40,8 +40,8 @@
 //! - v1/v2 `accept-ra: true` without DHCPv6 adds [`Addressing::Slaac`].
 //!
 //! Not supported (warned about and skipped, never guessed): v2 `match.name` globs and
-//! `match.driver`, `macaddress` on an ethernet (setting a MAC), routes with a `table` or a
-//! non-unicast `type`, `routing-policy`, `dhcp4-overrides`/`dhcp6-overrides`, `wifis`,
+//! `match.driver`, `macaddress` on an ethernet (setting a MAC), routes with a non-unicast
+//! `type`, `dhcp4-overrides`/`dhcp6-overrides`, `wifis`,
 //! `tunnels`, `vrfs`, `modems`, v1 `loopback`. A v1 static address with neither prefix nor
 //! netmask gets cloud-init's default (/24, /64) and a warning.
 //!
@@ -55,7 +55,7 @@
 //! arithmetic); every failure is an `Err` naming the field path (`ethernets.eth0.mtu`).
 #![deny(clippy::arithmetic_side_effects)]
 
-use crate::context::{normalize_mac, Addressing, Dns, Link, LinkKind, Network, Route};
+use crate::context::{normalize_mac, Addressing, Dns, Link, LinkKind, Network, Route, RoutingRule};
 use crate::providers::{DatasourceError, MAX_LINKS};
 use saphyr_parser::{Event, Parser, ScalarStyle};
 use std::collections::BTreeMap;
@@ -554,6 +554,23 @@ fn opt_mtu(m: &Node, path: &str) -> Result<Option<u32>, String> {
     Ok(opt_ranged(m, "mtu", path, 68, 65535)?.and_then(|v| u32::try_from(v).ok()))
 }
 
+/// A routing table number: 1..=4294967295 except the reserved 253..=255 names are allowed
+/// too (`default`, `main`, `local` are their numbers in netplan).
+fn opt_table(m: &Node, path: &str) -> Result<Option<u32>, String> {
+    Ok(opt_ranged(m, "table", path, 1, u64::from(u32::MAX))?.and_then(|v| u32::try_from(v).ok()))
+}
+
+/// One end of a routing rule: an address or a CIDR, returned as `addr[/prefix]`.
+fn rule_end(raw: &str, path: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    if let Some((addr, prefix)) = parse_cidr(raw) {
+        return Ok(format!("{addr}/{prefix}"));
+    }
+    raw.parse::<IpAddr>()
+        .map(|a| a.to_string())
+        .map_err(|_| format!("{path}: not an address or address/prefix"))
+}
+
 fn opt_metric(m: &Node, path: &str) -> Result<Option<u32>, String> {
     Ok(opt_ranged(m, "metric", path, 0, u64::from(u32::MAX))?.and_then(|v| u32::try_from(v).ok()))
 }
@@ -805,6 +822,7 @@ fn place_gateway(link: &mut Link, gw: IpAddr, path: &str, warnings: &mut Vec<Str
                 to: default_route(gw),
                 via: Some(gw),
                 metric: None,
+                table: None,
             },
             path,
             warnings,
@@ -1023,7 +1041,7 @@ fn v1(config: &[Node], b: &mut Builder) -> Result<(), String> {
                 }
             }
             "route" => {
-                if let Some(r) = v1_route(entry, &path, b)? {
+                if let Some(r) = v1_route(entry, &path)? {
                     b.global_routes.push((path, r));
                 }
             }
@@ -1132,7 +1150,7 @@ fn v1_link(link: &mut Link, entry: &Node, path: &str, b: &mut Builder) -> Result
             let rpath = child(&p, "routes");
             for (j, r) in seq(routes, &rpath)?.iter().enumerate() {
                 let rp = index(&rpath, j);
-                if let Some(route) = v1_route(r, &rp, b)? {
+                if let Some(route) = v1_route(r, &rp)? {
                     push_route(link, route, &rp, &mut warnings);
                 }
             }
@@ -1194,9 +1212,9 @@ fn v1_address(sub: &Node, path: &str, warnings: &mut Vec<String>) -> Result<(IpA
     Ok((address, p))
 }
 
-/// A v1 route (`destination` or `network` + `netmask`/`prefix`, `gateway`, `metric`).
-/// Routes with a `table` are dropped (the model has no table).
-fn v1_route(r: &Node, path: &str, b: &mut Builder) -> Result<Option<Route>, String> {
+/// A v1 route (`destination` or `network` + `netmask`/`prefix`, `gateway`, `metric`,
+/// `table`).
+fn v1_route(r: &Node, path: &str) -> Result<Option<Route>, String> {
     map(r, path)?;
     let via = opt_ip(r, "gateway", path)?;
     let metric = opt_metric(r, path)?;
@@ -1224,14 +1242,14 @@ fn v1_route(r: &Node, path: &str, b: &mut Builder) -> Result<Option<Route>, Stri
             format!("{addr}/{prefix}")
         }
     };
-    if opt(r, "table").is_some() {
-        b.warn(format!(
-            "{path}: routes in other tables are not supported; route to {to} dropped"
-        ));
-        return Ok(None);
-    }
+    let table = opt_table(r, path)?;
     check_route_family(&to, via, path)?;
-    Ok(Some(Route { to, via, metric }))
+    Ok(Some(Route {
+        to,
+        via,
+        metric,
+        table,
+    }))
 }
 
 /// A route destination: `default`, `a.b.c.d/nn`, or a bare address (a host route).
@@ -1439,12 +1457,7 @@ fn v2_common(link: &mut Link, dev: &Node, path: &str, b: &mut Builder) -> Result
             let to = route_target(req_text(r, "to", &p)?, via, &child(&p, "to"))?;
             check_route_family(&to, via, &p)?;
             let metric = opt_metric(r, &p)?;
-            if opt(r, "table").is_some() {
-                warnings.push(format!(
-                    "{p}: routes in other tables are not supported; route to {to} dropped"
-                ));
-                continue;
-            }
+            let table = opt_table(r, &p)?;
             if let Some(t) = opt_text(r, "type", &p)? {
                 if t != "unicast" {
                     warnings.push(format!(
@@ -1453,7 +1466,13 @@ fn v2_common(link: &mut Link, dev: &Node, path: &str, b: &mut Builder) -> Result
                     continue;
                 }
             }
-            push_route(link, Route { to, via, metric }, &p, &mut warnings);
+            let route = Route {
+                to,
+                via,
+                metric,
+                table,
+            };
+            push_route(link, route, &p, &mut warnings);
         }
     }
     if let Some(ns) = opt(dev, "nameservers") {
@@ -1465,7 +1484,33 @@ fn v2_common(link: &mut Link, dev: &Node, path: &str, b: &mut Builder) -> Result
     if opt_bool(dev, "accept-ra", path)? == Some(true) {
         accept_ra(link, path, &mut warnings);
     }
-    for unsupported in ["routing-policy", "dhcp4-overrides", "dhcp6-overrides"] {
+    if let Some(rules) = opt(dev, "routing-policy") {
+        let rpath = child(path, "routing-policy");
+        for (i, r) in seq(rules, &rpath)?.iter().enumerate() {
+            let p = index(&rpath, i);
+            map(r, &p)?;
+            let ends = |key: &str| -> Result<Option<String>, String> {
+                opt_text(r, key, &p)?
+                    .map(|t| rule_end(t, &child(&p, key)))
+                    .transpose()
+            };
+            let rule = RoutingRule {
+                from: ends("from")?,
+                to: ends("to")?,
+                table: opt_table(r, &p)?.ok_or_else(|| format!("{p}: a rule needs a table"))?,
+                priority: opt_ranged(r, "priority", &p, 0, u64::from(u32::MAX))?
+                    .and_then(|v| u32::try_from(v).ok()),
+            };
+            if link.rules.len() >= MAX_ROUTES {
+                warnings.push(format!(
+                    "{p}: more than {MAX_ROUTES} rules; the rest are dropped"
+                ));
+                break;
+            }
+            link.rules.push(rule);
+        }
+    }
+    for unsupported in ["dhcp4-overrides", "dhcp6-overrides"] {
         if opt(dev, unsupported).is_some() {
             warnings.push(format!(
                 "{}: not supported; ignored",
@@ -1614,7 +1659,7 @@ mod tests {
 
     #[test]
     fn gateways_and_routes() {
-        let p = ok("version: 2\nethernets:\n  eth0:\n    addresses: [10.0.0.2/24, '2001:db8::2/64']\n    gateway4: 10.0.0.1\n    gateway6: '2001:db8::1'\n    routes:\n    - {to: default, via: 10.0.0.254, metric: 5}\n    - {to: 192.168.0.0/16, via: 10.0.0.3, table: 7}\n    - {to: 10.9.9.9, via: 10.0.0.4}\n");
+        let p = ok("version: 2\nethernets:\n  eth0:\n    addresses: [10.0.0.2/24, '2001:db8::2/64']\n    gateway4: 10.0.0.1\n    gateway6: '2001:db8::1'\n    routes:\n    - {to: default, via: 10.0.0.254, metric: 5}\n    - {to: 192.168.0.0/16, via: 10.0.0.3, table: 7}\n    - {to: 10.9.9.9, via: 10.0.0.4}\n    routing-policy:\n    - {from: 10.0.0.2, to: 192.168.0.0/16, table: 7, priority: 100}\n");
         let l = link(&p, "eth0");
         assert_eq!(
             l.addressing,
@@ -1623,13 +1668,46 @@ mod tests {
                 st("2001:db8::2", 64, Some("2001:db8::1"))
             ]
         );
-        let routes: Vec<(&str, Option<u32>)> =
-            l.routes.iter().map(|r| (r.to.as_str(), r.metric)).collect();
-        assert_eq!(routes, vec![("0.0.0.0/0", Some(5)), ("10.9.9.9/32", None)]);
-        assert!(p
-            .warnings
+        let routes: Vec<(&str, Option<u32>, Option<u32>)> = l
+            .routes
             .iter()
-            .any(|w| w.contains("routes[1]") && w.contains("table")));
+            .map(|r| (r.to.as_str(), r.metric, r.table))
+            .collect();
+        assert_eq!(
+            routes,
+            vec![
+                ("0.0.0.0/0", Some(5), None),
+                ("192.168.0.0/16", None, Some(7)),
+                ("10.9.9.9/32", None, None)
+            ]
+        );
+        assert_eq!(
+            l.rules,
+            vec![RoutingRule {
+                from: Some("10.0.0.2".into()),
+                to: Some("192.168.0.0/16".into()),
+                table: 7,
+                priority: Some(100),
+            }]
+        );
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        // A rule needs its table; a bad end is named.
+        for (doc, want) in [
+            (
+                "version: 2\nethernets:\n  e:\n    routing-policy:\n    - {from: 10.0.0.2}\n",
+                "needs a table",
+            ),
+            (
+                "version: 2\nethernets:\n  e:\n    routing-policy:\n    - {from: x, table: 3}\n",
+                "routing-policy[0].from",
+            ),
+        ] {
+            let err = parse(doc).unwrap_err();
+            assert!(
+                err.message.contains(want) || err.object.contains(want),
+                "case {doc}: {err}"
+            );
+        }
     }
 
     #[test]
@@ -1968,17 +2046,13 @@ mod tests {
                 .unwrap();
             let facts = r.entry(name.clone()).or_default();
             // Sections of one kind repeat, so walk them in order.
-            let mut in_table_route = false;
             let mut route_gw = None;
             let sections: Vec<&str> = text.lines().map(str::trim).collect();
             for line in sections {
                 if line.starts_with('[') {
                     if let Some(gw) = route_gw.take() {
-                        if !in_table_route {
-                            facts.gateways.insert(gw);
-                        }
+                        facts.gateways.insert(gw);
                     }
-                    in_table_route = false;
                     continue;
                 }
                 let Some((k, v)) = line.split_once('=') else {
@@ -1993,8 +2067,6 @@ mod tests {
                         facts.dynamic6 |= v == "ipv6" || v == "yes";
                     }
                     "Gateway" => route_gw = Some(v.parse().unwrap()),
-                    // Routes in other tables are outside the model (see module docs).
-                    "Table" => in_table_route = true,
                     "Id" if f.extension().is_some_and(|e| e == "netdev") => {
                         facts.vlan_id = Some(v.parse().unwrap())
                     }
@@ -2005,9 +2077,7 @@ mod tests {
                 }
             }
             if let Some(gw) = route_gw {
-                if !in_table_route {
-                    facts.gateways.insert(gw);
-                }
+                facts.gateways.insert(gw);
             }
         }
         r

@@ -451,6 +451,7 @@ fn eni_option(
                     to: if gw.is_ipv4() { "0.0.0.0/0" } else { "::/0" }.into(),
                     via: Some(gw),
                     metric: None,
+                    table: None,
                 }),
             }
         }

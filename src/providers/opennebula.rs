@@ -408,6 +408,7 @@ fn nic(ctx: &mut Context, vars: &BTreeMap<String, String>, n: u32) -> Option<Lin
                     to: "::/0".into(),
                     via: Some(gw),
                     metric: None,
+                    table: None,
                 });
             }
         }
@@ -480,6 +481,7 @@ fn parse_route(entry: &str) -> Option<Route> {
         to: format!("{addr}/{prefix}"),
         via: Some(via),
         metric: None,
+        table: None,
     })
 }
 

@@ -1,0 +1,128 @@
+//! Renderers: the context's network turned into the files a booted system's own network
+//! manager reads. Pure: a renderer takes a [`Context`] and returns [`RenderedFile`]s (path
+//! relative to the root, content, mode); writing them safely into /sysroot is `output.rs`'s
+//! job, choosing the format from the root's contents is the sysroot phase's.
+//!
+//! `networkd.rs` (systemd-networkd `.network`/`.netdev`). Every value that reaches a file is
+//! checked here first ([`ifname`], [`dns_name`]): a name with a newline, `[`, `/`, `;`, NUL or
+//! anything outside what the format allows is refused with an error naming the link, never
+//! written. Links without a name (a physical link that matched no NIC) are skipped.
+
+pub mod networkd;
+
+use crate::context::{Context, Link};
+use std::fmt;
+
+/// One file to write, relative to the root (`etc/systemd/network/10-preroot-eth0.network`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedFile {
+    pub path: String,
+    pub content: String,
+    pub mode: u32,
+}
+
+/// Why a context could not be rendered. Nothing is written when a renderer fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderError {
+    /// The link id or field.
+    pub object: String,
+    pub message: String,
+}
+
+impl fmt::Display for RenderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.object, self.message)
+    }
+}
+
+impl std::error::Error for RenderError {}
+
+/// A network configuration format.
+pub trait Renderer {
+    /// Short name (`networkd`).
+    fn name(&self) -> &'static str;
+    /// The files for this context, in a stable order.
+    fn render(&self, ctx: &Context) -> Result<Vec<RenderedFile>, RenderError>;
+}
+
+/// Longest interface name the kernel takes (IFNAMSIZ − 1).
+pub const IFNAME_MAX: usize = 15;
+
+/// Checks an interface name: 1..=15 bytes of letters, digits, `-`, `_`, `.`, `:`, not `.` or
+/// `..` (the kernel's `dev_valid_name` refuses `/`, whitespace and those two). Our rule is
+/// narrower than the kernel's on purpose: these names become file names and values in
+/// INI-like files.
+pub fn ifname(name: &str, object: &str) -> Result<(), RenderError> {
+    let ok = !name.is_empty()
+        && name.len() <= IFNAME_MAX
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RenderError {
+            object: object.to_string(),
+            message: format!("interface name {name:?} is not 1 to {IFNAME_MAX} letters, digits, '-', '_', '.' or ':'"),
+        })
+    }
+}
+
+/// Checks a DNS search domain (same rule as a hostname).
+pub fn dns_name(name: &str, object: &str) -> Result<(), RenderError> {
+    crate::context::validate_hostname(name)
+        .map(|_| ())
+        .map_err(|why| RenderError {
+            object: object.to_string(),
+            message: format!("search domain refused: {why}"),
+        })
+}
+
+/// The links a renderer configures: those with a name, after checking every name.
+pub fn named_links(ctx: &Context) -> Result<Vec<(&Link, &str)>, RenderError> {
+    let mut out = Vec::new();
+    for link in &ctx.network.links {
+        if let Some(name) = link.name.as_deref() {
+            ifname(name, &link.id)?;
+            out.push((link, name));
+        }
+    }
+    Ok(out)
+}
+
+/// The name of the link with `id` (members and parents are referred to by id).
+pub fn name_of<'a>(ctx: &'a Context, id: &str) -> Option<&'a str> {
+    ctx.network
+        .links
+        .iter()
+        .find(|l| l.id == id)
+        .and_then(|l| l.name.as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names() {
+        for good in ["eth0", "enp0s31f6", "bond0.602", "br-ex", "ib0:1", "a"] {
+            assert!(ifname(good, "t").is_ok(), "case {good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "eth0\n",
+            "a/b",
+            "[Match]",
+            "a;b",
+            "a b",
+            "a\0b",
+            "sixteen-chars-xx",
+        ] {
+            assert!(ifname(bad, "t").is_err(), "case {bad:?}");
+        }
+    }
+}
