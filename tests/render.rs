@@ -6,7 +6,7 @@ mod common;
 
 use preroot::context::{Context, Medium, Source, SourceKind};
 use preroot::providers::netconfig;
-use preroot::render::{networkd::Networkd, nm::NetworkManager, Renderer};
+use preroot::render::{ifcfg::Ifcfg, networkd::Networkd, nm::NetworkManager, Renderer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
@@ -295,6 +295,138 @@ const MTU_DIFFERENCES: &[(&str, &str, &str, &str)] = &[(
      follows the subnet, as the majority does",
 )];
 
+/// RHEL ifcfg: `ifcfg-*` shell assignments, `route-*` (ADDRESSn/NETMASKn/GATEWAYn) and
+/// `route6-*` (`dest via gw … dev x` lines).
+fn ifcfg_facts(files: &[(String, String)]) -> BTreeMap<String, Facts> {
+    let kv = |text: &str| -> BTreeMap<String, String> {
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| {
+                (
+                    k.trim().to_string(),
+                    v.trim().trim_matches(['"', '\'']).to_string(),
+                )
+            })
+            .collect()
+    };
+    let prefix = |mask: &str| {
+        mask.split('.')
+            .map(|o| o.parse::<u8>().unwrap().count_ones())
+            .sum::<u32>()
+    };
+    let mut by_name: BTreeMap<String, Facts> = BTreeMap::new();
+    for (path, text) in files {
+        let base = Path::new(path)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if let Some(name) = base.strip_prefix("ifcfg-") {
+            let m = kv(text);
+            let f = by_name.entry(name.to_string()).or_default();
+            let get = |k: &str| m.get(k).cloned();
+            f.dhcp = normalize_dhcp(
+                match (
+                    get("BOOTPROTO").as_deref() == Some("dhcp"),
+                    get("DHCPV6C").as_deref() == Some("yes"),
+                ) {
+                    (true, true) => "yes",
+                    (true, false) => "ipv4",
+                    (false, true) => "ipv6",
+                    (false, false) => "no",
+                },
+            );
+            f.mtu = get("MTU");
+            f.master = get("MASTER").or_else(|| get("BRIDGE"));
+            f.kind = match (get("TYPE").as_deref(), get("VLAN").as_deref()) {
+                (_, Some("yes")) => Some("vlan".into()),
+                (Some("Bond"), _) => Some("bond".into()),
+                (Some("Bridge"), _) => Some("bridge".into()),
+                _ => None,
+            };
+            if f.kind.as_deref() == Some("vlan") {
+                f.vlan_id = get("VLAN_ID").or_else(|| name.rsplit('.').next().map(String::from));
+            }
+            f.bond_mode = get("BONDING_OPTS").and_then(|o| {
+                o.split_whitespace()
+                    .find_map(|w| w.strip_prefix("mode=").map(String::from))
+            });
+            for (k, v) in &m {
+                if let Some(n) = k.strip_prefix("IPADDR") {
+                    if !k.starts_with("IPADDR6") {
+                        let mask = m
+                            .get(&format!("NETMASK{n}"))
+                            .map(String::as_str)
+                            .unwrap_or("255.255.255.255");
+                        f.addresses.insert(format!("{v}/{}", prefix(mask)));
+                    }
+                }
+                if k.starts_with("DNS") && k[3..].bytes().all(|b| b.is_ascii_digit()) {
+                    f.dns.insert(v.to_ascii_lowercase());
+                }
+            }
+            if let Some(a) = get("IPV6ADDR") {
+                f.addresses.insert(a.to_ascii_lowercase());
+            }
+            for a in get("IPV6ADDR_SECONDARIES")
+                .unwrap_or_default()
+                .split_whitespace()
+            {
+                f.addresses.insert(a.to_ascii_lowercase());
+            }
+            for k in ["GATEWAY", "IPV6_DEFAULTGW"] {
+                if let Some(g) = get(k) {
+                    f.gateways.insert(g.to_ascii_lowercase());
+                }
+            }
+            f.domains.extend(
+                get("DOMAIN")
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(String::from),
+            );
+        } else if let Some(name) = base.strip_prefix("route6-") {
+            let f = by_name.entry(name.to_string()).or_default();
+            for line in text
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            {
+                let w: Vec<&str> = line.split_whitespace().collect();
+                let via = w
+                    .iter()
+                    .position(|x| *x == "via")
+                    .and_then(|i| w.get(i + 1))
+                    .map(|g| g.to_ascii_lowercase())
+                    .unwrap_or_default();
+                if w[0] == "default" || w[0] == "::/0" {
+                    f.gateways.insert(via);
+                } else {
+                    f.routes.insert((w[0].to_ascii_lowercase(), via));
+                }
+            }
+        } else if let Some(name) = base.strip_prefix("route-") {
+            let m = kv(text);
+            let f = by_name.entry(name.to_string()).or_default();
+            for (k, v) in &m {
+                if let Some(n) = k.strip_prefix("ADDRESS") {
+                    let mask = m
+                        .get(&format!("NETMASK{n}"))
+                        .map(String::as_str)
+                        .unwrap_or("255.255.255.255");
+                    let gw = m.get(&format!("GATEWAY{n}")).cloned().unwrap_or_default();
+                    if v == "0.0.0.0" && prefix(mask) == 0 {
+                        f.gateways.insert(gw);
+                    } else {
+                        f.routes.insert((format!("{v}/{}", prefix(mask)), gw));
+                    }
+                }
+            }
+        }
+    }
+    members_without_dns(by_name)
+}
+
 type FactsFn = fn(&[(String, String)]) -> BTreeMap<String, Facts>;
 
 /// Renders every netconfig case that has `expected/<format>` and compares facts.
@@ -326,10 +458,11 @@ fn compare_format(format: &str, expected_dir: &str, renderer: &dyn Renderer, fac
                 continue;
             }
             let mut w = w.clone();
-            if format == "networkmanager" {
-                // cloud-init's NetworkManager renderer leaves out v1 global name servers (its
-                // networkd renderer keeps them); preroot writes them on every addressed link,
-                // in both formats. Accept exactly those extras.
+            if format != "networkd" {
+                // cloud-init's NetworkManager and ifcfg renderers leave v1 global name servers
+                // out of the interface files (ifcfg puts them in /etc/resolv.conf; its networkd
+                // renderer keeps them per link); preroot writes them on every addressed link in
+                // every format. Accept exactly those extras.
                 if let Some(g) = got.get(ifname) {
                     let globals: BTreeSet<String> = ctx
                         .network
@@ -397,6 +530,16 @@ const NOT_RENDERED: &[(&str, &str)] = &[
 #[test]
 fn networkd_matches_cloud_init_semantically() {
     compare_format("networkd", "etc/systemd/network", &Networkd, networkd_facts);
+}
+
+#[test]
+fn ifcfg_matches_cloud_init_semantically() {
+    compare_format(
+        "sysconfig-rhel",
+        "etc/sysconfig/network-scripts",
+        &Ifcfg,
+        ifcfg_facts,
+    );
 }
 
 #[test]

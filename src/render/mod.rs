@@ -3,12 +3,13 @@
 //! relative to the root, content, mode); writing them safely into /sysroot is `output.rs`'s
 //! job, choosing the format from the root's contents is the sysroot phase's.
 //!
-//! `networkd.rs` (systemd-networkd `.network`/`.netdev`), `nm.rs` (NetworkManager keyfiles).
-//! RHEL ifcfg and Debian ifupdown come next (issue 7). Every value that reaches a file is
+//! `networkd.rs` (systemd-networkd `.network`/`.netdev`), `nm.rs` (NetworkManager keyfiles),
+//! `ifcfg.rs` (RHEL network-scripts); Debian ifupdown comes next (issue 7). Every value that reaches a file is
 //! checked here first ([`ifname`], [`dns_name`]): a name with a newline, `[`, `/`, `;`, NUL or
 //! anything outside what the format allows is refused with an error naming the link, never
 //! written. Links without a name (a physical link that matched no NIC) are skipped.
 
+pub mod ifcfg;
 pub mod networkd;
 pub mod nm;
 
