@@ -27,6 +27,10 @@ Commands:
                (filesystem, network files, hand-off; after sysroot.mount). Problems are
                recorded in the context and the boot goes on.
   show         What preroot did at this boot, from STATE/context.json.
+  render --context FILE --format FORMAT --out DIR
+               Write the network configuration a context describes as a plain tree
+               under DIR (DIR/etc/systemd/network/..., for inspection). FORMAT:
+               networkd, nm, ifcfg or eni.
   help         Print this text.
 
 Options:
@@ -43,6 +47,9 @@ Options:
                     passwords, injected files; mode 0600) are [default: /run/preroot].
   --phase PHASE     (run) fetch, grow or sysroot.
   --json            (show) Print context.json as it is.
+  --context FILE    (render) The context to render (from `preroot context`).
+  --format FORMAT   (render) networkd, nm (NetworkManager), ifcfg (RHEL), eni (ifupdown).
+  --out DIR         (render) Where to write the tree.
   -v, --verbose     Log to stderr (otherwise: /dev/kmsg in the initramfs, else nothing).
   -V, --version     Print the version.
   -h, --help        Print this text.
@@ -64,6 +71,9 @@ struct Options {
     state_dir: Option<PathBuf>,
     phase: Option<Phase>,
     json: bool,
+    context: Option<PathBuf>,
+    format: Option<String>,
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +83,7 @@ enum Command {
     Context,
     Run,
     Show,
+    Render,
 }
 
 fn parse_from(value: &str) -> Result<(SourceKind, PathBuf), String> {
@@ -115,13 +126,23 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
             "-v" | "--verbose" => verbose = true,
             "-h" | "--help" | "help" => return Ok((Command::Help, opts, verbose)),
             "-V" | "--version" => return Ok((Command::Version, opts, verbose)),
-            "context" | "run" | "show" if command.is_none() => {
+            "context" | "run" | "show" | "render" if command.is_none() => {
                 command = Some(match arg {
                     "context" => Command::Context,
                     "run" => Command::Run,
+                    "render" => Command::Render,
                     _ => Command::Show,
                 })
             }
+            "--context" => opts.context = Some(PathBuf::from(value("--context")?)),
+            "--format" => {
+                let v = value("--format")?;
+                if crate::render::by_name(&v).is_none() {
+                    return Err(format!("--format {v}: expected networkd, nm, ifcfg or eni"));
+                }
+                opts.format = Some(v);
+            }
+            "--out" => opts.out = Some(PathBuf::from(value("--out")?)),
             "--from" => opts.from = Some(parse_from(&value("--from")?)?),
             "--root" => opts.root = Some(PathBuf::from(value("--root")?)),
             "--state-dir" => opts.state_dir = Some(PathBuf::from(value("--state-dir")?)),
@@ -143,10 +164,16 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
         None => return Err("options given without a command".into()),
     };
     // Each option belongs to some commands only; say so rather than ignore it.
+    let render_opts = opts.context.is_some() || opts.format.is_some() || opts.out.is_some();
     let misplaced = match command {
-        Command::Context => opts.phase.is_some() || opts.json,
-        Command::Run => opts.from.is_some() || opts.json,
-        Command::Show => opts.from.is_some() || opts.root.is_some() || opts.phase.is_some(),
+        Command::Context => opts.phase.is_some() || opts.json || render_opts,
+        Command::Run => opts.from.is_some() || opts.json || render_opts,
+        Command::Show => {
+            opts.from.is_some() || opts.root.is_some() || opts.phase.is_some() || render_opts
+        }
+        Command::Render => {
+            opts.from.is_some() || opts.root.is_some() || opts.phase.is_some() || opts.json
+        }
         Command::Help | Command::Version => false,
     };
     if misplaced {
@@ -154,6 +181,11 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
     }
     if command == Command::Run && opts.phase.is_none() {
         return Err("run needs --phase fetch|grow|sysroot".into());
+    }
+    if command == Command::Render
+        && (opts.context.is_none() || opts.format.is_none() || opts.out.is_none())
+    {
+        return Err("render needs --context FILE --format FORMAT --out DIR".into());
     }
     Ok((command, opts, verbose))
 }
@@ -192,7 +224,43 @@ pub fn main(args: &[OsString]) -> i32 {
             }
         }
         Command::Show => show(&state, opts.json),
+        Command::Render => render(&opts),
     }
+}
+
+/// `preroot render`: a context file to a plain tree of network files.
+fn render(opts: &Options) -> i32 {
+    let (Some(path), Some(format), Some(out)) = (&opts.context, &opts.format, &opts.out) else {
+        return 2;
+    };
+    let Some(renderer) = crate::render::by_name(format) else {
+        return 2;
+    };
+    let ctx: Context = match std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("preroot: {}: {e}", path.display());
+            return 1;
+        }
+    };
+    let files = match renderer.render(&ctx) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("preroot: render {format}: {e}");
+            return 1;
+        }
+    };
+    if let Err(e) = crate::render::write_tree(&files, out) {
+        eprintln!("preroot: {}: {e}", out.display());
+        return 1;
+    }
+    for f in &files {
+        println!("{}", f.path);
+    }
+    0
 }
 
 fn context(opts: Options, root: &Root, state: &StateDir, verbose: bool) -> i32 {
@@ -358,6 +426,9 @@ mod tests {
             "run --phase fetch --from configdrive:/x",
             "show --root /x",
             "context --json",
+            "render --context c --format networkd",
+            "render --context c --format yaml --out o",
+            "context --format nm",
         ] {
             assert!(parse_args(&args(bad)).is_err(), "case {bad}");
         }

@@ -551,3 +551,167 @@ fn networkmanager_matches_cloud_init_semantically() {
         nm_facts,
     );
 }
+
+fn run(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_preroot"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Every fixture with network data renders without error in all four formats, through the
+/// binary: `preroot context` then `preroot render`.
+#[test]
+fn every_fixture_renders_in_every_format() {
+    let tmp = common::TempDir::new("render-all");
+    let mut rendered = 0;
+    for (category, kind) in [
+        ("openstack", "configdrive"),
+        ("nocloud", "nocloud"),
+        ("opennebula", "opennebula"),
+    ] {
+        let mut cases: Vec<_> = fs::read_dir(common::fixtures().join(category))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        cases.sort();
+        for case in cases {
+            let name = case.file_name().unwrap().to_string_lossy().into_owned();
+            let input = case.join("input");
+            let drive = if input.join("mnt/config").is_dir() {
+                input.join("mnt/config")
+            } else {
+                input.clone()
+            };
+            let state = tmp.path().join(format!("{name}-state"));
+            let out = run(&[
+                "context",
+                "--from",
+                &format!("{kind}:{}", drive.display()),
+                "--root",
+                input.to_str().unwrap(),
+                "--state-dir",
+                state.to_str().unwrap(),
+            ]);
+            assert!(
+                out.status.success(),
+                "{name}: context: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let ctx_file = tmp.path().join(format!("{name}.json"));
+            fs::write(&ctx_file, &out.stdout).unwrap();
+            let ctx: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let configured = ctx["network"]["links"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l["name"].is_string());
+            for format in ["networkd", "nm", "ifcfg", "eni"] {
+                let dir = tmp.path().join(format!("{name}-{format}"));
+                let out = run(&[
+                    "render",
+                    "--context",
+                    ctx_file.to_str().unwrap(),
+                    "--format",
+                    format,
+                    "--out",
+                    dir.to_str().unwrap(),
+                ]);
+                assert!(
+                    out.status.success(),
+                    "{name}: render {format}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let listed = String::from_utf8_lossy(&out.stdout).lines().count();
+                assert_eq!(
+                    listed > 0,
+                    configured,
+                    "{name}: {format} wrote {listed} files"
+                );
+                rendered += 1;
+            }
+        }
+    }
+    // And the netconfig documents, through the library.
+    let mut cases: Vec<_> = fs::read_dir(common::fixtures().join("netconfig"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    for case in cases {
+        let ctx =
+            context_from_netconfig(&fs::read_to_string(case.join("input/network-config")).unwrap());
+        for format in ["networkd", "nm", "ifcfg", "eni"] {
+            let r = preroot::render::by_name(format).unwrap();
+            r.render(&ctx)
+                .unwrap_or_else(|e| panic!("{}: {format}: {e}", case.display()));
+            rendered += 1;
+        }
+    }
+    assert!(rendered > 200, "only {rendered} renders");
+}
+
+/// A context carrying hostile values (as a tampered context.json could) is refused whole:
+/// nothing is written for any format.
+#[test]
+fn hostile_values_write_nothing() {
+    let tmp = common::TempDir::new("render-hostile");
+    let base = serde_json::json!({
+        "schema_version": 1, "platform": "openstack",
+        "source": {"kind": "config-drive", "medium": "directory", "location": "x"},
+        "instance_id": "i", "hostname": null,
+        "network": {"links": [{"id": "a", "name": "eth0", "type": "physical", "addressing": [{"method": "dhcp4"}]}]},
+        "errors": [], "fallbacks": [], "extra": {}
+    });
+    let cases: Vec<(&str, serde_json::Value)> = vec![
+        ("newline in a name", serde_json::json!("eth0\n[Network]")),
+        ("path in a name", serde_json::json!("../../etc/passwd")),
+        ("NUL in a name", serde_json::json!("eth\u{0}0")),
+        ("semicolon in a name", serde_json::json!("eth0;reboot")),
+    ];
+    for (case, name) in cases {
+        let mut ctx = base.clone();
+        ctx["network"]["links"][0]["name"] = name;
+        let file = tmp.path().join("ctx.json");
+        fs::write(&file, serde_json::to_vec(&ctx).unwrap()).unwrap();
+        for format in ["networkd", "nm", "ifcfg", "eni"] {
+            let out_dir = tmp.path().join(format!("out-{format}"));
+            let out = run(&[
+                "render",
+                "--context",
+                file.to_str().unwrap(),
+                "--format",
+                format,
+                "--out",
+                out_dir.to_str().unwrap(),
+            ]);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "case {case}: {format} accepted it"
+            );
+            assert!(!out_dir.exists(), "case {case}: {format} wrote something");
+        }
+    }
+    let mut ctx = base.clone();
+    ctx["network"]["dns"] = serde_json::json!({"search": ["ok.example", "evil\nDNS=6.6.6.6"]});
+    let file = tmp.path().join("ctx.json");
+    fs::write(&file, serde_json::to_vec(&ctx).unwrap()).unwrap();
+    for format in ["networkd", "nm", "ifcfg", "eni"] {
+        let out_dir = tmp.path().join(format!("dns-{format}"));
+        let out = run(&[
+            "render",
+            "--context",
+            file.to_str().unwrap(),
+            "--format",
+            format,
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "search domain with a newline: {format} accepted it"
+        );
+    }
+}

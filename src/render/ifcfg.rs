@@ -6,8 +6,9 @@
 //! for extra addresses), `GATEWAY`, `IPV6INIT`, `IPV6ADDR`, `IPV6ADDR_SECONDARIES`,
 //! `IPV6_DEFAULTGW`, `DHCPV6C`, `IPV6_AUTOCONF`, `DNS1..`, `DOMAIN`, `MTU`, `HWADDR` (match)
 //! and `MACADDR` (set, for virtual devices), bonds with `BONDING_OPTS`, members with
-//! `MASTER`/`SLAVE` or `BRIDGE`, VLANs with `VLAN=yes`, `PHYSDEV`, `VLAN_ID`. Policy rules
-//! and routes in other tables have no ifcfg form: they are refused, never dropped silently.
+//! `MASTER`/`SLAVE` or `BRIDGE`, VLANs with `VLAN=yes`, `PHYSDEV`, `VLAN_ID`. Routes in other
+//! tables switch `route-<name>` to its `ip route` argument form (`… table N`), and policy
+//! rules go to `rule-<name>`/`rule6-<name>` (`ip rule` arguments), both read by `ifup-routes`.
 
 use super::{dns_name, name_of, named_links, RenderError, RenderedFile, Renderer};
 use crate::context::{Addressing, Context, Link, LinkKind, Route};
@@ -29,20 +30,26 @@ impl Renderer for Ifcfg {
     fn render(&self, ctx: &Context) -> Result<Vec<RenderedFile>, RenderError> {
         let mut files = Vec::new();
         for (link, name) in named_links(ctx)? {
-            if !link.rules.is_empty() || link.routes.iter().any(|r| r.table.is_some()) {
-                return Err(RenderError {
-                    object: link.id.clone(),
-                    message: "policy routing has no ifcfg form; choose networkd or nm".into(),
-                });
-            }
             files.push(file(format!("ifcfg-{name}"), ifcfg(ctx, link, name)?));
             let (v4, v6): (Vec<&Route>, Vec<&Route>) =
                 link.routes.iter().partition(|r| !r.to.contains(':'));
             if !v4.is_empty() {
-                files.push(file(format!("route-{name}"), route4(&v4, &link.id)?));
+                // The ADDRESSn form cannot name a table; the ip-argument form can.
+                let content = if v4.iter().any(|r| r.table.is_some()) {
+                    ip_routes(&v4, name)
+                } else {
+                    route4(&v4, &link.id)?
+                };
+                files.push(file(format!("route-{name}"), content));
             }
             if !v6.is_empty() {
-                files.push(file(format!("route6-{name}"), route6(&v6, name)));
+                files.push(file(format!("route6-{name}"), ip_routes(&v6, name)));
+            }
+            for (v6, prefix) in [(false, "rule"), (true, "rule6")] {
+                let rules = rules(link, v6)?;
+                if !rules.is_empty() {
+                    files.push(file(format!("{prefix}-{name}"), rules));
+                }
             }
         }
         Ok(files)
@@ -272,8 +279,9 @@ fn route4(routes: &[&Route], object: &str) -> Result<String, RenderError> {
     Ok(s)
 }
 
-/// `route6-<name>`: `ip -6 route` arguments, one route a line.
-fn route6(routes: &[&Route], name: &str) -> String {
+/// `route6-<name>` (and `route-<name>` when a route names a table): `ip route` arguments,
+/// one route a line.
+fn ip_routes(routes: &[&Route], name: &str) -> String {
     let mut s = String::from(HEADER);
     for r in routes {
         let mut line = r.to.clone();
@@ -283,9 +291,45 @@ fn route6(routes: &[&Route], name: &str) -> String {
         if let Some(m) = r.metric {
             let _ = write!(line, " metric {m}");
         }
+        if let Some(t) = r.table {
+            let _ = write!(line, " table {t}");
+        }
         let _ = writeln!(s, "{line} dev {name}");
     }
     s
+}
+
+/// `rule-<name>` / `rule6-<name>`: `ip rule` arguments for the link's rules of one family
+/// (by the family of their `from`, else `to`).
+fn rules(link: &Link, v6: bool) -> Result<String, RenderError> {
+    let mut s = String::new();
+    for rule in &link.rules {
+        let end = rule.from.as_deref().or(rule.to.as_deref()).unwrap_or("");
+        if end.contains(':') != v6 {
+            continue;
+        }
+        let mut line = String::new();
+        for (word, end) in [("from", &rule.from), ("to", &rule.to)] {
+            if let Some(end) = end {
+                quotable(end, &link.id)?;
+                if end.contains(char::is_whitespace) {
+                    return Err(RenderError {
+                        object: link.id.clone(),
+                        message: format!("rule end {end:?} is not an address"),
+                    });
+                }
+                let _ = write!(line, "{word} {end} ");
+            }
+        }
+        if let Some(p) = rule.priority {
+            let _ = write!(line, "priority {p} ");
+        }
+        let _ = writeln!(s, "{line}table {}", rule.table);
+    }
+    if s.is_empty() {
+        return Ok(s);
+    }
+    Ok(format!("{HEADER}{s}"))
 }
 
 #[cfg(test)]

@@ -4,11 +4,12 @@
 //! job, choosing the format from the root's contents is the sysroot phase's.
 //!
 //! `networkd.rs` (systemd-networkd `.network`/`.netdev`), `nm.rs` (NetworkManager keyfiles),
-//! `ifcfg.rs` (RHEL network-scripts); Debian ifupdown comes next (issue 7). Every value that reaches a file is
+//! `ifcfg.rs` (RHEL network-scripts), `eni.rs` (Debian ifupdown). Every value that reaches a file is
 //! checked here first ([`ifname`], [`dns_name`]): a name with a newline, `[`, `/`, `;`, NUL or
 //! anything outside what the format allows is refused with an error naming the link, never
 //! written. Links without a name (a physical link that matched no NIC) are skipped.
 
+pub mod eni;
 pub mod ifcfg;
 pub mod networkd;
 pub mod nm;
@@ -102,6 +103,33 @@ pub fn name_of<'a>(ctx: &'a Context, id: &str) -> Option<&'a str> {
         .iter()
         .find(|l| l.id == id)
         .and_then(|l| l.name.as_deref())
+}
+
+/// The renderer for a `preroot.render=`/`--format` name.
+pub fn by_name(name: &str) -> Option<Box<dyn Renderer>> {
+    match name {
+        "networkd" => Some(Box::new(networkd::Networkd)),
+        "nm" | "networkmanager" => Some(Box::new(nm::NetworkManager)),
+        "ifcfg" => Some(Box::new(ifcfg::Ifcfg)),
+        "eni" | "ifupdown" => Some(Box::new(eni::Eni)),
+        _ => None,
+    }
+}
+
+/// Writes rendered files under `out` as a plain tree (directories 0755, files atomically with
+/// their modes). For inspection and tests: writing into a system root, with its ownership
+/// and no-symlink rules, is the sysroot phase's.
+pub fn write_tree(files: &[RenderedFile], out: &std::path::Path) -> std::io::Result<()> {
+    for f in files {
+        let path = out.join(&f.path);
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+        else {
+            continue;
+        };
+        crate::output::ensure_dir(dir, 0o755)?;
+        crate::output::write_atomic(dir, name, f.content.as_bytes(), f.mode)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
