@@ -271,7 +271,7 @@ fn context(opts: Options, root: &Root, state: &StateDir, verbose: bool) -> i32 {
     }
     let result = match opts.from {
         Some((kind, path)) => run::read_from(kind, &path, root, state),
-        None => run::gather(&cmd, root, state, std::time::Duration::ZERO),
+        None => Ok(run::gather(&cmd, root, state, std::time::Duration::ZERO)),
     };
     let mut ctx = match result {
         Ok(ctx) => ctx,

@@ -27,12 +27,6 @@ use std::time::{Duration, Instant};
 /// `fetch`'s deadline when `preroot.timeout=` is not given.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// How long `fetch` waits for a labelled medium to appear (udev may still be creating the
-/// nodes) when something says the platform has one: `preroot.platform=` or DMI naming
-/// OpenStack, NoCloud or OpenNebula, or `ds=nocloud`. Otherwise it looks once: a machine
-/// with no datasource must not pay a wait at every boot.
-pub const MEDIA_WAIT_HINTED: Duration = Duration::from_secs(5);
-
 /// How often the block devices are scanned again while waiting.
 const MEDIA_POLL: Duration = Duration::from_millis(100);
 
@@ -152,13 +146,9 @@ fn expects_medium(cmd: &Cmdline, dmi: &Dmi) -> bool {
 /// Detects the platform under `root` and reads its datasource. When something says the
 /// platform comes on a medium, waits up to `media_wait` for one to appear (0: look once).
 /// With no platform (or `preroot.platform=none`), the context comes from the kernel command
-/// line (`ip=`, `nameserver=`).
-pub fn gather(
-    cmd: &Cmdline,
-    root: &Root,
-    state: &StateDir,
-    media_wait: Duration,
-) -> Result<Context, DatasourceError> {
+/// line (`ip=`, `nameserver=`). A datasource that cannot be read leaves the command line's
+/// context with the platform it detected and the error recorded: the boot goes on.
+pub fn gather(cmd: &Cmdline, root: &Root, state: &StateDir, media_wait: Duration) -> Context {
     let dmi = Dmi::read(root);
     let wait = if expects_medium(cmd, &dmi) {
         Deadline::after(media_wait)
@@ -170,44 +160,64 @@ pub fn gather(
         std::thread::sleep(MEDIA_POLL.min(wait.remaining()));
         media = detect::scan_media(root);
     }
-    match detect::decide(cmd, &dmi, &media) {
+    let (platform, result) = match detect::decide(cmd, &dmi, &media) {
         Detection::Found {
             platform,
             medium: Some(m),
             reason,
         } => {
             log::info!("detect: {platform} ({reason})");
-            let (tree, kind) = media::open(&m.device)?;
-            let input = Input {
-                tree: tree.as_ref(),
-                source: Source {
-                    kind: m.kind,
-                    medium: kind,
-                    location: m.name.clone(),
-                    partition_of: m.partition_of.clone(),
-                },
-                state,
-                host_nics: root.host_nics(),
-            };
-            let mut ctx = providers::read_local(m.kind, &input)?;
-            ctx.extra
-                .insert("detected_by".into(), serde_json::Value::String(reason));
-            Ok(ctx)
+            (platform, read_medium(&m, reason, root, state))
         }
         Detection::Found {
             platform,
             medium: None,
             reason,
-        } => Err(DatasourceError::new(
-            format!("platform {platform}"),
-            format!(
-                "detected ({reason}) but no local medium found; reading {} needs its metadata \
-                 service, which the network stage provides",
-                metadata_service(platform)
-            ),
-        )),
-        Detection::Disabled | Detection::Unknown => Ok(cmdline_context(cmd, root)),
-    }
+        } => (
+            platform,
+            Err(DatasourceError::new(
+                format!("platform {platform}"),
+                format!(
+                    "detected ({reason}) but no local medium found; reading {} needs its \
+                     metadata service, which the network stage provides",
+                    metadata_service(platform)
+                ),
+            )),
+        ),
+        Detection::Disabled | Detection::Unknown => return cmdline_context(cmd, root),
+    };
+    result.unwrap_or_else(|e| {
+        // Keep going with what the command line gives; the error says what was missed.
+        let mut ctx = cmdline_context(cmd, root);
+        ctx.platform = Some(platform);
+        ctx.error("datasource", &e.object, e.message);
+        ctx
+    })
+}
+
+/// Reads the datasource on a detected medium.
+fn read_medium(
+    m: &detect::Medium,
+    reason: String,
+    root: &Root,
+    state: &StateDir,
+) -> Result<Context, DatasourceError> {
+    let (tree, kind) = media::open(&m.device)?;
+    let input = Input {
+        tree: tree.as_ref(),
+        source: Source {
+            kind: m.kind,
+            medium: kind,
+            location: m.name.clone(),
+            partition_of: m.partition_of.clone(),
+        },
+        state,
+        host_nics: root.host_nics(),
+    };
+    let mut ctx = providers::read_local(m.kind, &input)?;
+    ctx.extra
+        .insert("detected_by".into(), serde_json::Value::String(reason));
+    Ok(ctx)
 }
 
 /// The context of a machine no datasource identifies: the kernel command line alone.
@@ -314,17 +324,12 @@ pub fn read_cmdline(root: &Root) -> Cmdline {
 }
 
 fn fetch(cmd: &Cmdline, root: &Root, state: &StateDir) -> Context {
+    // When something says the platform comes on a medium (`preroot.platform=`, `ds=nocloud`,
+    // DMI naming OpenStack, NoCloud or OpenNebula), the medium may still be on its way (udev
+    // creating nodes; under emulation that takes seconds), so wait for it up to the whole
+    // deadline. Otherwise `gather` looks once: a machine with no datasource pays no wait.
     let timeout = cmd.timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let media_wait = MEDIA_WAIT_HINTED.min(timeout);
-    let mut ctx = match gather(cmd, root, state, media_wait) {
-        Ok(ctx) => ctx,
-        Err(e) => {
-            // Keep going with what the command line gives; the error says what was missed.
-            let mut ctx = cmdline_context(cmd, root);
-            ctx.error("datasource", &e.object, e.message);
-            ctx
-        }
-    };
+    let mut ctx = gather(cmd, root, state, timeout);
     note_cmdline_problems(&mut ctx, cmd);
     ctx
 }

@@ -128,6 +128,7 @@ fn fetch_records_what_it_could_not_do() {
     );
     let ctx = saved(&state);
     assert_eq!(ctx["source"]["kind"], "kernel-cmdline");
+    assert_eq!(ctx["platform"], "ec2", "the detected platform is kept");
     assert!(
         ctx["errors"][0]["message"]
             .as_str()
@@ -157,4 +158,31 @@ fn later_phase_without_fetch_fails_clearly() {
     let out = preroot(tmp.path(), &tmp.path().join("state"), &["show"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("context.json"));
+}
+
+/// DMI names OpenStack, so fetch waits for a config drive, but only until its deadline.
+#[test]
+fn hinted_medium_wait_ends_at_the_deadline() {
+    let tmp = TempDir::new("run-nova");
+    let root = tmp.path().join("root");
+    common::fake_machine(&root, "preroot.timeout=1\n", &[]);
+    let dmi = root.join("sys/class/dmi/id");
+    fs::create_dir_all(&dmi).unwrap();
+    fs::write(dmi.join("product_name"), "OpenStack Nova\n").unwrap();
+    fs::create_dir_all(root.join("sys/class/block")).unwrap();
+    let state = tmp.path().join("state");
+    let started = std::time::Instant::now();
+    let out = preroot(&root, &state, &["run", "--phase", "fetch"]);
+    assert_eq!(out.status.code(), Some(0));
+    // Waited for the medium (it could have come), and gave up at the deadline.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    let ctx = saved(&state);
+    assert_eq!(ctx["platform"], "openstack");
+    assert!(
+        ctx["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no local medium"),
+        "{ctx}"
+    );
 }

@@ -19,9 +19,11 @@ depends() {
 # Drivers a portable cloud image needs to see its disks and NICs on KVM (virtio), Xen,
 # Hyper-V, VMware, AWS (ena, nvme), GCE (gve) and common bare metal (e1000/e1000e). In
 # hostonly mode dracut keeps only those the building host uses; a missing one is skipped.
-# No isofs or vfat: preroot reads config drives in user space.
+# The config drive is often a CD-ROM on an emulated AHCI/IDE controller (QEMU's q35 and
+# i440fx, OpenStack's default), so the controller and sr_mod come too. No isofs or vfat:
+# preroot reads config drives in user space.
 installkernel() {
-    instmods virtio_pci virtio_net virtio_blk virtio_scsi \
+    instmods virtio_pci virtio_net virtio_blk virtio_scsi ahci ata_piix sd_mod sr_mod \
         xen-netfront xen-blkfront hv_vmbus hv_netvsc hv_storvsc \
         nvme ena gve vmxnet3 vmw_pvscsi e1000 e1000e
 }
