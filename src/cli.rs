@@ -31,6 +31,11 @@ Commands:
                Write the network configuration a context describes as a plain tree
                under DIR (DIR/etc/systemd/network/..., for inspection). FORMAT:
                networkd, nm, ifcfg or eni.
+  render --context FILE [--format FORMAT] --root DIR
+               Configure the system root DIR as the boot's sysroot phase does: network
+               files (FORMAT, else chosen from what DIR enables), /etc/hostname, one
+               marked /etc/hosts line, DIR/etc/preroot/{instance-id,manifest.json};
+               once per instance, no symlink followed (docs/sysroot.md).
   help         Print this text.
 
 Options:
@@ -38,7 +43,8 @@ Options:
                     configdrive (OpenStack config drive), nocloud (NoCloud seed) or
                     opennebula (OpenNebula context). PATH is a directory, an ISO9660 or
                     FAT image file, or a block device; nothing is mounted.
-  --root DIR        (context, run) Take /proc, /sys and /dev from DIR (a fake machine
+  --root DIR        (render) The system root to configure. (context, run) Take
+                    /proc, /sys, /dev and /sysroot from DIR (a fake machine
                     tree): the kernel command line (DIR/proc/cmdline), the host NICs
                     (DIR/sys/class/net/*/address), DMI (DIR/sys/class/dmi/id/*) and the
                     block devices (DIR/sys/class/block/*, read at DIR/dev/NAME).
@@ -49,7 +55,7 @@ Options:
   --json            (show) Print context.json as it is.
   --context FILE    (render) The context to render (from `preroot context`).
   --format FORMAT   (render) networkd, nm (NetworkManager), ifcfg (RHEL), eni (ifupdown).
-  --out DIR         (render) Where to write the tree.
+  --out DIR         (render) Where to write the plain tree.
   -v, --verbose     Log to stderr (otherwise: /dev/kmsg in the initramfs, else nothing).
   -V, --version     Print the version.
   -h, --help        Print this text.
@@ -171,9 +177,7 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
         Command::Show => {
             opts.from.is_some() || opts.root.is_some() || opts.phase.is_some() || render_opts
         }
-        Command::Render => {
-            opts.from.is_some() || opts.root.is_some() || opts.phase.is_some() || opts.json
-        }
+        Command::Render => opts.from.is_some() || opts.phase.is_some() || opts.json,
         Command::Help | Command::Version => false,
     };
     if misplaced {
@@ -182,10 +186,15 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
     if command == Command::Run && opts.phase.is_none() {
         return Err("run needs --phase fetch|grow|sysroot".into());
     }
-    if command == Command::Render
-        && (opts.context.is_none() || opts.format.is_none() || opts.out.is_none())
-    {
-        return Err("render needs --context FILE --format FORMAT --out DIR".into());
+    if command == Command::Render {
+        let plain = opts.out.is_some() && opts.format.is_some() && opts.root.is_none();
+        let into_root = opts.root.is_some() && opts.out.is_none();
+        if opts.context.is_none() || !(plain || into_root) {
+            return Err(
+                "render needs --context FILE and either --format FORMAT --out DIR or --root DIR"
+                    .into(),
+            );
+        }
     }
     Ok((command, opts, verbose))
 }
@@ -224,19 +233,17 @@ pub fn main(args: &[OsString]) -> i32 {
             }
         }
         Command::Show => show(&state, opts.json),
-        Command::Render => render(&opts),
+        Command::Render => render(&opts, verbose),
     }
 }
 
-/// `preroot render`: a context file to a plain tree of network files.
-fn render(opts: &Options) -> i32 {
-    let (Some(path), Some(format), Some(out)) = (&opts.context, &opts.format, &opts.out) else {
+/// `preroot render`: a context file to a plain tree of network files (`--out`), or into a
+/// system root with the boot's rules (`--root`: manifest, once per instance, no symlinks).
+fn render(opts: &Options, verbose: bool) -> i32 {
+    let Some(path) = &opts.context else {
         return 2;
     };
-    let Some(renderer) = crate::render::by_name(format) else {
-        return 2;
-    };
-    let ctx: Context = match std::fs::read(path)
+    let mut ctx: Context = match std::fs::read(path)
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
     {
@@ -245,6 +252,34 @@ fn render(opts: &Options) -> i32 {
             eprintln!("preroot: {}: {e}", path.display());
             return 1;
         }
+    };
+    if let Some(target) = &opts.root {
+        crate::logger::init(verbose, false);
+        let cmd = crate::cmdline::parse(
+            &opts
+                .format
+                .as_ref()
+                .map(|f| format!("preroot.render={f}"))
+                .unwrap_or_default(),
+        );
+        let directives = run::user_directives(&mut ctx);
+        let summary = crate::sysroot::configure(&mut ctx, &cmd, &directives, target);
+        return match ctx.errors.first() {
+            Some(e) => {
+                eprintln!("preroot: {}: {}", e.object, e.message);
+                1
+            }
+            None => {
+                println!("{summary}");
+                0
+            }
+        };
+    }
+    let (Some(format), Some(out)) = (&opts.format, &opts.out) else {
+        return 2;
+    };
+    let Some(renderer) = crate::render::by_name(format) else {
+        return 2;
     };
     let files = match renderer.render(&ctx) {
         Ok(f) => f,

@@ -11,9 +11,11 @@
 )]
 
 pub mod cli;
+pub mod cloudconfig;
 pub mod cmdline;
 pub mod context;
 pub mod detect;
+pub mod handoff;
 pub mod logger;
 pub mod media;
 pub mod output;
@@ -22,3 +24,4 @@ pub mod render;
 pub mod root;
 pub mod run;
 pub mod state;
+pub mod sysroot;

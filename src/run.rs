@@ -5,9 +5,10 @@
 //!   read the datasource, and write `/run/preroot/context.json` and the secret files. This is
 //!   the one state the later phases read. Bounded by `preroot.timeout=` (default
 //!   [`DEFAULT_TIMEOUT`]).
-//! - `grow` (after `initrd-root-device.target`, before `sysroot.mount`) and `sysroot` (after
-//!   `sysroot.mount`, before `initrd-root-fs.target`) carry the disk, render and hand-off
-//!   stages as their issues land; until then they record that they ran and had nothing to do.
+//!   It also writes the hand-off files in /run (`handoff.rs`).
+//! - `grow` (after `initrd-root-device.target`, before `sysroot.mount`) carries the disk stage.
+//! - `sysroot` (after `sysroot.mount`, before `initrd-root-fs.target`) writes the network
+//!   configuration and hostname into the root that will boot (`sysroot.rs`).
 //!
 //! Every phase appends its record (duration, start time since boot, peak RSS, outcome) to the
 //! context and logs it. A failure is recorded in the context and logged, and the boot goes on:
@@ -283,14 +284,25 @@ pub fn run(phase: Phase, root: &Root, state: &StateDir) -> i32 {
             }
         },
     };
-    let outcome = match phase {
-        Phase::Fetch => ctx.errors.first().map_or_else(
-            || "ok".to_string(),
-            |e| format!("{}: {}", e.object, e.message),
-        ),
-        // The disk (issue 5) and render/hand-off (issues 7, 8) stages plug in here.
-        Phase::Grow | Phase::Sysroot => "ok: no stage in this phase yet".to_string(),
+    let errors_before = ctx.errors.len();
+    let mut outcome = match phase {
+        Phase::Fetch => {
+            crate::handoff::write(&mut ctx, root.base());
+            "ok".to_string()
+        }
+        // The disk stage (issue 5) plugs in here.
+        Phase::Grow => "ok: no stage in this phase yet".to_string(),
+        Phase::Sysroot => sysroot(&mut ctx, &cmd, root),
     };
+    // A phase's first error is its outcome (fetch: including the datasource's).
+    let first_new = if phase == Phase::Fetch {
+        0
+    } else {
+        errors_before
+    };
+    if let Some(e) = ctx.errors.get(first_new) {
+        outcome = format!("{}: {}", e.object, e.message);
+    }
     let record = PhaseRecord {
         phase,
         started_ms,
@@ -311,6 +323,38 @@ pub fn run(phase: Phase, root: &Root, state: &StateDir) -> i32 {
         Err(e) => {
             log::error!("{e}");
             1
+        }
+    }
+}
+
+/// The `sysroot` phase: configures the root the system will boot (see `sysroot.rs`).
+fn sysroot(ctx: &mut Context, cmd: &Cmdline, root: &Root) -> String {
+    let directives = user_directives(ctx);
+    let ostree_booted = root.join("run/ostree-booted").exists();
+    match crate::sysroot::target(cmd, &root.join("sysroot"), ostree_booted) {
+        Ok(target) => crate::sysroot::configure(ctx, cmd, &directives, &target),
+        Err(e) => {
+            ctx.error("sysroot", "ostree=", e.clone());
+            e
+        }
+    }
+}
+
+/// The cloud-config directives in the stored user data; unreadable or broken user data
+/// gives none (and a warning: the userspace stage reports it in full).
+pub fn user_directives(ctx: &mut Context) -> crate::cloudconfig::Directives {
+    let Some(file) = &ctx.user_data else {
+        return crate::cloudconfig::Directives::default();
+    };
+    let path = file.path.clone();
+    match std::fs::read(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|data| crate::cloudconfig::directives(&data))
+    {
+        Ok(d) => d,
+        Err(e) => {
+            ctx.warn("cloud-config", &path, e);
+            crate::cloudconfig::Directives::default()
         }
     }
 }

@@ -1,0 +1,373 @@
+//! Writing into a system root: `preroot render --root` and the `sysroot` phase of `preroot run`
+//! on fake root trees — format choice, once per instance, moving an image's file aside,
+//! planted symlinks, hostile values, an ostree deployment, and the hand-off files.
+
+mod common;
+
+use common::TempDir;
+use serde_json::Value;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn preroot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_preroot"))
+        .args(args)
+        .output()
+        .expect("run preroot")
+}
+
+fn ok(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The sample config drive's context, as `preroot context` gives it.
+fn sample_context(tmp: &Path) -> Value {
+    let out = preroot(&[
+        "context",
+        "--from",
+        "configdrive:tests/data/sample-configdrive",
+        "--root",
+        "tests/data/sample-machine",
+        "--state-dir",
+        tmp.join("state").to_str().unwrap(),
+    ]);
+    serde_json::from_str(&ok(&out)).unwrap()
+}
+
+fn save(path: &Path, ctx: &Value) -> String {
+    fs::write(path, serde_json::to_vec(ctx).unwrap()).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// A root whose systemd enables networkd (a Debian cloud image).
+fn networkd_root(root: &Path) {
+    let wants = root.join("etc/systemd/system/multi-user.target.wants");
+    fs::create_dir_all(&wants).unwrap();
+    std::os::unix::fs::symlink(
+        "/lib/systemd/system/systemd-networkd.service",
+        wants.join("systemd-networkd.service"),
+    )
+    .unwrap();
+    fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+}
+
+fn render_root(ctx: &str, root: &Path) -> Output {
+    preroot(&["render", "--context", ctx, "--root", root.to_str().unwrap()])
+}
+
+fn tree(root: &Path) -> Vec<(String, u64, i64)> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            if m.is_dir() {
+                todo.push(e.path());
+            }
+            out.push((
+                e.path().strip_prefix(root).unwrap().display().to_string(),
+                m.ino(),
+                m.mtime_nsec(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn networkd_root_once_per_instance() {
+    let tmp = TempDir::new("sysroot-once");
+    let ctx = sample_context(tmp.path());
+    let ctx_file = save(&tmp.path().join("ctx.json"), &ctx);
+    let root = tmp.path().join("root");
+    networkd_root(&root);
+
+    let summary = ok(&render_root(&ctx_file, &root));
+    assert!(summary.contains("(networkd)"), "{summary}");
+    let net = root.join("etc/systemd/network");
+    let names: Vec<String> = fs::read_dir(&net)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        !names.is_empty() && names.iter().all(|n| n.starts_with("10-preroot-")),
+        "{names:?}"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "node-17\n"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hosts")).unwrap(),
+        "127.0.0.1 localhost\n127.0.1.1 node-17.rack4.example.org node-17 # preroot\n"
+    );
+    let iid = ctx["instance_id"].as_str().unwrap();
+    assert_eq!(
+        fs::read_to_string(root.join("etc/preroot/instance-id")).unwrap(),
+        format!("{iid}\n")
+    );
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(root.join("etc/preroot/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["renderer"], "networkd");
+    assert!(manifest["files"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("etc/hostname")));
+
+    // Same instance again, after the user edited a file: nothing is written.
+    fs::write(root.join("etc/hostname"), "mine\n").unwrap();
+    let before = tree(&root);
+    let summary = ok(&render_root(&ctx_file, &root));
+    assert!(summary.contains("already configured"), "{summary}");
+    assert_eq!(
+        tree(&root),
+        before,
+        "second run of the same instance writes nothing"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "mine\n"
+    );
+
+    // The image booted as another instance with no network data: renders afresh, removes
+    // the old instance's network files, keeps one hosts line.
+    let mut other = ctx.clone();
+    other["instance_id"] = "another-instance".into();
+    other["hostname"] = "fresh".into();
+    other["network"]["links"] = Value::Array(Vec::new());
+    let other_file = save(&tmp.path().join("other.json"), &other);
+    ok(&render_root(&other_file, &root));
+    assert_eq!(
+        fs::read_dir(&net).unwrap().count(),
+        0,
+        "stale files removed"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "fresh\n"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hosts")).unwrap(),
+        "127.0.0.1 localhost\n127.0.1.1 fresh # preroot\n"
+    );
+}
+
+#[test]
+fn image_files_with_fixed_names_are_moved_aside_once() {
+    let tmp = TempDir::new("sysroot-aside");
+    let ctx = sample_context(tmp.path());
+    let ctx_file = save(&tmp.path().join("ctx.json"), &ctx);
+    let root = tmp.path().join("root");
+    let scripts = root.join("etc/sysconfig/network-scripts");
+    fs::create_dir_all(&scripts).unwrap();
+    fs::write(
+        root.join("etc/sysconfig/network-scripts/ifcfg-lo"),
+        "DEVICE=lo\n",
+    )
+    .unwrap();
+    // Which ifcfg files the render produces for this context:
+    let plain = tmp.path().join("plain");
+    let listed = ok(&preroot(&[
+        "render",
+        "--context",
+        &ctx_file,
+        "--format",
+        "ifcfg",
+        "--out",
+        plain.to_str().unwrap(),
+    ]));
+    let first = listed.lines().next().unwrap().to_string();
+    fs::write(root.join(&first), "# the image's own\n").unwrap();
+
+    ok(&render_root(&ctx_file, &root));
+    let aside = root.join(format!("{first}.preroot-orig"));
+    assert_eq!(fs::read_to_string(&aside).unwrap(), "# the image's own\n");
+    assert!(fs::read_to_string(root.join(&first))
+        .unwrap()
+        .starts_with("# Written by preroot"));
+    assert_eq!(
+        fs::read_to_string(root.join("etc/sysconfig/network-scripts/ifcfg-lo")).unwrap(),
+        "DEVICE=lo\n",
+        "a file preroot does not write is never touched"
+    );
+    // A new instance: the file is preroot's now (in the manifest), nothing is moved again.
+    let mut other = ctx.clone();
+    other["instance_id"] = "second".into();
+    let other_file = save(&tmp.path().join("other.json"), &other);
+    ok(&render_root(&other_file, &root));
+    assert_eq!(fs::read_to_string(&aside).unwrap(), "# the image's own\n");
+}
+
+#[test]
+fn planted_symlinks_are_not_followed() {
+    let tmp = TempDir::new("sysroot-links");
+    let ctx = sample_context(tmp.path());
+    let ctx_file = save(&tmp.path().join("ctx.json"), &ctx);
+    let outside = tmp.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+
+    // NetworkManager enabled, its configuration directory a link out of the root.
+    let root = tmp.path().join("root");
+    let wants = root.join("etc/systemd/system/multi-user.target.wants");
+    fs::create_dir_all(&wants).unwrap();
+    fs::write(wants.join("NetworkManager.service"), "").unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("etc/NetworkManager")).unwrap();
+    std::os::unix::fs::symlink(outside.join("hostname"), root.join("etc/hostname")).unwrap();
+    let out = render_root(&ctx_file, &root);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("symlink"), "{err}");
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing written through a link"
+    );
+    assert!(
+        !root.join("etc/preroot/instance-id").exists(),
+        "not recorded as configured"
+    );
+
+    // Without the directory link, the hostname link is replaced, never written through.
+    fs::remove_file(root.join("etc/NetworkManager")).unwrap();
+    ok(&render_root(&ctx_file, &root));
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+    assert!(fs::symlink_metadata(root.join("etc/hostname"))
+        .unwrap()
+        .is_file());
+    let conns = root.join("etc/NetworkManager/system-connections");
+    for e in fs::read_dir(&conns).unwrap() {
+        let mode = e.unwrap().metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "keyfiles hold secrets: 0600");
+    }
+}
+
+#[test]
+fn hostile_values_never_reach_a_file() {
+    let tmp = TempDir::new("sysroot-hostile");
+    let ctx = sample_context(tmp.path());
+    for (field, value) in [
+        ("hostname", "evil\n[Match]"),
+        ("hostname", "../../etc/shadow"),
+        ("hostname", "a;b"),
+        ("hostname", "nul\u{0}byte"),
+        ("link-name", "eth0\nDNS=6.6.6.6"),
+        ("link-name", "../../x"),
+        ("link-name", "[Network]"),
+        ("link-name", "e;0"),
+    ] {
+        let mut bad = ctx.clone();
+        match field {
+            "hostname" => bad["hostname"] = value.into(),
+            _ => bad["network"]["links"][0]["name"] = value.into(),
+        }
+        let root = tmp.path().join(format!("root-{}", value.len()));
+        let _ = fs::remove_dir_all(&root);
+        networkd_root(&root);
+        let ctx_file = save(&tmp.path().join("bad.json"), &bad);
+        let out = render_root(&ctx_file, &root);
+        assert_eq!(out.status.code(), Some(1), "case {value:?}");
+        assert!(
+            !root.join("etc/preroot/instance-id").exists(),
+            "case {value:?}"
+        );
+        for (path, _, _) in tree(&root) {
+            let p = root.join(&path);
+            assert!(!path.contains(".."), "case {value:?}: {path}");
+            if p.is_file() {
+                let text = fs::read_to_string(&p).unwrap_or_default();
+                assert!(!text.contains(value), "case {value:?} reached {path}");
+            }
+        }
+    }
+}
+
+#[test]
+fn user_data_can_keep_the_hostname() {
+    let tmp = TempDir::new("sysroot-preserve");
+    let mut ctx = sample_context(tmp.path());
+    let ud = tmp.path().join("user-data");
+    fs::write(&ud, "#cloud-config\npreserve_hostname: true\n").unwrap();
+    ctx["user_data"]["path"] = ud.to_str().unwrap().into();
+    let ctx_file = save(&tmp.path().join("ctx.json"), &ctx);
+    let root = tmp.path().join("root");
+    networkd_root(&root);
+    fs::write(root.join("etc/hostname"), "image\n").unwrap();
+    ok(&render_root(&ctx_file, &root));
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "image\n"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hosts")).unwrap(),
+        "127.0.0.1 localhost\n"
+    );
+}
+
+/// The three phases on a fake machine whose /sysroot holds an ostree repository layout and
+/// the command line names the deployment through its `ostree=` link, as the boot loader does.
+#[test]
+fn ostree_deployment_gets_the_files() {
+    let tmp = TempDir::new("sysroot-ostree");
+    let machine = tmp.path().join("machine");
+    common::fake_machine(
+        &machine,
+        "root=LABEL=root ostree=/ostree/boot.1/debian/6d1f/0 ip=192.0.2.10::192.0.2.1:255.255.255.0:box1:ens3:none\n",
+        &[("ens3", "52:54:00:12:34:56")],
+    );
+    let sysroot = machine.join("sysroot");
+    let deploy = sysroot.join("ostree/deploy/debian/deploy/0a1b2c.0");
+    fs::create_dir_all(deploy.join("etc")).unwrap();
+    fs::create_dir_all(deploy.join("usr/lib/systemd")).unwrap();
+    fs::write(deploy.join("usr/lib/systemd/systemd-networkd"), "").unwrap();
+    fs::create_dir_all(sysroot.join("ostree/boot.1/debian/6d1f")).unwrap();
+    std::os::unix::fs::symlink(
+        "../../../deploy/debian/deploy/0a1b2c.0",
+        sysroot.join("ostree/boot.1/debian/6d1f/0"),
+    )
+    .unwrap();
+    fs::create_dir_all(sysroot.join("etc")).unwrap();
+    let state = tmp.path().join("state");
+    for phase in ["fetch", "grow", "sysroot"] {
+        let out = preroot(&[
+            "run",
+            "--phase",
+            phase,
+            "--root",
+            machine.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ]);
+        ok(&out);
+    }
+    let net =
+        fs::read_to_string(deploy.join("etc/systemd/network/10-preroot-ens3.network")).unwrap();
+    assert!(net.contains("Address=192.0.2.10/24"), "{net}");
+    assert_eq!(
+        fs::read_to_string(deploy.join("etc/hostname")).unwrap(),
+        "box1\n"
+    );
+    assert_eq!(
+        fs::read_dir(sysroot.join("etc")).unwrap().count(),
+        0,
+        "/sysroot/etc untouched"
+    );
+    let env = fs::read_to_string(machine.join("run/metadata/preroot")).unwrap();
+    assert!(env.contains("PREROOT_HOSTNAME=box1\n"), "{env}");
+    let ctx: Value =
+        serde_json::from_slice(&fs::read(state.join("context.json")).unwrap()).unwrap();
+    let outcome = ctx["phases"][2]["outcome"].as_str().unwrap();
+    assert!(
+        outcome.contains("0a1b2c.0") && outcome.contains("(networkd)"),
+        "{outcome}"
+    );
+}
