@@ -371,3 +371,27 @@ fn ostree_deployment_gets_the_files() {
         "{outcome}"
     );
 }
+
+/// Every multipart user data in the shared fixtures (cloud-init's MIME documents, Heat's
+/// cfn-init and software-config payloads) yields its directives without error.
+#[test]
+fn multipart_fixtures_read_cleanly() {
+    let dir = common::fixtures().join("multipart");
+    let mut seen = 0;
+    for case in fs::read_dir(&dir).unwrap() {
+        let input = case.unwrap().path().join("input");
+        for rel in ["user_data", "openstack/latest/user_data"] {
+            let Ok(data) = fs::read(input.join(rel)) else {
+                continue;
+            };
+            let d = preroot::cloudconfig::directives(&data);
+            assert!(d.is_ok(), "{}: {d:?}", input.display());
+            seen += 1;
+        }
+    }
+    assert!(
+        seen >= 5,
+        "only {seen} multipart cases found under {}",
+        dir.display()
+    );
+}
