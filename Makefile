@@ -10,7 +10,7 @@ STATIC := target/$(MUSL)/release/preroot
 APT_PACKAGES := xorriso genisoimage dosfstools mtools gdisk e2fsprogs util-linux systemd
 DEMO := target/demo
 
-.PHONY: all demo check test lint nopanic static size install deps deps-apt deps-rust clean
+.PHONY: all demo check test lint nopanic fuzz-smoke fuzz-deps static size install deps deps-apt deps-rust clean
 
 all: static
 
@@ -28,7 +28,7 @@ demo: deps static
 
 ## make check: every test. Under PREROOT_REQUIRE_ALL=1 (.ci/run) tests that need root, loop
 ## devices or tools fail instead of skipping.
-check: deps lint test nopanic size
+check: deps lint test nopanic fuzz-smoke size
 
 test:
 	$(CARGO) test --all-targets
@@ -40,6 +40,24 @@ lint:
 ## The #[no_panic] proofs only hold in an optimized build that unwinds; this links them.
 nopanic:
 	$(CARGO) build --profile nopanic --features nopanic --example nopanic
+
+## Every fuzz target (fuzz/, libFuzzer through cargo fuzz on the stable toolchain with
+## RUSTC_BOOTSTRAP=1) for FUZZ_SECONDS each, seeded from ../shared/fixtures. A crash fails
+## the build and leaves its input in fuzz/artifacts/. fuzz/run-long.sh runs them long.
+FUZZ_SECONDS ?= 12
+FUZZ_TARGETS := $(shell sed -n 's/^name = "\(.*\)"/\1/p' fuzz/Cargo.toml | grep -v preroot-fuzz)
+fuzz-smoke: fuzz-deps
+	cd fuzz && ./seed.sh
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build -s none
+	@set -o pipefail; cd fuzz && for t in $(FUZZ_TARGETS); do \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -s none $$t -- -max_total_time=$(FUZZ_SECONDS) \
+			-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 2>&1 | \
+			awk -v t=$$t '/^stat::number_of_executed_units/ {print "fuzz " t ": " $$2 " execs, no crash"} \
+				/ERROR|panicked|deadly signal|Test unit written/ {print; bad=1} END {exit bad}' || exit 1; \
+	done
+
+fuzz-deps: deps-rust
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 
 static: deps-rust
 	$(CARGO) build --release --target $(MUSL)

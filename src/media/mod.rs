@@ -153,6 +153,62 @@ impl Tree for DirTree {
     }
 }
 
+/// Files held in memory, by relative path: fuzz targets and tests build a medium with it.
+#[derive(Debug, Clone, Default)]
+pub struct MemTree {
+    files: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+impl MemTree {
+    pub fn new() -> MemTree {
+        MemTree::default()
+    }
+
+    /// Adds a file; a path with `..` or `.` components is ignored.
+    pub fn insert(&mut self, path: &str, data: Vec<u8>) {
+        if let Some(parts) = components(path) {
+            self.files.insert(parts.join("/"), data);
+        }
+    }
+}
+
+impl Tree for MemTree {
+    fn read(&self, path: &str, cap: u64) -> Result<Option<Vec<u8>>, MediaError> {
+        let parts = components(path)
+            .ok_or_else(|| MediaError::new(path.to_string(), MediaErrorKind::BadPath))?;
+        let Some(data) = self.files.get(&parts.join("/")) else {
+            return Ok(None);
+        };
+        let size = u64::try_from(data.len()).unwrap_or(u64::MAX);
+        if size > cap {
+            return Err(MediaError::new(
+                path.to_string(),
+                MediaErrorKind::TooLarge { size, cap },
+            ));
+        }
+        Ok(Some(data.clone()))
+    }
+
+    fn list(&self, dir: &str) -> Result<Option<Vec<String>>, MediaError> {
+        let parts = components(dir)
+            .ok_or_else(|| MediaError::new(dir.to_string(), MediaErrorKind::BadPath))?;
+        let prefix = parts.iter().map(|p| format!("{p}/")).collect::<String>();
+        let mut names: Vec<String> = self
+            .files
+            .keys()
+            .filter_map(|k| k.strip_prefix(prefix.as_str()))
+            .filter_map(|rest| rest.split('/').next())
+            .map(str::to_string)
+            .collect();
+        names.dedup();
+        Ok((!names.is_empty()).then_some(names))
+    }
+
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+}
+
 /// Reads at most `cap` bytes from `r`; more is [`MediaErrorKind::TooLarge`].
 pub fn read_capped(r: impl Read, cap: u64, object: &str) -> Result<Vec<u8>, MediaError> {
     let mut buf = Vec::new();
@@ -198,5 +254,32 @@ pub fn open(path: &Path) -> Result<(Box<dyn Tree>, crate::context::Medium), Medi
             object,
             MediaErrorKind::Corrupt("neither a directory, an ISO9660 image nor a FAT image".into()),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_tree_reads_lists_and_caps() {
+        let mut t = MemTree::new();
+        t.insert("openstack/latest/meta_data.json", b"{}".to_vec());
+        t.insert("openstack/2018-08-27/meta_data.json", b"{}".to_vec());
+        t.insert("../evil", b"x".to_vec());
+        assert_eq!(
+            t.read("openstack/latest/meta_data.json", 2)
+                .unwrap()
+                .unwrap(),
+            b"{}"
+        );
+        assert!(t.read("openstack/latest/meta_data.json", 1).is_err());
+        assert_eq!(t.read("openstack/none", 9).unwrap(), None);
+        assert!(t.read("../evil", 9).is_err());
+        assert_eq!(
+            t.list("openstack").unwrap().unwrap(),
+            ["2018-08-27", "latest"]
+        );
+        assert_eq!(t.list("ec2").unwrap(), None);
     }
 }

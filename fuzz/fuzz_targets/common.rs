@@ -1,0 +1,61 @@
+//! Shared by the fuzz targets: a scratch state directory and splitting one input into
+//! several documents.
+#![allow(dead_code)]
+
+use preroot::context::{Medium, Source, SourceKind};
+use preroot::media::MemTree;
+use preroot::providers::{self, Input};
+use preroot::state::StateDir;
+
+/// Splits `data` at the separator line into at most `n` documents (missing ones are absent).
+pub fn documents(data: &[u8], n: usize) -> Vec<&[u8]> {
+    const SEP: &[u8] = b"\n--8<--\n";
+    let mut out = Vec::new();
+    let mut rest = data;
+    while out.len() + 1 < n {
+        match rest.windows(SEP.len()).position(|w| w == SEP) {
+            Some(at) => {
+                out.push(&rest[..at]);
+                rest = &rest[at + SEP.len()..];
+            }
+            None => break,
+        }
+    }
+    out.push(rest);
+    out
+}
+
+/// A state directory on tmpfs for secrets the datasource stores.
+pub fn state() -> StateDir {
+    let base = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
+    StateDir::new(format!("{base}/preroot-fuzz-{}", std::process::id()))
+}
+
+/// Reads a datasource of `kind` from files given as (path, bytes).
+pub fn read(kind: SourceKind, files: &[(&str, &[u8])]) {
+    let mut tree = MemTree::new();
+    for (path, data) in files {
+        tree.insert(path, data.to_vec());
+    }
+    let state = state();
+    let input = Input {
+        tree: &tree,
+        source: Source {
+            kind,
+            medium: Medium::Directory,
+            location: "fuzz".into(),
+            partition_of: None,
+        },
+        state: &state,
+        host_nics: Vec::new(),
+    };
+    let _ = providers::read_local(kind, &input);
+}
+
+/// Writes `data` to a scratch image file and returns its path.
+pub fn image(data: &[u8]) -> std::path::PathBuf {
+    let base = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
+    let path = std::path::PathBuf::from(format!("{base}/preroot-fuzz-{}.img", std::process::id()));
+    std::fs::write(&path, data).expect("scratch image");
+    path
+}
