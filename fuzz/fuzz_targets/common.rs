@@ -27,7 +27,11 @@ pub fn documents(data: &[u8], n: usize) -> Vec<&[u8]> {
 
 /// A state directory on tmpfs for secrets the datasource stores.
 pub fn state() -> StateDir {
-    let base = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    };
     StateDir::new(format!("{base}/preroot-fuzz-{}", std::process::id()))
 }
 
@@ -54,7 +58,11 @@ pub fn read(kind: SourceKind, files: &[(&str, &[u8])]) {
 
 /// Writes `data` to a scratch image file and returns its path.
 pub fn image(data: &[u8]) -> std::path::PathBuf {
-    let base = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    };
     let path = std::path::PathBuf::from(format!("{base}/preroot-fuzz-{}.img", std::process::id()));
     std::fs::write(&path, data).expect("scratch image");
     path

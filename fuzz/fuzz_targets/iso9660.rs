@@ -12,7 +12,11 @@ fuzz_target!(|data: &[u8]| {
         for dir in ["", "openstack", "openstack/latest"] {
             if let Ok(Some(names)) = tree.list(dir) {
                 for name in names.iter().take(64) {
-                    let file = if dir.is_empty() { name.clone() } else { format!("{dir}/{name}") };
+                    let file = if dir.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{dir}/{name}")
+                    };
                     let _ = tree.read(&file, 1 << 20);
                 }
             }

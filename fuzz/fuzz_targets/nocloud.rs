@@ -8,6 +8,9 @@ mod common;
 
 fuzz_target!(|data: &[u8]| {
     let docs = common::documents(data, 2);
-    let files: Vec<(&str, &[u8])> = ["meta-data", "network-config"].into_iter().zip(docs).collect();
+    let files: Vec<(&str, &[u8])> = ["meta-data", "network-config"]
+        .into_iter()
+        .zip(docs)
+        .collect();
     common::read(SourceKind::NocloudSeed, &files);
 });
