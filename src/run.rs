@@ -5,9 +5,11 @@
 //!   read the datasource, and write `/run/preroot/context.json` and the secret files. This is
 //!   the one state the later phases read. Bounded by `preroot.timeout=` (default
 //!   [`DEFAULT_TIMEOUT`]).
-//! - `grow` (after `initrd-root-device.target`, before `sysroot.mount`) and `sysroot` (after
-//!   `sysroot.mount`, before `initrd-root-fs.target`) carry the disk, render and hand-off
-//!   stages as their issues land; until then they record that they ran and had nothing to do.
+//! - `grow` (after `initrd-root-device.target`, before `sysroot.mount`): the disk stage's
+//!   block part, the partition, PV and LV of `root=` ([`crate::disk::phase_grow`]).
+//! - `sysroot` (after `sysroot.mount`, before `initrd-root-fs.target`): the root
+//!   filesystem's growth ([`crate::disk::phase_sysroot`]); render and hand-off stages follow
+//!   as their issues land.
 //!
 //! Every phase appends its record (duration, start time since boot, peak RSS, outcome) to the
 //! context and logs it. A failure is recorded in the context and logged, and the boot goes on:
@@ -288,8 +290,9 @@ pub fn run(phase: Phase, root: &Root, state: &StateDir) -> i32 {
             || "ok".to_string(),
             |e| format!("{}: {}", e.object, e.message),
         ),
-        // The disk (issue 5) and render/hand-off (issues 7, 8) stages plug in here.
-        Phase::Grow | Phase::Sysroot => "ok: no stage in this phase yet".to_string(),
+        Phase::Grow => crate::disk::phase_grow(&cmd, root, &mut ctx),
+        // The render/hand-off stages (issues 7, 8) plug in after the filesystem.
+        Phase::Sysroot => crate::disk::phase_sysroot(&cmd, root, &mut ctx),
     };
     let record = PhaseRecord {
         phase,
