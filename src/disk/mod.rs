@@ -532,7 +532,33 @@ pub fn grow_partition(root: &Root, part: &BlockDev, opts: &Options) -> Result<Ac
         })
         .collect();
     if p.steps.is_empty() {
-        a.note = Some("already fills the space it can have".into());
+        // The table is right; the kernel may not know yet (an earlier run was interrupted
+        // after its writes): then only tell it.
+        if part.size_bytes() == Some(a.new_size) {
+            a.note = Some("already fills the space it can have".into());
+            return Ok(a);
+        }
+        a.note = Some(format!(
+            "the table already has this size, the kernel has {} bytes",
+            part.size_bytes().unwrap_or(0)
+        ));
+        if opts.dry_run {
+            a.steps
+                .push("tell the kernel (BLKPG_RESIZE_PARTITION)".into());
+            a.status = Status::Planned;
+            return Ok(a);
+        }
+        let how = tell_kernel(
+            root,
+            &file,
+            part,
+            number,
+            to_bytes(p.start_lba),
+            a.new_size,
+            opts,
+        )?;
+        a.steps.push(how);
+        a.status = Status::Done;
         return Ok(a);
     }
     if opts.dry_run {
