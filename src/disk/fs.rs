@@ -24,6 +24,7 @@ pub struct Ext4 {
 }
 
 /// Parses the ext2/3/4 superblock in the first 2 KiB+ of a device.
+#[cfg_attr(feature = "nopanic", no_panic::no_panic)]
 pub fn ext4_superblock(buf: &[u8]) -> Option<Ext4> {
     let sb = buf.get(1024..1024 + 0x160)?;
     if sb.get(0x38..0x3A)? != [0x53, 0xEF] {
@@ -78,11 +79,10 @@ pub fn fs_ids(buf: &[u8]) -> Option<(String, String)> {
 /// Finds the block device whose ext4/xfs UUID (or label) is `value`.
 pub fn find_by_id(root: &Root, uuid: bool, value: &str) -> Option<BlockDev> {
     let dir = std::fs::read_dir(root.join("sys/class/block")).ok()?;
-    let mut names: Vec<String> = dir
+    let names: Vec<String> = dir
         .flatten()
         .filter_map(|e| e.file_name().to_str().map(str::to_string))
         .collect();
-    names.sort();
     for name in names {
         let sys = root.join(format!("sys/class/block/{name}"));
         let Ok(sys) = sys.canonicalize() else {

@@ -172,11 +172,9 @@ impl Mbr {
         }
         // No overlaps among primaries (the extended one contains the logicals), nor among logicals.
         for list in [&mbr.primaries, &mbr.logicals] {
-            let mut sorted = list.clone();
-            sorted.sort_by_key(|p| p.start);
-            for pair in sorted.windows(2) {
-                if let [a, b] = pair {
-                    if b.start < a.end_excl() {
+            for (i, a) in list.iter().enumerate() {
+                for b in list.iter().skip(i.saturating_add(1)) {
+                    if a.start < b.end_excl() && b.start < a.end_excl() {
                         return Err(err(format!(
                             "MBR partitions {} and {} overlap",
                             a.number, b.number

@@ -172,26 +172,30 @@ pub struct Options {
 
 // ---------------------------------------------------------------- byte helpers (pure)
 
-pub(crate) fn le_u32(b: &[u8], off: usize) -> Option<u32> {
+#[cfg_attr(feature = "nopanic", no_panic::no_panic)]
+pub fn le_u32(b: &[u8], off: usize) -> Option<u32> {
     Some(u32::from_le_bytes(
         b.get(off..off.checked_add(4)?)?.try_into().ok()?,
     ))
 }
 
-pub(crate) fn le_u64(b: &[u8], off: usize) -> Option<u64> {
+#[cfg_attr(feature = "nopanic", no_panic::no_panic)]
+pub fn le_u64(b: &[u8], off: usize) -> Option<u64> {
     Some(u64::from_le_bytes(
         b.get(off..off.checked_add(8)?)?.try_into().ok()?,
     ))
 }
 
-pub(crate) fn put(b: &mut [u8], off: usize, bytes: &[u8]) -> Option<()> {
+#[cfg_attr(feature = "nopanic", no_panic::no_panic)]
+pub fn put(b: &mut [u8], off: usize, bytes: &[u8]) -> Option<()> {
     b.get_mut(off..off.checked_add(bytes.len())?)?
         .copy_from_slice(bytes);
     Some(())
 }
 
 /// CRC-32 (IEEE 802.3, reflected, as GPT uses), table-free: the arrays are ≤ 1 MiB.
-pub(crate) fn crc32(data: &[u8]) -> u32 {
+#[cfg_attr(feature = "nopanic", no_panic::no_panic)]
+pub fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in data {
         crc ^= u32::from(b);
@@ -265,7 +269,6 @@ impl BlockDev {
                 }
             }
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
 
@@ -281,6 +284,7 @@ impl BlockDev {
 }
 
 /// `major`/`minor` of a `dev_t` (glibc's `gnu_dev_major`/`minor` encoding).
+#[cfg_attr(feature = "nopanic", no_panic::no_panic)]
 pub fn split_dev(rdev: u64) -> (u64, u64) {
     let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0x0fff);
     let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
