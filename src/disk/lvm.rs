@@ -12,8 +12,6 @@
 use super::{gerr, Action, BlockDev, ErrorKind, GrowError, Options, Report, Status};
 use crate::root::Root;
 use serde_json::Value;
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Where `lvm` is looked for (dracut's `90lvm` installs `/usr/sbin/lvm` or `/sbin/lvm`).
@@ -147,52 +145,33 @@ fn run_lvm(args: &[&str], opts: &Options) -> Result<Vec<u8>, GrowError> {
             )
         })?;
     let object = format!("lvm {}", args.first().copied().unwrap_or(""));
-    // No environment changes (`Command::env` costs 8 KB of BTreeMap code): the `--config`
-    // given with every call turns udev off. No reader threads either (thread support costs
-    // another 10 KB): the reports are a few KiB, far below a pipe's 64 KiB, so lvm never
-    // blocks on a full pipe; a stuck lvm is killed at the deadline all the same.
-    let mut child = Command::new(lvm)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| gerr(ErrorKind::Io, &object, e))?;
     let deadline = if opts.deadline.remaining() < Duration::from_secs(30) {
         crate::run::Deadline::after(Duration::from_secs(30))
     } else {
         opts.deadline
     };
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if deadline.passed() => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(gerr(ErrorKind::Io, &object, "timed out; killed"));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(gerr(ErrorKind::Io, &object, e)),
-        }
-    };
-    let read = |pipe: Option<&mut dyn Read>| {
-        let mut buf = Vec::new();
-        if let Some(p) = pipe {
-            let _ = p.take(MAX_REPORT as u64 + 1).read_to_end(&mut buf);
-        }
-        buf
-    };
-    let stdout = read(child.stdout.as_mut().map(|p| p as &mut dyn Read));
-    let stderr = read(child.stderr.as_mut().map(|p| p as &mut dyn Read));
-    if !status.success() {
-        let msg = String::from_utf8_lossy(&stderr);
+    // A fixed environment: the C locale keeps lvm's messages and numbers parseable.
+    let out = crate::sys::spawn::run(
+        lvm,
+        args,
+        &["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"],
+        std::time::Instant::now() + deadline.remaining(),
+        MAX_REPORT,
+    )
+    .map_err(|e| gerr(ErrorKind::Io, &object, e))?;
+    if out.code != Some(0) {
+        let msg = String::from_utf8_lossy(&out.stderr);
+        let how = out.code.map_or_else(
+            || "killed by a signal".to_string(),
+            |c| format!("exit status {c}"),
+        );
         return Err(gerr(
             ErrorKind::Io,
             &object,
-            format!("{status}: {}", msg.trim()),
+            format!("{how}: {}", msg.trim()),
         ));
     }
-    Ok(stdout)
+    Ok(out.stdout)
 }
 
 /// Grows an LV's PVs (their partitions, then `pvresize`) and the LV.

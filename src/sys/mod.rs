@@ -1,4 +1,5 @@
-//! Every `unsafe` in preroot: the block-device and filesystem ioctls the disk stage needs.
+//! Every `unsafe` in preroot: the block-device and filesystem ioctls the disk stage needs,
+//! and [`spawn`] (running `lvm`).
 //!
 //! Owns the ioctl numbers and the kernel structs they pass, mirrored from the UAPI headers at
 //! Linux v6.6 (`include/uapi/linux/fs.h`, `include/uapi/linux/blkpg.h`,
@@ -8,6 +9,8 @@
 //! at the root).
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod spawn;
 
 use std::fs::File;
 use std::io;
