@@ -528,7 +528,10 @@ fn xfs_grows_online() {
     let mnt = dir.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
     let out = in_mount_ns(&format!(
-        "mount {p} {m}; echo hello > {m}/file; $P grow --json {p}; $P grow --json {p}; xfs_info {m} | grep -o 'data *=.*blocks=[0-9]*'; cat {m}/file",
+        // Read-only, as the initrd mounts /sysroot under `ro`: preroot remounts rw for the
+        // resize and ro again.
+        "mount {p} {m}; echo hello > {m}/file; mount -o remount,ro {m}; $P grow --json {p}; $P grow --json {p}; \
+         grep -c ' {m} ro,' /proc/self/mountinfo; xfs_info {m} | grep -o 'data *=.*blocks=[0-9]*'; cat {m}/file",
         p = p1.display(),
         m = mnt.display()
     ));

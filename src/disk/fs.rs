@@ -105,14 +105,42 @@ pub fn find_by_id(root: &Root, uuid: bool, value: &str) -> Option<BlockDev> {
     None
 }
 
-/// One line of `/proc/self/mountinfo`: (`MAJ:MIN`, mount point, fstype).
-pub fn mountinfo_line(line: &str) -> Option<(String, String, String)> {
+/// One line of `/proc/self/mountinfo`: (`MAJ:MIN`, mount point, fstype, per-mount options).
+pub fn mountinfo_line(line: &str) -> Option<(String, String, String, String)> {
     let mut f = line.split(' ');
     let devnum = f.nth(2)?.to_string();
     let mountpoint = unescape(f.nth(1)?);
+    let options = f.next()?.to_string();
     let (_, after) = line.split_once(" - ")?;
     let fstype = after.split(' ').next()?.to_string();
-    Some((devnum, mountpoint, fstype))
+    Some((devnum, mountpoint, fstype, options))
+}
+
+/// Per-mount options (`ro,nosuid,relatime`) as (read-only?, the other `MS_*` flags), so a
+/// remount can keep them: `MS_REMOUNT` resets every flag it is not given.
+pub fn mount_flags(options: &str) -> (bool, libc::c_ulong) {
+    let mut ro = false;
+    let mut flags: libc::c_ulong = 0;
+    for o in options.split(',') {
+        flags |= match o {
+            "ro" => {
+                ro = true;
+                0
+            }
+            "nosuid" => libc::MS_NOSUID,
+            "nodev" => libc::MS_NODEV,
+            "noexec" => libc::MS_NOEXEC,
+            "noatime" => libc::MS_NOATIME,
+            "nodiratime" => libc::MS_NODIRATIME,
+            "relatime" => libc::MS_RELATIME,
+            "strictatime" => libc::MS_STRICTATIME,
+            "sync" => libc::MS_SYNCHRONOUS,
+            "dirsync" => libc::MS_DIRSYNC,
+            "lazytime" => libc::MS_LAZYTIME,
+            _ => 0,
+        };
+    }
+    (ro, flags)
 }
 
 /// mountinfo's octal escapes (`\040` for a space).
@@ -138,13 +166,13 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The mount (devnum, fstype) at `mountpoint`, the topmost if stacked.
-pub fn mount_at(root: &Root, mountpoint: &str) -> Option<(String, String)> {
+/// The mount (devnum, fstype, options) at `mountpoint`, the topmost if stacked.
+pub fn mount_at(root: &Root, mountpoint: &str) -> Option<(String, String, String)> {
     let text = std::fs::read_to_string(root.join("proc/self/mountinfo")).ok()?;
     text.lines()
         .filter_map(mountinfo_line)
-        .rfind(|(_, m, _)| m == mountpoint)
-        .map(|(d, _, t)| (d, t))
+        .rfind(|(_, m, _, _)| m == mountpoint)
+        .map(|(d, _, t, o)| (d, t, o))
 }
 
 /// Where the block device `devnum` (`MAJ:MIN`) is mounted (the first mount listed).
@@ -152,8 +180,8 @@ pub fn mounted(root: &Root, devnum: &str) -> Option<String> {
     let text = std::fs::read_to_string(root.join("proc/self/mountinfo")).ok()?;
     text.lines()
         .filter_map(mountinfo_line)
-        .find(|(d, _, _)| d == devnum)
-        .map(|(_, m, _)| m)
+        .find(|(d, _, _, _)| d == devnum)
+        .map(|(_, m, _, _)| m)
 }
 
 /// Does this process have capability `bit` (in `CapEff`)?
@@ -174,7 +202,7 @@ pub const CAP_SYS_RESOURCE: u32 = 24;
 /// `/sysroot`; opened under `root`) to fill its device.
 pub fn grow(root: &Root, mountpoint: &str, opts: &Options) -> Result<Action, GrowError> {
     let mut a = Action::new("filesystem", mountpoint);
-    let (devnum, fstype) = mount_at(root, mountpoint)
+    let (devnum, fstype, options) = mount_at(root, mountpoint)
         .ok_or_else(|| gerr(ErrorKind::NotFound, mountpoint, "nothing is mounted there"))?;
     a.format = Some(fstype.clone());
     let (major, minor) = devnum
@@ -197,6 +225,10 @@ pub fn grow(root: &Root, mountpoint: &str, opts: &Options) -> Result<Action, Gro
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
         .open(root.join(mountpoint))
         .map_err(|e| gerr(ErrorKind::Io, mountpoint, e))?;
+    // Both ioctls need a writable mount; the initrd mounts /sysroot read-only when the
+    // kernel command line says `ro` (most cloud images): remount it rw for the resize only.
+    let (ro, flags) = mount_flags(&options);
+    let remount = ro.then(|| (root.join(mountpoint), flags));
     match fstype.as_str() {
         "ext4" => {
             let node = dev.node(root);
@@ -220,6 +252,7 @@ pub fn grow(root: &Root, mountpoint: &str, opts: &Options) -> Result<Action, Gro
                 &mut a,
                 new > sb.blocks,
                 opts,
+                remount,
                 || crate::sys::ext4_resize(&dir, new),
                 "EXT4_IOC_RESIZE_FS",
                 "CAP_SYS_RESOURCE",
@@ -243,6 +276,7 @@ pub fn grow(root: &Root, mountpoint: &str, opts: &Options) -> Result<Action, Gro
                 &mut a,
                 new > blocks,
                 opts,
+                remount,
                 || crate::sys::xfs_grow(&dir, new, imaxpct),
                 "XFS_IOC_FSGROWFSDATA",
                 "CAP_SYS_ADMIN",
@@ -262,6 +296,7 @@ fn finish(
     a: &mut Action,
     needed: bool,
     opts: &Options,
+    remount: Option<(std::path::PathBuf, libc::c_ulong)>,
     call: impl FnOnce() -> std::io::Result<()>,
     ioctl: &str,
     cap: &str,
@@ -271,11 +306,32 @@ fn finish(
         a.note = Some("already fills its device".into());
         return Ok(a.clone());
     }
+    if let Some((path, _)) = &remount {
+        a.steps.insert(0, format!("remount {} rw", path.display()));
+        a.steps.push(format!("remount {} ro", path.display()));
+    }
     if opts.dry_run {
         a.status = Status::Planned;
         return Ok(a.clone());
     }
-    call().map_err(|e| {
+    if let Some((path, flags)) = &remount {
+        crate::sys::remount(path, *flags).map_err(|e| {
+            gerr(
+                ErrorKind::Io,
+                &a.device,
+                format!("read-only; remount rw: {e}"),
+            )
+        })?;
+    }
+    let result = call();
+    if let Some((path, flags)) = &remount {
+        if let Err(e) = crate::sys::remount(path, flags | libc::MS_RDONLY) {
+            // The resize stands; the booted system remounts as its fstab says anyway.
+            log::warn!("grow: {}: remount ro again: {e}", path.display());
+            a.note = Some(format!("left read-write: remount ro failed: {e}"));
+        }
+    }
+    result.map_err(|e| {
         let hint = if e.raw_os_error() == Some(libc::EPERM) {
             format!(" (needs {cap})")
         } else {
@@ -294,10 +350,20 @@ mod tests {
 
     #[test]
     fn mountinfo() {
-        let l = "36 35 98:0 / /sys\\040root rw,noatime shared:1 - ext4 /dev/vda1 rw";
+        let l = "36 35 98:0 / /sys\\040root ro,noatime shared:1 - ext4 /dev/vda1 rw";
         assert_eq!(
             mountinfo_line(l),
-            Some(("98:0".into(), "/sys root".into(), "ext4".into()))
+            Some((
+                "98:0".into(),
+                "/sys root".into(),
+                "ext4".into(),
+                "ro,noatime".into()
+            ))
+        );
+        assert_eq!(mount_flags("ro,noatime"), (true, libc::MS_NOATIME));
+        assert_eq!(
+            mount_flags("rw,nosuid,nodev,relatime,x"),
+            (false, libc::MS_NOSUID | libc::MS_NODEV | libc::MS_RELATIME)
         );
         assert_eq!(mountinfo_line("garbage"), None);
         assert_eq!(unescape("a\\04"), "a\\04");

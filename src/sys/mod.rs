@@ -247,3 +247,22 @@ pub fn xfs_grow(dir: &File, blocks: u64, imaxpct: u32) -> io::Result<()> {
         )
     })
 }
+
+/// Remounts the filesystem at `path` with exactly the per-mount flags `flags` (`MS_*`,
+/// `MS_RDONLY` for read-only); filesystem options are kept (NULL data).
+pub fn remount(path: &std::path::Path, flags: libc::c_ulong) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))?;
+    // SAFETY: `c` is a live NUL-terminated string; mount(2) allows NULL source, type and
+    // data with MS_REMOUNT.
+    check(unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REMOUNT | flags,
+            std::ptr::null(),
+        )
+    })
+}
