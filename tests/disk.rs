@@ -501,6 +501,46 @@ fn fault_injection_at_every_write() {
     }
 }
 
+#[test]
+fn fault_injection_mbr_logical() {
+    require!("fault_injection_mbr_logical"; loop, "sfdisk", "partx");
+    if !cfg!(feature = "fault-injection") {
+        common::missing(
+            "fault_injection_mbr_logical",
+            "the cargo feature fault-injection (make test enables it)",
+        );
+        return;
+    }
+    let table = "printf 'label: dos\\n%sp1 : start=2048, size=32768, type=83\\n%sp2 : start=34816, size=61440, type=5\\n%sp5 : start=36864, size=16384, type=83\\n' $D $D $D | sfdisk -q $D";
+    // Growing logical 5 writes sector 0 (the extended partition), then its EBR.
+    for k in 1..=2u32 {
+        let dir = TempDir::new("fault-mbr");
+        let img = make_disk(dir.path(), "d.img", 512, 64, table, 128);
+        let lo = LoopDev::attach(&img, None);
+        let p5 = lo.partition(5);
+        let data = fill(&p5, 5);
+        let out = preroot(
+            &["grow", p5.to_str().unwrap()],
+            &[("PREROOT_FAULT_AFTER_WRITE", &k.to_string())],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(99),
+            "k {k}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ok(
+            &sh(&format!("sfdisk -V {}", lo.dev)),
+            "sfdisk -V after the fault",
+        );
+        assert!(read(&p5)[..data.len()] == data[..], "k {k}: data");
+        let r = grow(&p5);
+        assert_eq!(action(&r, "partition")["status"], "done", "k {k}: {r}");
+        ok(&sh(&format!("sfdisk -V {}", lo.dev)), "sfdisk -V");
+        assert_eq!(sysfs_sectors(&p5), 128 * 2048 - 36864, "k {k}");
+    }
+}
+
 /// Runs `script` in a private mount namespace; `$P` is preroot.
 fn in_mount_ns(script: &str) -> Output {
     Command::new("unshare")
