@@ -495,6 +495,14 @@ fn fault_injection_at_every_write() {
                 "ss {ss} k {k}: {r}"
             );
             verify_gpt(&lo.dev, false);
+            // The protective MBR covers the grown disk (fixed by the re-run when k = 2).
+            let mbr = std::fs::read(&lo.dev).unwrap();
+            let size = u32::from_le_bytes(mbr[446 + 12..446 + 16].try_into().unwrap());
+            assert_eq!(
+                u64::from(size) + 1,
+                128 * MIB / u64::from(ss),
+                "ss {ss} k {k}: pMBR"
+            );
             assert_eq!(sysfs_sectors(&p1) * 512, 126 * MIB, "ss {ss} k {k}");
             assert_eq!(action(&grow(&p1), "partition")["status"], "unchanged");
         }

@@ -346,7 +346,10 @@ pub fn plan(
         new_alternate_lba: new_alt,
         steps: Vec::new(),
     };
+    // A stale protective MBR alone (an earlier run stopped before its last write) is fixed.
+    let pmbr_update = protective_mbr(pmbr, disk_sectors);
     if !grows && !moves {
+        push_pmbr(&mut p.steps, pmbr_update);
         return Ok(p);
     }
 
@@ -412,38 +415,47 @@ pub fn plan(
         });
     }
     p.steps.push(Step::Sync);
-    if let Some(mbr) = protective_mbr(pmbr, disk_sectors) {
-        p.steps.push(Step::Write {
-            what: "protective MBR".into(),
-            offset: 0,
-            data: mbr,
-        });
-        p.steps.push(Step::Sync);
-    }
+    push_pmbr(&mut p.steps, pmbr_update);
     Ok(p)
 }
 
+fn push_pmbr(steps: &mut Vec<Step>, mbr: Option<Vec<u8>>) {
+    if let Some(data) = mbr {
+        steps.push(Step::Write {
+            what: "protective MBR".into(),
+            offset: 0,
+            data,
+        });
+        steps.push(Step::Sync);
+    }
+}
+
 /// Sector 0 with its protective (0xEE) entry sized to the disk, or `None` when there is no
-/// such entry or it is already right. Only the first 512 bytes are returned and written.
+/// such entry or it is already right. A hybrid MBR (other entries besides 0xEE) is left
+/// alone: its 0xEE entry covers only part of the disk on purpose. Only the first 512 bytes
+/// are returned and written.
 fn protective_mbr(sector0: &[u8], disk_sectors: u64) -> Option<Vec<u8>> {
     let mut mbr = sector0.get(..512)?.to_vec();
     if mbr.get(510..512)? != [0x55, 0xAA] {
         return None;
     }
     let want = u32::try_from(disk_sectors.checked_sub(1)?).unwrap_or(u32::MAX);
+    let mut protective = None;
     for i in 0..4usize {
         let base = i.checked_mul(16)?.checked_add(446)?;
-        if *mbr.get(base.checked_add(4)?)? != 0xEE {
-            continue;
+        match *mbr.get(base.checked_add(4)?)? {
+            0 => {}
+            0xEE if protective.is_none() => protective = Some(base),
+            _ => return None,
         }
-        let size_at = base.checked_add(12)?;
-        if le_u32(&mbr, base.checked_add(8)?)? != 1 || le_u32(&mbr, size_at)? == want {
-            return None;
-        }
-        put(&mut mbr, size_at, &want.to_le_bytes())?;
-        return Some(mbr);
     }
-    None
+    let base = protective?;
+    let size_at = base.checked_add(12)?;
+    if le_u32(&mbr, base.checked_add(8)?)? != 1 || le_u32(&mbr, size_at)? == want {
+        return None;
+    }
+    put(&mut mbr, size_at, &want.to_le_bytes())?;
+    Some(mbr)
 }
 
 #[cfg(test)]
@@ -599,6 +611,20 @@ pub mod tests {
             ],
             "pMBR unchanged"
         );
+    }
+
+    #[test]
+    fn hybrid_mbr_is_left_alone() {
+        let mut img = image(512, 20480, &[(1, 2048, 4095)]);
+        img[446 + 12..446 + 16].copy_from_slice(&2047u32.to_le_bytes());
+        img[446 + 16 + 4] = 0x83; // a hybrid entry beside the 0xEE one
+        img.resize(40960 * 512, 0);
+        let g = read(&img, 512).unwrap();
+        let p = plan(&g, 1, 40960, 1 << 20, true, &img[..512]).unwrap();
+        assert!(p
+            .steps
+            .iter()
+            .all(|s| !matches!(s, Step::Write { offset: 0, .. })));
     }
 
     #[test]
