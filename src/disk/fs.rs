@@ -253,7 +253,12 @@ pub fn grow(root: &Root, mountpoint: &str, opts: &Options) -> Result<Action, Gro
                 new > sb.blocks,
                 opts,
                 remount,
-                || crate::sys::ext4_resize(&dir, new),
+                || {
+                    crate::sys::ext4_resize(&dir, new)?;
+                    let mut buf = vec![0u8; 4096];
+                    f.read_exact_at(&mut buf, 0)?;
+                    Ok(ext4_superblock(&buf).map(|s| s.blocks.saturating_mul(s.block_size)))
+                },
                 "EXT4_IOC_RESIZE_FS",
                 "CAP_SYS_RESOURCE",
             )
@@ -277,7 +282,11 @@ pub fn grow(root: &Root, mountpoint: &str, opts: &Options) -> Result<Action, Gro
                 new > blocks,
                 opts,
                 remount,
-                || crate::sys::xfs_grow(&dir, new, imaxpct),
+                || {
+                    crate::sys::xfs_grow(&dir, new, imaxpct)?;
+                    let (b, n, _) = crate::sys::xfs_geometry(&dir)?;
+                    Ok(Some(n.saturating_mul(u64::from(b))))
+                },
                 "XFS_IOC_FSGROWFSDATA",
                 "CAP_SYS_ADMIN",
             )
@@ -297,7 +306,8 @@ fn finish(
     needed: bool,
     opts: &Options,
     remount: Option<(std::path::PathBuf, libc::c_ulong)>,
-    call: impl FnOnce() -> std::io::Result<()>,
+    // Resizes; returns the size (bytes) the filesystem has afterwards, if it can tell.
+    call: impl FnOnce() -> std::io::Result<Option<u64>>,
     ioctl: &str,
     cap: &str,
 ) -> Result<Action, GrowError> {
@@ -331,7 +341,7 @@ fn finish(
             a.note = Some(format!("left read-write: remount ro failed: {e}"));
         }
     }
-    result.map_err(|e| {
+    let after = result.map_err(|e| {
         let hint = if e.raw_os_error() == Some(libc::EPERM) {
             format!(" (needs {cap})")
         } else {
@@ -339,6 +349,16 @@ fn finish(
         };
         gerr(ErrorKind::Io, &a.device, format!("{ioctl}: {e}{hint}"))
     })?;
+    if let Some(size) = after {
+        a.new_size = size;
+    }
+    if a.new_size == a.old_size {
+        // The kernel leaves a remainder too small for another block or allocation group;
+        // without this, every boot would "grow" it again.
+        a.status = Status::Unchanged;
+        a.note = Some("the kernel kept the size: the space left is too small to add".into());
+        return Ok(a.clone());
+    }
     a.status = Status::Done;
     log::info!("grow: {}: {} -> {} bytes", a.device, a.old_size, a.new_size);
     Ok(a.clone())
