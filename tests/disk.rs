@@ -579,11 +579,38 @@ fn xfs_grows_online() {
         // Read-only, as the initrd mounts /sysroot under `ro`: preroot remounts rw for the
         // resize and ro again.
         "mount {p} {m}; echo hello > {m}/file; mount -o remount,ro {m}; $P grow --json {p}; $P grow --json {p}; \
-         grep -c ' {m} ro,' /proc/self/mountinfo; xfs_info {m} | grep -o 'data *=.*blocks=[0-9]*'; cat {m}/file",
+         grep -c ' {m} ro,' /proc/self/mountinfo; xfs_info {m} | grep -o 'data *=.*blocks=[0-9]*'; cat {m}/file; \
+         echo ===; truncate -s 1536M {img}; losetup -c {d}; mount -o remount,rw {m}; mount -o remount,bind,ro {m}; \
+         $P grow --json {p}; grep ' {m} ' /proc/self/mountinfo",
         p = p1.display(),
-        m = mnt.display()
+        m = mnt.display(),
+        d = lo.dev,
+        img = img.display()
     ));
-    let text = ok(&out, "xfs in a mount namespace");
+    let all = ok(&out, "xfs in a mount namespace");
+    let (text, bind) = all.split_once("===\n").unwrap();
+    // A read-only bind of a writable filesystem (as ostree makes /sysroot): grown, and
+    // afterwards the mount is read-only again while the filesystem stays read-write.
+    let third: Value = serde_json::Deserializer::from_str(bind)
+        .into_iter::<Value>()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(action(&third, "filesystem")["status"], "done", "{third}");
+    let line = bind.lines().last().unwrap();
+    assert!(
+        line.contains(" ro,")
+            && line.contains(" - xfs ")
+            && line
+                .split(" - ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .nth(2)
+                .unwrap()
+                .starts_with("rw"),
+        "{line}"
+    );
     let mut docs = serde_json::Deserializer::from_str(&text).into_iter::<Value>();
     let first = docs.next().unwrap().unwrap();
     let second = docs.next().unwrap().unwrap();
@@ -607,6 +634,11 @@ fn xfs_grows_online() {
         "{second}"
     );
     assert_eq!(action(&second, "partition")["status"], "unchanged");
+    assert_eq!(
+        fs["steps"][0].as_str().unwrap(),
+        format!("remount {} rw", mnt.display())
+    );
+    assert!(text.contains("\n1\n"), "read-only again afterwards: {text}");
     let blocks: u64 = text
         .split("blocks=")
         .nth(1)

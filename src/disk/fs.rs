@@ -105,15 +105,35 @@ pub fn find_by_id(root: &Root, uuid: bool, value: &str) -> Option<BlockDev> {
     None
 }
 
-/// One line of `/proc/self/mountinfo`: (`MAJ:MIN`, mount point, fstype, per-mount options).
-pub fn mountinfo_line(line: &str) -> Option<(String, String, String, String)> {
+/// One line of `/proc/self/mountinfo`: (`MAJ:MIN`, mount point, fstype, per-mount options,
+/// whether the filesystem itself (the superblock) is read-only).
+pub fn mountinfo_line(line: &str) -> Option<(String, String, String, String, bool)> {
     let mut f = line.split(' ');
     let devnum = f.nth(2)?.to_string();
     let mountpoint = unescape(f.nth(1)?);
     let options = f.next()?.to_string();
     let (_, after) = line.split_once(" - ")?;
-    let fstype = after.split(' ').next()?.to_string();
-    Some((devnum, mountpoint, fstype, options))
+    let mut g = after.split(' ');
+    let fstype = g.next()?.to_string();
+    let super_ro = g.nth(1).is_some_and(|o| o.split(',').any(|x| x == "ro"));
+    Some((devnum, mountpoint, fstype, options, super_ro))
+}
+
+/// The remounts around a resize of a read-only mount: (flags for rw, flags to restore), both
+/// to be or-ed with `MS_REMOUNT`; `None` when the mount is writable. When only the mount is
+/// read-only (a read-only bind, as ostree makes), the restore is a bind remount, which leaves
+/// the filesystem itself read-write as it was.
+pub fn remount_flags(options: &str, super_ro: bool) -> Option<(libc::c_ulong, libc::c_ulong)> {
+    let (ro, flags) = mount_flags(options);
+    if !ro && !super_ro {
+        return None;
+    }
+    let restore = if super_ro {
+        flags | libc::MS_RDONLY
+    } else {
+        flags | libc::MS_BIND | libc::MS_RDONLY
+    };
+    Some((flags, restore))
 }
 
 /// Per-mount options (`ro,nosuid,relatime`) as (read-only?, the other `MS_*` flags), so a
@@ -167,12 +187,12 @@ fn unescape(s: &str) -> String {
 }
 
 /// The mount (devnum, fstype, options) at `mountpoint`, the topmost if stacked.
-pub fn mount_at(root: &Root, mountpoint: &str) -> Option<(String, String, String)> {
+pub fn mount_at(root: &Root, mountpoint: &str) -> Option<(String, String, String, bool)> {
     let text = std::fs::read_to_string(root.join("proc/self/mountinfo")).ok()?;
     text.lines()
         .filter_map(mountinfo_line)
-        .rfind(|(_, m, _, _)| m == mountpoint)
-        .map(|(d, _, t, o)| (d, t, o))
+        .rfind(|(_, m, _, _, _)| m == mountpoint)
+        .map(|(d, _, t, o, r)| (d, t, o, r))
 }
 
 /// Where the block device `devnum` (`MAJ:MIN`) is mounted (the first mount listed).
@@ -180,8 +200,8 @@ pub fn mounted(root: &Root, devnum: &str) -> Option<String> {
     let text = std::fs::read_to_string(root.join("proc/self/mountinfo")).ok()?;
     text.lines()
         .filter_map(mountinfo_line)
-        .find(|(d, _, _, _)| d == devnum)
-        .map(|(_, m, _, _)| m)
+        .find(|(d, _, _, _, _)| d == devnum)
+        .map(|(_, m, _, _, _)| m)
 }
 
 /// Does this process have capability `bit` (in `CapEff`)?
@@ -202,7 +222,7 @@ pub const CAP_SYS_RESOURCE: u32 = 24;
 /// `/sysroot`; opened under `root`) to fill its device.
 pub fn grow(root: &Root, mountpoint: &str, opts: &Options) -> Result<Action, GrowError> {
     let mut a = Action::new("filesystem", mountpoint);
-    let (devnum, fstype, options) = mount_at(root, mountpoint)
+    let (devnum, fstype, options, super_ro) = mount_at(root, mountpoint)
         .ok_or_else(|| gerr(ErrorKind::NotFound, mountpoint, "nothing is mounted there"))?;
     a.format = Some(fstype.clone());
     let (major, minor) = devnum
@@ -227,8 +247,8 @@ pub fn grow(root: &Root, mountpoint: &str, opts: &Options) -> Result<Action, Gro
         .map_err(|e| gerr(ErrorKind::Io, mountpoint, e))?;
     // Both ioctls need a writable mount; the initrd mounts /sysroot read-only when the
     // kernel command line says `ro` (most cloud images): remount it rw for the resize only.
-    let (ro, flags) = mount_flags(&options);
-    let remount = ro.then(|| (root.join(mountpoint), flags));
+    let remount =
+        remount_flags(&options, super_ro).map(|(rw, back)| (root.join(mountpoint), rw, back));
     match fstype.as_str() {
         "ext4" => {
             let node = dev.node(root);
@@ -305,7 +325,7 @@ fn finish(
     a: &mut Action,
     needed: bool,
     opts: &Options,
-    remount: Option<(std::path::PathBuf, libc::c_ulong)>,
+    remount: Option<(std::path::PathBuf, libc::c_ulong, libc::c_ulong)>,
     // Resizes; returns the size (bytes) the filesystem has afterwards, if it can tell.
     call: impl FnOnce() -> std::io::Result<Option<u64>>,
     ioctl: &str,
@@ -316,7 +336,7 @@ fn finish(
         a.note = Some("already fills its device".into());
         return Ok(a.clone());
     }
-    if let Some((path, _)) = &remount {
+    if let Some((path, _, _)) = &remount {
         a.steps.insert(0, format!("remount {} rw", path.display()));
         a.steps.push(format!("remount {} ro", path.display()));
     }
@@ -324,8 +344,8 @@ fn finish(
         a.status = Status::Planned;
         return Ok(a.clone());
     }
-    if let Some((path, flags)) = &remount {
-        crate::sys::remount(path, *flags).map_err(|e| {
+    if let Some((path, rw, _)) = &remount {
+        crate::sys::remount(path, *rw).map_err(|e| {
             gerr(
                 ErrorKind::Io,
                 &a.device,
@@ -334,8 +354,8 @@ fn finish(
         })?;
     }
     let result = call();
-    if let Some((path, flags)) = &remount {
-        if let Err(e) = crate::sys::remount(path, flags | libc::MS_RDONLY) {
+    if let Some((path, _, back)) = &remount {
+        if let Err(e) = crate::sys::remount(path, *back) {
             // The resize stands; the booted system remounts as its fstab says anyway.
             log::warn!("grow: {}: remount ro again: {e}", path.display());
             a.note = Some(format!("left read-write: remount ro failed: {e}"));
@@ -377,7 +397,24 @@ mod tests {
                 "98:0".into(),
                 "/sys root".into(),
                 "ext4".into(),
-                "ro,noatime".into()
+                "ro,noatime".into(),
+                false
+            ))
+        );
+        let l = "36 35 98:0 / /sysroot ro - xfs /dev/mapper/a-root ro,attr2";
+        assert_eq!(mountinfo_line(l).map(|m| m.4), Some(true));
+        // Writable: no remount. Read-only filesystem: back to ro. Read-only bind of a
+        // writable filesystem (ostree): back with a bind remount only.
+        assert_eq!(remount_flags("rw,relatime", false), None);
+        assert_eq!(
+            remount_flags("ro,relatime", true),
+            Some((libc::MS_RELATIME, libc::MS_RELATIME | libc::MS_RDONLY))
+        );
+        assert_eq!(
+            remount_flags("ro,nodev", false),
+            Some((
+                libc::MS_NODEV,
+                libc::MS_NODEV | libc::MS_BIND | libc::MS_RDONLY
             ))
         );
         assert_eq!(mount_flags("ro,noatime"), (true, libc::MS_NOATIME));
