@@ -611,7 +611,7 @@ fn xfs_grows_online() {
                 .starts_with("rw"),
         "{line}"
     );
-    let mut docs = serde_json::Deserializer::from_str(&text).into_iter::<Value>();
+    let mut docs = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     let first = docs.next().unwrap().unwrap();
     let second = docs.next().unwrap().unwrap();
     let fs = action(&first, "filesystem");
