@@ -6,8 +6,11 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 MUSL := x86_64-unknown-linux-musl
 STATIC := target/$(MUSL)/release/preroot
-# Tools the tests use to build real media (ISO9660, FAT, ext4, GPT) and loop devices.
-APT_PACKAGES := xorriso genisoimage dosfstools mtools gdisk e2fsprogs util-linux systemd
+# Tools the tests use to build real media (ISO9660, FAT, ext4, GPT) and loop devices; the disk
+# tests also make MBR tables (fdisk: sfdisk), xfs (xfsprogs) and compare with growpart
+# (cloud-guest-utils).
+APT_PACKAGES := xorriso genisoimage dosfstools mtools gdisk fdisk e2fsprogs xfsprogs util-linux \
+	cloud-guest-utils systemd
 DEMO := target/demo
 
 .PHONY: all demo check test lint nopanic fuzz-smoke fuzz-deps static size install deps deps-apt deps-rust clean
@@ -30,12 +33,16 @@ demo: deps static
 ## devices or tools fail instead of skipping.
 check: deps lint test nopanic fuzz-smoke size
 
+# The test build has the fault-injection feature (PREROOT_FAULT_AFTER_WRITE, tests/disk.rs);
+# the release build (make static) never does.
+TEST_FEATURES := --features fault-injection
+
 test:
-	$(CARGO) test --all-targets
+	$(CARGO) test --all-targets $(TEST_FEATURES)
 
 lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets $(TEST_FEATURES) -- -D warnings
 
 ## The #[no_panic] proofs only hold in an optimized build that unwinds; this links them.
 nopanic:

@@ -5,6 +5,7 @@
 use std::hint::black_box;
 
 use preroot::detect::label::{ext4, fat, iso9660};
+use preroot::disk;
 
 fn main() {
     let buf: Vec<u8> = black_box(std::env::args().flat_map(String::into_bytes).collect());
@@ -13,6 +14,13 @@ fn main() {
     black_box(ext4::probe(buf));
     black_box(fat::probe(buf));
     black_box(fat::dir_volume_label(buf));
+    black_box(disk::crc32(buf));
+    black_box(disk::le_u32(buf, black_box(3)));
+    black_box(disk::le_u64(buf, black_box(5)));
+    black_box(disk::split_dev(black_box(buf.len() as u64)));
+    black_box(disk::fs::ext4_superblock(buf));
+    let mut copy = buf.to_vec();
+    black_box(disk::put(&mut copy, black_box(9), buf));
     if let Some(bpb) = black_box(fat::parse_bpb(buf)) {
         black_box(bpb.root_dir_sectors());
         black_box(bpb.root_dir_sector());

@@ -1,7 +1,7 @@
 //! The command line of the `preroot` binary: argument parsing, `--help`, and the commands.
 //!
 //! Owns exit codes (0 done, 1 the data was bad or missing, 2 usage) and the one-line error
-//! format `preroot: <object>: <problem>`. Later issues add `net`, `grow`, `render`, `apply`,
+//! format `preroot: <object>: <problem>`. Later issues add `net`, `apply`,
 //! `clean` here. Never panics on any argument.
 
 use crate::context::{Context, SourceKind};
@@ -36,6 +36,12 @@ Commands:
                files (FORMAT, else chosen from what DIR enables), /etc/hostname, one
                marked /etc/hosts line, DIR/etc/preroot/{instance-id,manifest.json};
                once per instance, no symlink followed (docs/sysroot.md).
+  grow [--dry-run] [--json] [ROOTSPEC]
+               Grow the root partition (GPT or MBR) to fill the disk, its LVM PV and
+               LV, and the filesystem if it is mounted (ext4, xfs); print what was done.
+               ROOTSPEC is a root= value (/dev/..., UUID=, LABEL=, PARTUUID=,
+               PARTLABEL=) and defaults to the kernel command line's root=.
+               --dry-run prints the plan and writes nothing. JSON shape: docs/grow.md.
   help         Print this text.
 
 Options:
@@ -52,10 +58,11 @@ Options:
   --state-dir DIR   Where context.json and the secrets (user data, vendor data,
                     passwords, injected files; mode 0600) are [default: /run/preroot].
   --phase PHASE     (run) fetch, grow or sysroot.
-  --json            (show) Print context.json as it is.
+  --json            (show) Print context.json as it is; (grow) print the report as JSON.
   --context FILE    (render) The context to render (from `preroot context`).
   --format FORMAT   (render) networkd, nm (NetworkManager), ifcfg (RHEL), eni (ifupdown).
   --out DIR         (render) Where to write the plain tree.
+  --dry-run         (grow) Plan only; write nothing.
   -v, --verbose     Log to stderr (otherwise: /dev/kmsg in the initramfs, else nothing).
   -V, --version     Print the version.
   -h, --help        Print this text.
@@ -80,6 +87,8 @@ struct Options {
     context: Option<PathBuf>,
     format: Option<String>,
     out: Option<PathBuf>,
+    dry_run: bool,
+    spec: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +99,7 @@ enum Command {
     Run,
     Show,
     Render,
+    Grow,
 }
 
 fn parse_from(value: &str) -> Result<(SourceKind, PathBuf), String> {
@@ -132,11 +142,12 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
             "-v" | "--verbose" => verbose = true,
             "-h" | "--help" | "help" => return Ok((Command::Help, opts, verbose)),
             "-V" | "--version" => return Ok((Command::Version, opts, verbose)),
-            "context" | "run" | "show" | "render" if command.is_none() => {
+            "context" | "run" | "show" | "render" | "grow" if command.is_none() => {
                 command = Some(match arg {
                     "context" => Command::Context,
                     "run" => Command::Run,
                     "render" => Command::Render,
+                    "grow" => Command::Grow,
                     _ => Command::Show,
                 })
             }
@@ -160,7 +171,11 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
                 );
             }
             "--json" => opts.json = true,
+            "--dry-run" => opts.dry_run = true,
             other if other.starts_with('-') => return Err(format!("unknown option {other}")),
+            other if command == Some(Command::Grow) && opts.spec.is_none() => {
+                opts.spec = Some(other.to_string())
+            }
             other => return Err(format!("unknown command {other:?}")),
         }
     }
@@ -171,7 +186,10 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
     };
     // Each option belongs to some commands only; say so rather than ignore it.
     let render_opts = opts.context.is_some() || opts.format.is_some() || opts.out.is_some();
+    let grow_opts = opts.dry_run || opts.spec.is_some();
     let misplaced = match command {
+        Command::Grow => opts.from.is_some() || opts.phase.is_some() || render_opts,
+        _ if grow_opts => true,
         Command::Context => opts.phase.is_some() || opts.json || render_opts,
         Command::Run => opts.from.is_some() || opts.json || render_opts,
         Command::Show => {
@@ -234,7 +252,40 @@ pub fn main(args: &[OsString]) -> i32 {
         }
         Command::Show => show(&state, opts.json),
         Command::Render => render(&opts, verbose),
+        Command::Grow => grow(&opts, &root, verbose),
     }
+}
+
+/// `preroot grow [--dry-run] [--json] [ROOTSPEC]`.
+fn grow(opts: &Options, root: &Root, verbose: bool) -> i32 {
+    let cmd = run::read_cmdline(root);
+    crate::logger::init(verbose, cmd.debug);
+    let Some(spec) = opts.spec.clone().or_else(|| cmd.root.clone()) else {
+        eprintln!("preroot: grow: no ROOTSPEC given and no root= on the kernel command line");
+        return 1;
+    };
+    let dopts = crate::disk::Options {
+        dry_run: opts.dry_run,
+        lv: cmd.grow_lv.unwrap_or(true),
+        deadline: run::Deadline::after(std::time::Duration::from_secs(60)),
+    };
+    let report = match crate::disk::grow_all(root, &spec, &dopts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("preroot: {e}");
+            return 1;
+        }
+    };
+    if opts.json {
+        return match serde_json::to_string_pretty(&report) {
+            Ok(j) => print_out(&j),
+            Err(e) => {
+                eprintln!("preroot: grow: {e}");
+                1
+            }
+        };
+    }
+    print_out(&crate::disk::summary(&report))
 }
 
 /// `preroot render`: a context file to a plain tree of network files (`--out`), or into a
@@ -444,6 +495,13 @@ mod tests {
         );
         let (c, o, _) = parse_args(&args("run --phase grow --state-dir /s")).unwrap();
         assert_eq!((c, o.phase), (Command::Run, Some(Phase::Grow)));
+        let (c, o, _) = parse_args(&args("grow --dry-run --json /dev/vda1")).unwrap();
+        assert_eq!(c, Command::Grow);
+        assert_eq!(
+            (o.dry_run, o.json, o.spec.as_deref()),
+            (true, true, Some("/dev/vda1"))
+        );
+        assert_eq!(parse_args(&args("grow")).unwrap().0, Command::Grow);
         let (c, o, _) = parse_args(&args("show --json")).unwrap();
         assert_eq!((c, o.json), (Command::Show, true));
         assert_eq!(parse_args(&args("")).unwrap().0, Command::Help);
@@ -464,6 +522,10 @@ mod tests {
             "render --context c --format networkd",
             "render --context c --format yaml --out o",
             "context --format nm",
+            "grow /dev/a /dev/b",
+            "grow --phase grow",
+            "context --dry-run",
+            "run --phase grow --dry-run",
         ] {
             assert!(parse_args(&args(bad)).is_err(), "case {bad}");
         }

@@ -6,9 +6,11 @@
 //!   the one state the later phases read. Bounded by `preroot.timeout=` (default
 //!   [`DEFAULT_TIMEOUT`]).
 //!   It also writes the hand-off files in /run (`handoff.rs`).
-//! - `grow` (after `initrd-root-device.target`, before `sysroot.mount`) carries the disk stage.
-//! - `sysroot` (after `sysroot.mount`, before `initrd-root-fs.target`) writes the network
-//!   configuration and hostname into the root that will boot (`sysroot.rs`).
+//! - `grow` (after `initrd-root-device.target`, before `sysroot.mount`): the disk stage's
+//!   block part, the partition, PV and LV of `root=` ([`crate::disk::phase_grow`]).
+//! - `sysroot` (after `sysroot.mount`, before `initrd-root-fs.target`): the root
+//!   filesystem's growth ([`crate::disk::phase_sysroot`]), then the network configuration
+//!   and hostname written into the root that will boot (`sysroot.rs`).
 //!
 //! Every phase appends its record (duration, start time since boot, peak RSS, outcome) to the
 //! context and logs it. A failure is recorded in the context and logged, and the boot goes on:
@@ -290,9 +292,12 @@ pub fn run(phase: Phase, root: &Root, state: &StateDir) -> i32 {
             crate::handoff::write(&mut ctx, root.base());
             "ok".to_string()
         }
-        // The disk stage (issue 5) plugs in here.
-        Phase::Grow => "ok: no stage in this phase yet".to_string(),
-        Phase::Sysroot => sysroot(&mut ctx, &cmd, root),
+        Phase::Grow => crate::disk::phase_grow(&cmd, root, &mut ctx),
+        Phase::Sysroot => {
+            let grown = crate::disk::phase_sysroot(&cmd, root, &mut ctx);
+            let configured = sysroot(&mut ctx, &cmd, root);
+            format!("{grown}; {configured}")
+        }
     };
     // A phase's first error is its outcome (fetch: including the datasource's).
     let first_new = if phase == Phase::Fetch {

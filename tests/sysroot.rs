@@ -321,7 +321,7 @@ fn ostree_deployment_gets_the_files() {
     let machine = tmp.path().join("machine");
     common::fake_machine(
         &machine,
-        "root=LABEL=root ostree=/ostree/boot.1/debian/6d1f/0 ip=192.0.2.10::192.0.2.1:255.255.255.0:box1:ens3:none\n",
+        "root=LABEL=root preroot.grow=0 ostree=/ostree/boot.1/debian/6d1f/0 ip=192.0.2.10::192.0.2.1:255.255.255.0:box1:ens3:none\n",
         &[("ens3", "52:54:00:12:34:56")],
     );
     let sysroot = machine.join("sysroot");
