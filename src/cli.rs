@@ -43,6 +43,16 @@ Options:
                     configdrive (OpenStack config drive), nocloud (NoCloud seed) or
                     opennebula (OpenNebula context). PATH is a directory, an ISO9660 or
                     FAT image file, or a block device; nothing is mounted.
+  --platform P      (context) Read platform P's metadata service instead of detecting:
+                    ec2 (IMDSv2), openstack, gce or nocloud (NoCloud-net: the
+                    ds=nocloud;s=URL of the kernel command line, or --metadata-url).
+                    Brings up the network first (DHCPv4 on all NICs, raced) when the
+                    service's address has no route.
+  --metadata-url URL
+                    (context) The service's base URL instead of the platform's
+                    (http://169.254.169.254/, http://metadata.google.internal/).
+  --timeout S       (context, net) Deadline in seconds for network and fetch [default:
+                    preroot.timeout=, else 20].
   --root DIR        (render) The system root to configure. (context, run) Take
                     /proc, /sys, /dev and /sysroot from DIR (a fake machine
                     tree): the kernel command line (DIR/proc/cmdline), the host NICs
@@ -80,6 +90,9 @@ struct Options {
     context: Option<PathBuf>,
     format: Option<String>,
     out: Option<PathBuf>,
+    platform: Option<crate::context::Platform>,
+    metadata_url: Option<String>,
+    timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +173,30 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
                 );
             }
             "--json" => opts.json = true,
+            "--platform" => {
+                let v = value("--platform")?;
+                opts.platform = Some(
+                    crate::context::Platform::from_name(&v)
+                        .filter(|p| crate::providers::service::serves(*p))
+                        .ok_or_else(|| {
+                            format!("--platform {v}: expected ec2, openstack, gce or nocloud")
+                        })?,
+                );
+            }
+            "--metadata-url" => {
+                let v = value("--metadata-url")?;
+                crate::http::Url::parse(&v).map_err(|e| format!("--metadata-url {e}"))?;
+                opts.metadata_url = Some(v);
+            }
+            "--timeout" => {
+                let v = value("--timeout")?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s <= 3600.0)
+                    .ok_or_else(|| format!("--timeout {v}: expected seconds (0 to 3600)"))?;
+                opts.timeout = Some(std::time::Duration::from_secs_f64(secs));
+            }
             other if other.starts_with('-') => return Err(format!("unknown option {other}")),
             other => return Err(format!("unknown command {other:?}")),
         }
@@ -171,13 +208,30 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
     };
     // Each option belongs to some commands only; say so rather than ignore it.
     let render_opts = opts.context.is_some() || opts.format.is_some() || opts.out.is_some();
+    let net_opts = opts.platform.is_some() || opts.metadata_url.is_some() || opts.timeout.is_some();
     let misplaced = match command {
-        Command::Context => opts.phase.is_some() || opts.json || render_opts,
-        Command::Run => opts.from.is_some() || opts.json || render_opts,
-        Command::Show => {
-            opts.from.is_some() || opts.root.is_some() || opts.phase.is_some() || render_opts
+        Command::Context => {
+            opts.phase.is_some()
+                || opts.json
+                || render_opts
+                || (opts.from.is_some() && opts.platform.is_some())
+                || (opts.metadata_url.is_some() && opts.platform.is_none())
         }
-        Command::Render => opts.from.is_some() || opts.phase.is_some() || opts.json,
+        Command::Run => {
+            opts.from.is_some()
+                || opts.json
+                || render_opts
+                || opts.platform.is_some()
+                || opts.metadata_url.is_some()
+        }
+        Command::Show => {
+            opts.from.is_some()
+                || opts.root.is_some()
+                || opts.phase.is_some()
+                || render_opts
+                || net_opts
+        }
+        Command::Render => opts.from.is_some() || opts.phase.is_some() || opts.json || net_opts,
         Command::Help | Command::Version => false,
     };
     if misplaced {
@@ -304,9 +358,20 @@ fn context(opts: Options, root: &Root, state: &StateDir, verbose: bool) -> i32 {
     for p in &cmd.problems {
         log::warn!("cmdline: {p}");
     }
-    let result = match opts.from {
-        Some((kind, path)) => run::read_from(kind, &path, root, state),
-        None => Ok(run::gather(&cmd, root, state, std::time::Duration::ZERO)),
+    let result = match (opts.from, opts.platform) {
+        (Some((kind, path)), _) => run::read_from(kind, &path, root, state),
+        (None, Some(platform)) => {
+            let timeout = opts.timeout.or(cmd.timeout).unwrap_or(run::DEFAULT_TIMEOUT);
+            run::read_service(
+                &cmd,
+                platform,
+                opts.metadata_url.as_deref(),
+                run::Deadline::after(timeout),
+                root,
+                state,
+            )
+        }
+        (None, None) => Ok(run::gather(&cmd, root, state, std::time::Duration::ZERO)),
     };
     let mut ctx = match result {
         Ok(ctx) => ctx,

@@ -16,6 +16,7 @@ pub mod cmdline;
 pub mod context;
 pub mod detect;
 pub mod handoff;
+pub mod http;
 pub mod logger;
 pub mod media;
 pub mod output;

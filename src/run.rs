@@ -126,6 +126,29 @@ pub fn read_from(
     providers::read_local(kind, &input)
 }
 
+/// Reads `platform`'s metadata service (`url`, else its default; NoCloud: the command line's
+/// `ds=nocloud;s=URL`) before `deadline`.
+pub fn read_service(
+    cmd: &Cmdline,
+    platform: Platform,
+    url: Option<&str>,
+    deadline: Deadline,
+    root: &Root,
+    state: &StateDir,
+) -> Result<Context, DatasourceError> {
+    let seed = cmd
+        .nocloud
+        .as_ref()
+        .and_then(|n| n.seedfrom.as_deref())
+        .filter(|s| s.starts_with("http://"));
+    let url = url.or(if platform == Platform::Nocloud {
+        seed
+    } else {
+        None
+    });
+    providers::service::fetch(platform, url, deadline, state, root.host_nics())
+}
+
 /// Does something besides a medium's label say which platform this is, and does that
 /// platform come on a medium? Then it is worth waiting for the medium.
 fn expects_medium(cmd: &Cmdline, dmi: &Dmi) -> bool {
