@@ -36,6 +36,10 @@ Commands:
                files (FORMAT, else chosen from what DIR enables), /etc/hostname, one
                marked /etc/hosts line, DIR/etc/preroot/{instance-id,manifest.json};
                once per instance, no symlink followed (docs/sysroot.md).
+  net [--iface NAME]... [--json] [--timeout S]
+               Bring up the network as the fetch phase does (DHCPv4 raced on every
+               Ethernet NIC, or those named by --iface or ip=), keep the first lease
+               configured and print it.
   help         Print this text.
 
 Options:
@@ -62,7 +66,8 @@ Options:
   --state-dir DIR   Where context.json and the secrets (user data, vendor data,
                     passwords, injected files; mode 0600) are [default: /run/preroot].
   --phase PHASE     (run) fetch, grow or sysroot.
-  --json            (show) Print context.json as it is.
+  --json            (show) Print context.json as it is. (net) Print the lease as JSON.
+  --iface NAME      (net) Run DHCP on NAME only; repeatable.
   --context FILE    (render) The context to render (from `preroot context`).
   --format FORMAT   (render) networkd, nm (NetworkManager), ifcfg (RHEL), eni (ifupdown).
   --out DIR         (render) Where to write the plain tree.
@@ -93,6 +98,7 @@ struct Options {
     platform: Option<crate::context::Platform>,
     metadata_url: Option<String>,
     timeout: Option<std::time::Duration>,
+    ifaces: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +109,7 @@ enum Command {
     Run,
     Show,
     Render,
+    Net,
 }
 
 fn parse_from(value: &str) -> Result<(SourceKind, PathBuf), String> {
@@ -145,9 +152,10 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
             "-v" | "--verbose" => verbose = true,
             "-h" | "--help" | "help" => return Ok((Command::Help, opts, verbose)),
             "-V" | "--version" => return Ok((Command::Version, opts, verbose)),
-            "context" | "run" | "show" | "render" if command.is_none() => {
+            "context" | "run" | "show" | "render" | "net" if command.is_none() => {
                 command = Some(match arg {
                     "context" => Command::Context,
+                    "net" => Command::Net,
                     "run" => Command::Run,
                     "render" => Command::Render,
                     _ => Command::Show,
@@ -183,6 +191,7 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
                         })?,
                 );
             }
+            "--iface" => opts.ifaces.push(value("--iface")?),
             "--metadata-url" => {
                 let v = value("--metadata-url")?;
                 crate::http::Url::parse(&v).map_err(|e| format!("--metadata-url {e}"))?;
@@ -208,17 +217,30 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
     };
     // Each option belongs to some commands only; say so rather than ignore it.
     let render_opts = opts.context.is_some() || opts.format.is_some() || opts.out.is_some();
-    let net_opts = opts.platform.is_some() || opts.metadata_url.is_some() || opts.timeout.is_some();
+    let net_opts = opts.platform.is_some()
+        || opts.metadata_url.is_some()
+        || opts.timeout.is_some()
+        || !opts.ifaces.is_empty();
     let misplaced = match command {
+        Command::Net => {
+            opts.from.is_some()
+                || opts.phase.is_some()
+                || render_opts
+                || opts.platform.is_some()
+                || opts.metadata_url.is_some()
+        }
         Command::Context => {
-            opts.phase.is_some()
+            !opts.ifaces.is_empty()
+                || opts.phase.is_some()
                 || opts.json
                 || render_opts
                 || (opts.from.is_some() && opts.platform.is_some())
                 || (opts.metadata_url.is_some() && opts.platform.is_none())
         }
         Command::Run => {
-            opts.from.is_some()
+            !opts.ifaces.is_empty()
+                || opts.timeout.is_some()
+                || opts.from.is_some()
                 || opts.json
                 || render_opts
                 || opts.platform.is_some()
@@ -288,6 +310,46 @@ pub fn main(args: &[OsString]) -> i32 {
         }
         Command::Show => show(&state, opts.json),
         Command::Render => render(&opts, verbose),
+        Command::Net => net(&opts, &root, verbose),
+    }
+}
+
+/// `preroot net`: DHCPv4 raced on the candidate NICs; the first lease is applied, kept, and
+/// printed.
+fn net(opts: &Options, root: &Root, verbose: bool) -> i32 {
+    let cmd = run::read_cmdline(root);
+    crate::logger::init(verbose, cmd.debug);
+    let timeout = opts.timeout.or(cmd.timeout).unwrap_or(run::DEFAULT_TIMEOUT);
+    let net_opts = crate::net::Options {
+        ifaces: opts.ifaces.clone(),
+        ..crate::net::Options::default()
+    };
+    match crate::net::bring_up(root, &cmd, &net_opts, run::Deadline::after(timeout)) {
+        Ok(up) => {
+            let text = if opts.json {
+                serde_json::to_string_pretty(&up.lease).unwrap_or_default()
+            } else {
+                let l = &up.lease;
+                let mut t = format!(
+                    "{} ({}): {} from {} after {} ms",
+                    l.iface, l.mac, l.address, l.server, l.lease_ms
+                );
+                for r in &l.routes {
+                    t.push_str(&format!("\n  route {r}"));
+                }
+                if !l.dns.is_empty() {
+                    let dns: Vec<String> = l.dns.iter().map(ToString::to_string).collect();
+                    t.push_str(&format!("\n  dns {}", dns.join(" ")));
+                }
+                t
+            };
+            up.keep();
+            print_out(&text)
+        }
+        Err(e) => {
+            eprintln!("preroot: net: {e}");
+            1
+        }
     }
 }
 
@@ -371,7 +433,13 @@ fn context(opts: Options, root: &Root, state: &StateDir, verbose: bool) -> i32 {
                 state,
             )
         }
-        (None, None) => Ok(run::gather(&cmd, root, state, std::time::Duration::ZERO)),
+        (None, None) => Ok(run::gather(
+            &cmd,
+            root,
+            state,
+            std::time::Duration::ZERO,
+            opts.timeout.or(cmd.timeout).unwrap_or(run::DEFAULT_TIMEOUT),
+        )),
     };
     let mut ctx = match result {
         Ok(ctx) => ctx,

@@ -114,6 +114,10 @@ fn handle(
         let mut body = vec![0; len];
         reader.read_exact(&mut body)?;
     }
+    if line.trim().is_empty() {
+        // A reachability probe: connected and closed.
+        return Ok(());
+    }
     let mut parts = line.split_whitespace();
     let method = parts.next().unwrap_or("").to_string();
     let target = parts.next().unwrap_or("/").to_string();
