@@ -30,7 +30,7 @@ pub struct Server {
 
 impl Server {
     /// Serves `root` on `bind` (`127.0.0.1:0` for a free port). The first `slow` requests
-    /// wait `delay` before answering.
+    /// wait `delay` before answering (connections closed without a request do not count).
     pub fn start(root: &Path, mode: Mode, bind: &str, slow: usize, delay: Duration) -> Server {
         let listener = TcpListener::bind(bind).expect("bind metadata server");
         Server::serve(listener, root, mode, slow, delay)
@@ -52,16 +52,20 @@ impl Server {
             for stream in listener.incoming().flatten() {
                 let root = root.clone();
                 let log = log2.clone();
-                let n = {
-                    let mut c = counter.lock().unwrap();
-                    *c += 1;
-                    *c
-                };
+                let counter = counter.clone();
                 std::thread::spawn(move || {
-                    if n <= slow {
-                        std::thread::sleep(delay);
-                    }
-                    let _ = handle(stream, &root, mode, &log);
+                    // The first `slow` requests (not bare reachability probes) wait.
+                    let pace = |_: &str| {
+                        let n = {
+                            let mut c = counter.lock().unwrap();
+                            *c += 1;
+                            *c
+                        };
+                        if n <= slow {
+                            std::thread::sleep(delay);
+                        }
+                    };
+                    let _ = handle(stream, &root, mode, &log, &pace);
                 });
             }
         });
@@ -92,6 +96,7 @@ fn handle(
     root: &Path,
     mode: Mode,
     log: &Mutex<Vec<String>>,
+    pace: &dyn Fn(&str),
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -122,6 +127,7 @@ fn handle(
     let method = parts.next().unwrap_or("").to_string();
     let target = parts.next().unwrap_or("/").to_string();
     log.lock().unwrap().push(format!("{method} {target}"));
+    pace(&target);
     let mut s = stream;
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let gce_hdr: &[(&str, &str)] = if mode == Mode::Gce {
