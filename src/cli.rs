@@ -1,8 +1,8 @@
 //! The command line of the `preroot` binary: argument parsing, `--help`, and the commands.
 //!
 //! Owns exit codes (0 done, 1 the data was bad or missing, 2 usage) and the one-line error
-//! format `preroot: <object>: <problem>`. Later issues add `net`, `grow`, `render`, `apply`,
-//! `clean` here. Never panics on any argument.
+//! format `preroot: <object>: <problem>`. Later issues add `grow`, `apply`, `clean` here.
+//! Never panics on any argument.
 
 use crate::context::{Context, SourceKind};
 use crate::root::Root;
@@ -22,7 +22,8 @@ Commands:
                normalized context as JSON on stdout (docs/context.md).
   run --phase PHASE
                One phase of the boot, run by the initramfs (a systemd unit or dracut hook
-               each): fetch (detect and read the datasource, write
+               each): fetch (detect and read the datasource: its medium, or its
+               metadata service with the network brought up and put back; write
                STATE/context.json), grow (root disk; before sysroot.mount), sysroot
                (filesystem, network files, hand-off; after sysroot.mount). Problems are
                recorded in the context and the boot goes on.
@@ -78,11 +79,13 @@ Options:
 Kernel command line (read by context and run): preroot.platform=, preroot.timeout=
 (seconds; bounds fetch, default 20), preroot.grow=, preroot.grow.lv=, preroot.network=,
 preroot.render=, preroot.debug, ds=nocloud;s=URL, ip=, ifname=, nameserver=, rd.neednet=,
-root=, ostree=.
+root=, ostree=. The network brought up for a metadata service is put back afterwards unless
+rd.neednet=1 or an ip= asks for it; preroot.network=0 never brings it up.
 
-Exit status: 0 done; 1 the datasource is missing, unreadable or invalid (context: one line
-on stderr names the file and the problem), or the state could not be written (run);
-2 bad usage.
+Exit status: 0 done; 1 the datasource is missing, unreadable or invalid, its metadata
+service did not answer in time, or no NIC got a usable lease (context, net: one line on
+stderr names the file, URL or NICs and the problem), or the state could not be written
+(run); 2 bad usage.
 ";
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -577,6 +580,15 @@ mod tests {
         );
         let (c, o, _) = parse_args(&args("run --phase grow --state-dir /s")).unwrap();
         assert_eq!((c, o.phase), (Command::Run, Some(Phase::Grow)));
+        let (c, o, _) = parse_args(&args(
+            "context --platform ec2 --metadata-url http://127.0.0.1:8/ --timeout 2.5",
+        ))
+        .unwrap();
+        assert_eq!(c, Command::Context);
+        assert_eq!(o.platform, Some(crate::context::Platform::Ec2));
+        assert_eq!(o.timeout, Some(std::time::Duration::from_millis(2500)));
+        let (c, o, _) = parse_args(&args("net --iface eth0 --iface eth1 --json")).unwrap();
+        assert_eq!((c, o.ifaces.len(), o.json), (Command::Net, 2, true));
         let (c, o, _) = parse_args(&args("show --json")).unwrap();
         assert_eq!((c, o.json), (Command::Show, true));
         assert_eq!(parse_args(&args("")).unwrap().0, Command::Help);
@@ -597,6 +609,15 @@ mod tests {
             "render --context c --format networkd",
             "render --context c --format yaml --out o",
             "context --format nm",
+            "context --platform opennebula",
+            "context --platform ec2 --from configdrive:/x",
+            "context --metadata-url http://1.2.3.4/",
+            "context --platform ec2 --metadata-url https://x/",
+            "context --platform gce --timeout -1",
+            "context --iface eth0",
+            "net --platform ec2",
+            "run --phase fetch --timeout 3",
+            "show --iface x",
         ] {
             assert!(parse_args(&args(bad)).is_err(), "case {bad}");
         }

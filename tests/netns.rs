@@ -302,6 +302,14 @@ fn no_dhcp_anywhere_fails_within_the_deadline() {
     assert!(lines[0].contains("no usable DHCPv4 lease"), "{err}");
     assert!(took < Duration::from_millis(4500), "took {took:?}");
     assert_put_back(&w, "no dhcp");
+    drop(w);
+    // A lease, but no metadata service behind it: that NIC is out, the run fails in time.
+    let w = World::new("c", 1, 0, Dhcp::Router);
+    let (code, _, err, took) = w.context("ec2", "3", &[]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("does not reach 169.254.169.254:80"), "{err}");
+    assert!(took < Duration::from_millis(4500), "took {took:?}");
+    assert_put_back(&w, "no metadata service");
 }
 
 #[test]
@@ -434,5 +442,60 @@ fn bench_nic_counts() {
             d["total_ms"],
             took.as_millis()
         );
+    }
+}
+
+/// The boot's fetch phase: DMI says EC2, no medium, so the network stage brings up the
+/// NICs and reads IMDS; the links are put back, or kept with `rd.neednet=1`. The machine tree
+/// is fake (command line, DMI) except `sys/class/net`, a link to the namespace's own sysfs.
+#[test]
+fn run_fetch_phase_reads_imds_and_applies_the_link_rule() {
+    require!("run_fetch_phase_reads_imds_and_applies_the_link_rule"; root, "ip", "dnsmasq");
+    for (cmdline, keep) in [
+        ("preroot.timeout=10", false),
+        ("preroot.timeout=10 rd.neednet=1", true),
+    ] {
+        let mut w = World::new("r", 2, 1, Dhcp::Router);
+        let input = ec2_fixture("ec2-default-ipv4-only-nic");
+        w.serve(&input, Mode::Ec2Token, 0, Duration::ZERO);
+        let machine = TempDir::new("netns-machine");
+        let m = machine.path();
+        std::fs::create_dir_all(m.join("proc")).unwrap();
+        std::fs::write(m.join("proc/cmdline"), cmdline).unwrap();
+        std::fs::create_dir_all(m.join("sys/class/dmi/id")).unwrap();
+        std::fs::write(m.join("sys/class/dmi/id/sys_vendor"), "Amazon EC2\n").unwrap();
+        std::os::unix::fs::symlink("/sys/class/net", m.join("sys/class/net")).unwrap();
+        let state = TempDir::new("netns-run-state");
+        let (code, _, err, _) = w.preroot(&[
+            "run",
+            "--phase",
+            "fetch",
+            "--root",
+            m.to_str().unwrap(),
+            "--state-dir",
+            state.path().to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(0), "case {cmdline}: {err}");
+        let ctx: Value =
+            serde_json::from_slice(&std::fs::read(state.path().join("context.json")).unwrap())
+                .unwrap();
+        assert_eq!(ctx["platform"], "ec2", "case {cmdline}: {ctx}");
+        assert_eq!(ctx["source"]["kind"], "metadata-service", "case {cmdline}");
+        assert_eq!(ctx["errors"], serde_json::json!([]), "case {cmdline}");
+        assert_eq!(ctx["extra"]["dhcp"]["iface"], "eth1", "case {cmdline}");
+        assert_eq!(ctx["phases"][0]["outcome"], "ok", "case {cmdline}");
+        let (addrs, up) = w.client_state();
+        if keep {
+            assert!(
+                addrs.contains("eth1") && addrs.contains("inet 10.77.0."),
+                "case {cmdline}: {addrs}"
+            );
+            assert!(
+                !up.contains("eth0"),
+                "case {cmdline}: the loser is put back: {up}"
+            );
+        } else {
+            assert_put_back(&w, cmdline);
+        }
     }
 }
