@@ -13,6 +13,8 @@ fn main() {
     black_box(ext4::probe(buf));
     black_box(fat::probe(buf));
     black_box(fat::dir_volume_label(buf));
+    black_box(preroot::dhcp::wire::parse_udp_ipv4(buf, black_box(false)).is_ok());
+    black_box(preroot::net::link::parse_ack(buf, black_box(7)));
     if let Some(bpb) = black_box(fat::parse_bpb(buf)) {
         black_box(bpb.root_dir_sectors());
         black_box(bpb.root_dir_sector());

@@ -149,6 +149,7 @@ pub fn route_msg(seq: u32, add: bool, r: &RouteSpec) -> Vec<u8> {
 
 /// Finds the `NLMSG_ERROR` answering `seq` in a datagram: `Some(0)` is an ACK, `Some(-errno)`
 /// a failure, `None` not in this datagram. Pure; never panics.
+#[cfg_attr(feature = "nopanic", no_panic::no_panic)]
 pub fn parse_ack(mut buf: &[u8], seq: u32) -> Option<i32> {
     let u32_at = |b: &[u8], at: usize| {
         b.get(at..at.checked_add(4)?)
