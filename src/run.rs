@@ -201,6 +201,20 @@ pub fn read_service(
     ctx
 }
 
+/// Does the command line or DMI say OpenStack (which has both a drive and a service)?
+fn hinted_openstack(cmd: &Cmdline, dmi: &Dmi) -> bool {
+    match cmd.platform {
+        cmdline::PlatformChoice::Platform(p) => p == Platform::Openstack,
+        cmdline::PlatformChoice::Disabled => false,
+        cmdline::PlatformChoice::Detect => {
+            cmd.nocloud.is_none()
+                && dmi
+                    .classify()
+                    .is_some_and(|(p, _)| p == Platform::Openstack)
+        }
+    }
+}
+
 /// Does something besides a medium's label say which platform this is, and does that
 /// platform come on a medium? Then it is worth waiting for the medium.
 fn expects_medium(cmd: &Cmdline, dmi: &Dmi) -> bool {
@@ -232,7 +246,9 @@ fn expects_medium(cmd: &Cmdline, dmi: &Dmi) -> bool {
 /// context with the platform it detected and the error recorded: the boot goes on.
 ///
 /// A platform found without a medium (DMI says EC2 or GCE, `ds=nocloud;s=http://...`) is read
-/// from its metadata service, with the network brought up for it, within `net_wait`.
+/// from its metadata service, with the network brought up for it. Everything ends within the
+/// longer of `media_wait` and `net_wait`; a hinted OpenStack waits for its config drive half
+/// of `media_wait`, then asks the metadata service.
 pub fn gather(
     cmd: &Cmdline,
     root: &Root,
@@ -241,8 +257,15 @@ pub fn gather(
     net_wait: Duration,
 ) -> Context {
     let dmi = Dmi::read(root);
+    // One deadline for the whole fetch. OpenStack may come on a config drive or from its
+    // metadata service: give the drive half the time, so the service still gets the rest.
+    let overall = Deadline::after(media_wait.max(net_wait));
     let wait = if expects_medium(cmd, &dmi) {
-        Deadline::after(media_wait)
+        if hinted_openstack(cmd, &dmi) {
+            Deadline::after(media_wait / 2)
+        } else {
+            Deadline::after(media_wait)
+        }
     } else {
         Deadline::after(Duration::ZERO)
     };
@@ -266,17 +289,16 @@ pub fn gather(
             reason,
         } if providers::service::serves(platform) => {
             log::info!("detect: {platform} ({reason}), no local medium: metadata service");
-            let result = read_service(cmd, platform, None, Deadline::after(net_wait), root, state)
-                .map_err(|e| {
-                    DatasourceError::new(
-                        format!("platform {platform}"),
-                        format!(
-                            "detected ({reason}) but no local medium found, and its metadata \
+            let result = read_service(cmd, platform, None, overall, root, state).map_err(|e| {
+                DatasourceError::new(
+                    format!("platform {platform}"),
+                    format!(
+                        "detected ({reason}) but no local medium found, and its metadata \
                              service {} could not be read: {e}",
-                            metadata_service(platform)
-                        ),
-                    )
-                });
+                        metadata_service(platform)
+                    ),
+                )
+            });
             (platform, result)
         }
         Detection::Found {
