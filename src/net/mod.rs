@@ -1,7 +1,8 @@
 //! The network stage: bring up candidate NICs, race DHCPv4 on all of them at once, configure
 //! the first lease that reaches the metadata service, and put everything back afterwards.
 //!
-//! - Candidates: `select.rs`. Each is set up (IFF_UP) if it was down; DHCP starts on it as
+//! - Candidates: `select.rs`, waited for (up to the deadline) while there are none, since
+//!   udev may still be loading NIC drivers. Each is set up (IFF_UP) if it was down; DHCP starts on it as
 //!   soon as it has carrier. One thread polls every socket: the time for eight NICs of which
 //!   one answers is the time of that one (fedora-coreos-tracker#518 is what we avoid).
 //! - A lease is applied (MTU, address, routes: option 121, else a default route via option
@@ -32,6 +33,8 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+/// How often the NIC list is read again while none is there.
+const NIC_POLL: Duration = Duration::from_millis(100);
 /// How often links without carrier are looked at again.
 const CARRIER_POLL: Duration = Duration::from_millis(50);
 /// Longest wait for the metadata service's TCP port once a lease is applied.
@@ -240,8 +243,14 @@ pub fn bring_up(
     deadline: Deadline,
 ) -> Result<Up, NetError> {
     let started = Instant::now();
-    let nics = link::list(root);
-    let cands = select::candidates(&nics, cmd, &opts.ifaces);
+    // udev may still be loading NIC drivers: wait (bounded) for a candidate to appear.
+    let mut nics = link::list(root);
+    let mut cands = select::candidates(&nics, cmd, &opts.ifaces);
+    while cands.is_empty() && !deadline.passed() {
+        std::thread::sleep(NIC_POLL.min(deadline.remaining()));
+        nics = link::list(root);
+        cands = select::candidates(&nics, cmd, &opts.ifaces);
+    }
     if cands.is_empty() {
         return Err(NetError::NoCandidates(format!(
             "no NIC to run DHCP on (found: {})",
