@@ -6,6 +6,10 @@
 //! 169.254.169.254:80 inside the peer namespace (its thread enters the namespace with
 //! setns(2) before binding). preroot runs with `ip netns exec <client>`. Nothing is created in
 //! the machine's own namespace, and no packet leaves the two namespaces.
+//!
+//! dnsmasq's replies cross the veth with unfinished UDP checksums (CHECKSUM_PARTIAL), so every
+//! lease here also proves the `TP_STATUS_CSUMNOTREADY` path: with the auxdata flag ignored,
+//! `one_nic_ec2_through_dhcp` gets no lease (checked by hand, 2026-11-30).
 
 mod common;
 

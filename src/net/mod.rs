@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 /// How often the NIC list is read again while none is there.
 const NIC_POLL: Duration = Duration::from_millis(100);
 /// How often links without carrier are looked at again.
-const CARRIER_POLL: Duration = Duration::from_millis(50);
+const CARRIER_POLL: Duration = Duration::from_millis(20);
 /// Longest wait for the metadata service's TCP port once a lease is applied.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -406,6 +406,11 @@ pub fn bring_up(
                                     lease_ms,
                                     ms(started.elapsed()),
                                 );
+                                // Closing a packet socket waits for an RCU grace period:
+                                // the losers' sockets are closed off the critical path.
+                                let _ = std::thread::Builder::new()
+                                    .name("preroot-close".into())
+                                    .spawn(move || drop(slots));
                                 return Ok(up);
                             }
                             Err(why) => {
