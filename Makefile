@@ -8,9 +8,9 @@ MUSL := x86_64-unknown-linux-musl
 STATIC := target/$(MUSL)/release/preroot
 # Tools the tests use to build real media (ISO9660, FAT, ext4, GPT) and loop devices; the disk
 # tests also make MBR tables (fdisk: sfdisk), xfs (xfsprogs) and compare with growpart
-# (cloud-guest-utils).
+# (cloud-guest-utils); the network tests build namespace worlds (ip, dnsmasq as DHCP server).
 APT_PACKAGES := xorriso genisoimage dosfstools mtools gdisk fdisk e2fsprogs xfsprogs util-linux \
-	cloud-guest-utils systemd
+	cloud-guest-utils systemd iproute2 dnsmasq-base
 DEMO := target/demo
 
 .PHONY: all demo check test lint nopanic fuzz-smoke fuzz-deps static size install deps deps-apt deps-rust clean

@@ -21,6 +21,8 @@ fn main() {
     black_box(disk::fs::ext4_superblock(buf));
     let mut copy = buf.to_vec();
     black_box(disk::put(&mut copy, black_box(9), buf));
+    black_box(preroot::dhcp::wire::parse_udp_ipv4(buf, black_box(false)).is_ok());
+    black_box(preroot::net::link::parse_ack(buf, black_box(7)));
     if let Some(bpb) = black_box(fat::parse_bpb(buf)) {
         black_box(bpb.root_dir_sectors());
         black_box(bpb.root_dir_sector());

@@ -1,8 +1,8 @@
 //! The command line of the `preroot` binary: argument parsing, `--help`, and the commands.
 //!
 //! Owns exit codes (0 done, 1 the data was bad or missing, 2 usage) and the one-line error
-//! format `preroot: <object>: <problem>`. Later issues add `net`, `apply`,
-//! `clean` here. Never panics on any argument.
+//! format `preroot: <object>: <problem>`. Later issues add `apply`, `clean` here.
+//! Never panics on any argument.
 
 use crate::context::{Context, SourceKind};
 use crate::root::Root;
@@ -22,7 +22,8 @@ Commands:
                normalized context as JSON on stdout (docs/context.md).
   run --phase PHASE
                One phase of the boot, run by the initramfs (a systemd unit or dracut hook
-               each): fetch (detect and read the datasource, write
+               each): fetch (detect and read the datasource: its medium, or its
+               metadata service with the network brought up and put back; write
                STATE/context.json), grow (root disk; before sysroot.mount), sysroot
                (filesystem, network files, hand-off; after sysroot.mount). Problems are
                recorded in the context and the boot goes on.
@@ -42,6 +43,10 @@ Commands:
                ROOTSPEC is a root= value (/dev/..., UUID=, LABEL=, PARTUUID=,
                PARTLABEL=) and defaults to the kernel command line's root=.
                --dry-run prints the plan and writes nothing. JSON shape: docs/grow.md.
+  net [--iface NAME]... [--json] [--timeout S]
+               Bring up the network as the fetch phase does (DHCPv4 raced on every
+               Ethernet NIC, or those named by --iface or ip=), keep the first lease
+               configured and print it.
   help         Print this text.
 
 Options:
@@ -49,6 +54,16 @@ Options:
                     configdrive (OpenStack config drive), nocloud (NoCloud seed) or
                     opennebula (OpenNebula context). PATH is a directory, an ISO9660 or
                     FAT image file, or a block device; nothing is mounted.
+  --platform P      (context) Read platform P's metadata service instead of detecting:
+                    ec2 (IMDSv2), openstack, gce or nocloud (NoCloud-net: the
+                    ds=nocloud;s=URL of the kernel command line, or --metadata-url).
+                    Brings up the network first (DHCPv4 on all NICs, raced) when the
+                    service's address has no route.
+  --metadata-url URL
+                    (context) The service's base URL instead of the platform's
+                    (http://169.254.169.254/, http://metadata.google.internal/).
+  --timeout S       (context, net) Deadline in seconds for network and fetch [default:
+                    preroot.timeout=, else 20].
   --root DIR        (render) The system root to configure. (context, run) Take
                     /proc, /sys, /dev and /sysroot from DIR (a fake machine
                     tree): the kernel command line (DIR/proc/cmdline), the host NICs
@@ -58,7 +73,9 @@ Options:
   --state-dir DIR   Where context.json and the secrets (user data, vendor data,
                     passwords, injected files; mode 0600) are [default: /run/preroot].
   --phase PHASE     (run) fetch, grow or sysroot.
-  --json            (show) Print context.json as it is; (grow) print the report as JSON.
+  --json            (show) Print context.json as it is; (grow) print the report as JSON;
+                    (net) print the lease as JSON.
+  --iface NAME      (net) Run DHCP on NAME only; repeatable.
   --context FILE    (render) The context to render (from `preroot context`).
   --format FORMAT   (render) networkd, nm (NetworkManager), ifcfg (RHEL), eni (ifupdown).
   --out DIR         (render) Where to write the plain tree.
@@ -70,11 +87,13 @@ Options:
 Kernel command line (read by context and run): preroot.platform=, preroot.timeout=
 (seconds; bounds fetch, default 20), preroot.grow=, preroot.grow.lv=, preroot.network=,
 preroot.render=, preroot.debug, ds=nocloud;s=URL, ip=, ifname=, nameserver=, rd.neednet=,
-root=, ostree=.
+root=, ostree=. The network brought up for a metadata service is put back afterwards unless
+rd.neednet=1 or an ip= asks for it; preroot.network=0 never brings it up.
 
-Exit status: 0 done; 1 the datasource is missing, unreadable or invalid (context: one line
-on stderr names the file and the problem), or the state could not be written (run);
-2 bad usage.
+Exit status: 0 done; 1 the datasource is missing, unreadable or invalid, its metadata
+service did not answer in time, or no NIC got a usable lease (context, net: one line on
+stderr names the file, URL or NICs and the problem), or the state could not be written
+(run); 2 bad usage.
 ";
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -89,6 +108,10 @@ struct Options {
     out: Option<PathBuf>,
     dry_run: bool,
     spec: Option<String>,
+    platform: Option<crate::context::Platform>,
+    metadata_url: Option<String>,
+    timeout: Option<std::time::Duration>,
+    ifaces: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +123,7 @@ enum Command {
     Show,
     Render,
     Grow,
+    Net,
 }
 
 fn parse_from(value: &str) -> Result<(SourceKind, PathBuf), String> {
@@ -142,9 +166,10 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
             "-v" | "--verbose" => verbose = true,
             "-h" | "--help" | "help" => return Ok((Command::Help, opts, verbose)),
             "-V" | "--version" => return Ok((Command::Version, opts, verbose)),
-            "context" | "run" | "show" | "render" | "grow" if command.is_none() => {
+            "context" | "run" | "show" | "render" | "grow" | "net" if command.is_none() => {
                 command = Some(match arg {
                     "context" => Command::Context,
+                    "net" => Command::Net,
                     "run" => Command::Run,
                     "render" => Command::Render,
                     "grow" => Command::Grow,
@@ -172,6 +197,31 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
             }
             "--json" => opts.json = true,
             "--dry-run" => opts.dry_run = true,
+            "--platform" => {
+                let v = value("--platform")?;
+                opts.platform = Some(
+                    crate::context::Platform::from_name(&v)
+                        .filter(|p| crate::providers::service::serves(*p))
+                        .ok_or_else(|| {
+                            format!("--platform {v}: expected ec2, openstack, gce or nocloud")
+                        })?,
+                );
+            }
+            "--iface" => opts.ifaces.push(value("--iface")?),
+            "--metadata-url" => {
+                let v = value("--metadata-url")?;
+                crate::http::Url::parse(&v).map_err(|e| format!("--metadata-url {e}"))?;
+                opts.metadata_url = Some(v);
+            }
+            "--timeout" => {
+                let v = value("--timeout")?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s <= 3600.0)
+                    .ok_or_else(|| format!("--timeout {v}: expected seconds (0 to 3600)"))?;
+                opts.timeout = Some(std::time::Duration::from_secs_f64(secs));
+            }
             other if other.starts_with('-') => return Err(format!("unknown option {other}")),
             other if command == Some(Command::Grow) && opts.spec.is_none() => {
                 opts.spec = Some(other.to_string())
@@ -187,15 +237,45 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
     // Each option belongs to some commands only; say so rather than ignore it.
     let render_opts = opts.context.is_some() || opts.format.is_some() || opts.out.is_some();
     let grow_opts = opts.dry_run || opts.spec.is_some();
+    let net_opts = opts.platform.is_some()
+        || opts.metadata_url.is_some()
+        || opts.timeout.is_some()
+        || !opts.ifaces.is_empty();
     let misplaced = match command {
-        Command::Grow => opts.from.is_some() || opts.phase.is_some() || render_opts,
+        Command::Grow => opts.from.is_some() || opts.phase.is_some() || render_opts || net_opts,
         _ if grow_opts => true,
-        Command::Context => opts.phase.is_some() || opts.json || render_opts,
-        Command::Run => opts.from.is_some() || opts.json || render_opts,
-        Command::Show => {
-            opts.from.is_some() || opts.root.is_some() || opts.phase.is_some() || render_opts
+        Command::Net => {
+            opts.from.is_some()
+                || opts.phase.is_some()
+                || render_opts
+                || opts.platform.is_some()
+                || opts.metadata_url.is_some()
         }
-        Command::Render => opts.from.is_some() || opts.phase.is_some() || opts.json,
+        Command::Context => {
+            !opts.ifaces.is_empty()
+                || opts.phase.is_some()
+                || opts.json
+                || render_opts
+                || (opts.from.is_some() && opts.platform.is_some())
+                || (opts.metadata_url.is_some() && opts.platform.is_none())
+        }
+        Command::Run => {
+            !opts.ifaces.is_empty()
+                || opts.timeout.is_some()
+                || opts.from.is_some()
+                || opts.json
+                || render_opts
+                || opts.platform.is_some()
+                || opts.metadata_url.is_some()
+        }
+        Command::Show => {
+            opts.from.is_some()
+                || opts.root.is_some()
+                || opts.phase.is_some()
+                || render_opts
+                || net_opts
+        }
+        Command::Render => opts.from.is_some() || opts.phase.is_some() || opts.json || net_opts,
         Command::Help | Command::Version => false,
     };
     if misplaced {
@@ -253,6 +333,46 @@ pub fn main(args: &[OsString]) -> i32 {
         Command::Show => show(&state, opts.json),
         Command::Render => render(&opts, verbose),
         Command::Grow => grow(&opts, &root, verbose),
+        Command::Net => net(&opts, &root, verbose),
+    }
+}
+
+/// `preroot net`: DHCPv4 raced on the candidate NICs; the first lease is applied, kept, and
+/// printed.
+fn net(opts: &Options, root: &Root, verbose: bool) -> i32 {
+    let cmd = run::read_cmdline(root);
+    crate::logger::init(verbose, cmd.debug);
+    let timeout = opts.timeout.or(cmd.timeout).unwrap_or(run::DEFAULT_TIMEOUT);
+    let net_opts = crate::net::Options {
+        ifaces: opts.ifaces.clone(),
+        ..crate::net::Options::default()
+    };
+    match crate::net::bring_up(root, &cmd, &net_opts, run::Deadline::after(timeout)) {
+        Ok(up) => {
+            let text = if opts.json {
+                serde_json::to_string_pretty(&up.lease).unwrap_or_default()
+            } else {
+                let l = &up.lease;
+                let mut t = format!(
+                    "{} ({}): {} from {} after {} ms",
+                    l.iface, l.mac, l.address, l.server, l.lease_ms
+                );
+                for r in &l.routes {
+                    t.push_str(&format!("\n  route {r}"));
+                }
+                if !l.dns.is_empty() {
+                    let dns: Vec<String> = l.dns.iter().map(ToString::to_string).collect();
+                    t.push_str(&format!("\n  dns {}", dns.join(" ")));
+                }
+                t
+            };
+            up.keep();
+            print_out(&text)
+        }
+        Err(e) => {
+            eprintln!("preroot: net: {e}");
+            1
+        }
     }
 }
 
@@ -355,9 +475,26 @@ fn context(opts: Options, root: &Root, state: &StateDir, verbose: bool) -> i32 {
     for p in &cmd.problems {
         log::warn!("cmdline: {p}");
     }
-    let result = match opts.from {
-        Some((kind, path)) => run::read_from(kind, &path, root, state),
-        None => Ok(run::gather(&cmd, root, state, std::time::Duration::ZERO)),
+    let result = match (opts.from, opts.platform) {
+        (Some((kind, path)), _) => run::read_from(kind, &path, root, state),
+        (None, Some(platform)) => {
+            let timeout = opts.timeout.or(cmd.timeout).unwrap_or(run::DEFAULT_TIMEOUT);
+            run::read_service(
+                &cmd,
+                platform,
+                opts.metadata_url.as_deref(),
+                run::Deadline::after(timeout),
+                root,
+                state,
+            )
+        }
+        (None, None) => Ok(run::gather(
+            &cmd,
+            root,
+            state,
+            std::time::Duration::ZERO,
+            opts.timeout.or(cmd.timeout).unwrap_or(run::DEFAULT_TIMEOUT),
+        )),
     };
     let mut ctx = match result {
         Ok(ctx) => ctx,
@@ -502,6 +639,15 @@ mod tests {
             (true, true, Some("/dev/vda1"))
         );
         assert_eq!(parse_args(&args("grow")).unwrap().0, Command::Grow);
+        let (c, o, _) = parse_args(&args(
+            "context --platform ec2 --metadata-url http://127.0.0.1:8/ --timeout 2.5",
+        ))
+        .unwrap();
+        assert_eq!(c, Command::Context);
+        assert_eq!(o.platform, Some(crate::context::Platform::Ec2));
+        assert_eq!(o.timeout, Some(std::time::Duration::from_millis(2500)));
+        let (c, o, _) = parse_args(&args("net --iface eth0 --iface eth1 --json")).unwrap();
+        assert_eq!((c, o.ifaces.len(), o.json), (Command::Net, 2, true));
         let (c, o, _) = parse_args(&args("show --json")).unwrap();
         assert_eq!((c, o.json), (Command::Show, true));
         assert_eq!(parse_args(&args("")).unwrap().0, Command::Help);
@@ -526,6 +672,15 @@ mod tests {
             "grow --phase grow",
             "context --dry-run",
             "run --phase grow --dry-run",
+            "context --platform opennebula",
+            "context --platform ec2 --from configdrive:/x",
+            "context --metadata-url http://1.2.3.4/",
+            "context --platform ec2 --metadata-url https://x/",
+            "context --platform gce --timeout -1",
+            "context --iface eth0",
+            "net --platform ec2",
+            "run --phase fetch --timeout 3",
+            "show --iface x",
         ] {
             assert!(parse_args(&args(bad)).is_err(), "case {bad}");
         }

@@ -128,6 +128,95 @@ pub fn read_from(
     providers::read_local(kind, &input)
 }
 
+/// Reads `platform`'s metadata service (`url`, else its default; NoCloud: the command line's
+/// `ds=nocloud;s=URL`) before `deadline`, bringing up the network first when the service's
+/// address has no route (DHCPv4 raced on the candidate NICs, `net/`). The links are put back
+/// afterwards unless `rd.neednet=1` or an `ip=` asks for the network (as dracut keeps it).
+/// With a fake `root` and the platform's default address, the machine's own network is never
+/// probed: the NICs come from the fake sysfs.
+pub fn read_service(
+    cmd: &Cmdline,
+    platform: Platform,
+    url: Option<&str>,
+    deadline: Deadline,
+    root: &Root,
+    state: &StateDir,
+) -> Result<Context, DatasourceError> {
+    let seed = cmd
+        .nocloud
+        .as_ref()
+        .and_then(|n| n.seedfrom.as_deref())
+        .filter(|s| s.starts_with("http://"));
+    let url = url.or(if platform == Platform::Nocloud {
+        seed
+    } else {
+        None
+    });
+    let explicit = url.is_some();
+    let url = url.or(providers::service::default_url(platform));
+    let Some(url) = url else {
+        return providers::service::fetch(platform, None, deadline, state, root.host_nics());
+    };
+    let target = crate::http::Url::parse(url)
+        .map_err(|e| DatasourceError::new("metadata URL", e))?
+        .addr;
+    let real_root = root.base() == Path::new("/");
+    let mut up = None;
+    if cmd.network == Some(false) {
+        log::info!("net: preroot.network=0: not bringing up the network");
+    } else if (!real_root && !explicit) || crate::net::needs_network(target) {
+        let opts = crate::net::Options {
+            target: Some(target),
+            ..crate::net::Options::default()
+        };
+        let started = Instant::now();
+        match crate::net::bring_up(root, cmd, &opts, deadline) {
+            Ok(u) => up = Some((u, started)),
+            Err(e) => {
+                return Err(DatasourceError::new(
+                    format!("{url} (network)"),
+                    e.to_string(),
+                ))
+            }
+        }
+    }
+    let fetch_started = Instant::now();
+    let mut ctx = providers::service::fetch(platform, Some(url), deadline, state, root.host_nics());
+    if let (Ok(ctx), Some((up, started))) = (&mut ctx, &up) {
+        let mut report = serde_json::to_value(&up.lease).unwrap_or_default();
+        if let Some(obj) = report.as_object_mut() {
+            let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            obj.insert("metadata_ms".into(), ms(fetch_started.elapsed()).into());
+            obj.insert("total_ms".into(), ms(started.elapsed()).into());
+        }
+        ctx.extra.insert("dhcp".into(), report);
+    }
+    if let Some((up, _)) = up {
+        if cmd.neednet == Some(true) || !cmd.ip.is_empty() {
+            log::info!(
+                "net: keeping {} configured (rd.neednet=1 or ip=)",
+                up.lease.iface
+            );
+            up.keep();
+        }
+    }
+    ctx
+}
+
+/// Does the command line or DMI say OpenStack (which has both a drive and a service)?
+fn hinted_openstack(cmd: &Cmdline, dmi: &Dmi) -> bool {
+    match cmd.platform {
+        cmdline::PlatformChoice::Platform(p) => p == Platform::Openstack,
+        cmdline::PlatformChoice::Disabled => false,
+        cmdline::PlatformChoice::Detect => {
+            cmd.nocloud.is_none()
+                && dmi
+                    .classify()
+                    .is_some_and(|(p, _)| p == Platform::Openstack)
+        }
+    }
+}
+
 /// Does something besides a medium's label say which platform this is, and does that
 /// platform come on a medium? Then it is worth waiting for the medium.
 fn expects_medium(cmd: &Cmdline, dmi: &Dmi) -> bool {
@@ -141,7 +230,13 @@ fn expects_medium(cmd: &Cmdline, dmi: &Dmi) -> bool {
         cmdline::PlatformChoice::Platform(p) => on_media(p),
         cmdline::PlatformChoice::Disabled => false,
         cmdline::PlatformChoice::Detect => {
-            cmd.nocloud.is_some() || dmi.classify().is_some_and(|(p, _)| on_media(p))
+            // `ds=nocloud;s=http://...` is NoCloud-net: no medium to wait for.
+            let net_seed = cmd.nocloud.as_ref().is_some_and(|n| {
+                n.seedfrom
+                    .as_deref()
+                    .is_some_and(|s| s.starts_with("http://"))
+            });
+            (cmd.nocloud.is_some() && !net_seed) || dmi.classify().is_some_and(|(p, _)| on_media(p))
         }
     }
 }
@@ -151,10 +246,28 @@ fn expects_medium(cmd: &Cmdline, dmi: &Dmi) -> bool {
 /// With no platform (or `preroot.platform=none`), the context comes from the kernel command
 /// line (`ip=`, `nameserver=`). A datasource that cannot be read leaves the command line's
 /// context with the platform it detected and the error recorded: the boot goes on.
-pub fn gather(cmd: &Cmdline, root: &Root, state: &StateDir, media_wait: Duration) -> Context {
+///
+/// A platform found without a medium (DMI says EC2 or GCE, `ds=nocloud;s=http://...`) is read
+/// from its metadata service, with the network brought up for it. Everything ends within the
+/// longer of `media_wait` and `net_wait`; a hinted OpenStack waits for its config drive half
+/// of `media_wait`, then asks the metadata service.
+pub fn gather(
+    cmd: &Cmdline,
+    root: &Root,
+    state: &StateDir,
+    media_wait: Duration,
+    net_wait: Duration,
+) -> Context {
     let dmi = Dmi::read(root);
+    // One deadline for the whole fetch. OpenStack may come on a config drive or from its
+    // metadata service: give the drive half the time, so the service still gets the rest.
+    let overall = Deadline::after(media_wait.max(net_wait));
     let wait = if expects_medium(cmd, &dmi) {
-        Deadline::after(media_wait)
+        if hinted_openstack(cmd, &dmi) {
+            Deadline::after(media_wait / 2)
+        } else {
+            Deadline::after(media_wait)
+        }
     } else {
         Deadline::after(Duration::ZERO)
     };
@@ -176,13 +289,30 @@ pub fn gather(cmd: &Cmdline, root: &Root, state: &StateDir, media_wait: Duration
             platform,
             medium: None,
             reason,
+        } if providers::service::serves(platform) => {
+            log::info!("detect: {platform} ({reason}), no local medium: metadata service");
+            let result = read_service(cmd, platform, None, overall, root, state).map_err(|e| {
+                DatasourceError::new(
+                    format!("platform {platform}"),
+                    format!(
+                        "detected ({reason}) but no local medium found, and its metadata \
+                             service {} could not be read: {e}",
+                        metadata_service(platform)
+                    ),
+                )
+            });
+            (platform, result)
+        }
+        Detection::Found {
+            platform,
+            medium: None,
+            reason,
         } => (
             platform,
             Err(DatasourceError::new(
                 format!("platform {platform}"),
                 format!(
-                    "detected ({reason}) but no local medium found; reading {} needs its \
-                     metadata service, which the network stage provides",
+                    "detected ({reason}) but no local medium found; {} has no metadata service",
                     metadata_service(platform)
                 ),
             )),
@@ -378,7 +508,7 @@ fn fetch(cmd: &Cmdline, root: &Root, state: &StateDir) -> Context {
     // creating nodes; under emulation that takes seconds), so wait for it up to the whole
     // deadline. Otherwise `gather` looks once: a machine with no datasource pays no wait.
     let timeout = cmd.timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let mut ctx = gather(cmd, root, state, timeout);
+    let mut ctx = gather(cmd, root, state, timeout, timeout);
     note_cmdline_problems(&mut ctx, cmd);
     ctx
 }
@@ -441,6 +571,10 @@ mod tests {
         assert!(!expects_medium(&c(""), &ec2));
         assert!(!expects_medium(&c(""), &Dmi::default()));
         assert!(expects_medium(&c("ds=nocloud"), &Dmi::default()));
+        assert!(!expects_medium(
+            &c("ds=nocloud;s=http://10.0.0.1/"),
+            &Dmi::default()
+        ));
         assert!(expects_medium(&c("preroot.platform=opennebula"), &ec2));
         assert!(!expects_medium(&c("preroot.platform=none"), &nova));
     }

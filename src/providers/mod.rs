@@ -8,10 +8,13 @@
 //! but the state directory; never touches the network.
 
 pub mod configdrive;
+pub mod ec2;
+pub mod gce;
 pub mod kernel;
 pub mod netconfig;
 pub mod nocloud;
 pub mod opennebula;
+pub mod service;
 
 use crate::context::{Context, HostNic, SecretFile, Source};
 use crate::media::{MediaError, MediaErrorKind, Tree};

@@ -1,5 +1,8 @@
-//! Every `unsafe` in preroot: the block-device and filesystem ioctls the disk stage needs,
-//! and [`spawn`] (running `lvm`).
+//! Every `unsafe` in preroot, each block with a `// SAFETY:` comment (enforced by
+//! `clippy::undocumented_unsafe_blocks`): here the block-device and filesystem ioctls the
+//! disk stage needs; [`spawn`] (running `lvm`); `packet.rs` (`AF_PACKET` sockets with
+//! `PACKET_AUXDATA`, for DHCP before an address, and `poll`); `netlink.rs` (the
+//! `NETLINK_ROUTE` socket: links, addresses, routes).
 //!
 //! Owns the ioctl numbers and the kernel structs they pass, mirrored from the UAPI headers at
 //! Linux v6.6 (`include/uapi/linux/fs.h`, `include/uapi/linux/blkpg.h`,
@@ -10,6 +13,8 @@
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod netlink;
+pub mod packet;
 pub mod spawn;
 
 use std::fs::File;

@@ -4,6 +4,8 @@
 //! something is missing, unless `PREROOT_REQUIRE_ALL=1` (set by `.ci/run`), where it fails.
 #![allow(dead_code)]
 
+pub mod metadata;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,0 +1,650 @@
+//! A small HTTP/1.1 client for metadata services: GET and PUT over a plain `TcpStream`, no TLS,
+//! no proxies, no keep-alive (every request says `Connection: close`).
+//!
+//! Owns URL splitting ([`Url`]), the pure response parser ([`parse_response`], fed the bytes
+//! read so far; it never does I/O and never panics), and the I/O shell ([`Client`]) with:
+//! - a per-request timeout and the caller's [`Deadline`] on connect, every read and write;
+//! - a body cap (more is [`HttpError::TooLarge`], never a truncated body);
+//! - redirects followed only on the same host and port, at most [`MAX_REDIRECTS`];
+//! - retries with backoff (100 ms doubling to 1 s) on connection errors, timeouts and 5xx,
+//!   bounded by the deadline, not by a count.
+//!
+//! Follows RFC 9112 for framing: `Transfer-Encoding: chunked`, else `Content-Length`, else
+//! the body runs to the end of the connection. Not supported: TLS, host names other than
+//! `metadata.google.internal` (the initramfs has no resolver at this point; it is sent to
+//! 169.254.169.254 with its name in `Host:`), IPv6 literals other than in brackets, trailers,
+//! 1xx responses other than `100 Continue`.
+
+use crate::run::Deadline;
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// Longest response head (status line and headers) accepted.
+pub const HEAD_CAP: usize = 16 * 1024;
+/// Redirects followed per request (same host only).
+pub const MAX_REDIRECTS: u32 = 5;
+/// Default per-request timeout (each try; the deadline also bounds it).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An `http://` URL split into what a request needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    /// The `Host:` header value (with `:port` when not 80).
+    pub host: String,
+    pub addr: SocketAddr,
+    /// Starts with `/`; may carry a query.
+    pub path: String,
+}
+
+impl Url {
+    /// Parses `http://HOST[:PORT][/PATH]`. HOST is an IPv4 address, a bracketed IPv6 address
+    /// or `metadata.google.internal`.
+    pub fn parse(url: &str) -> Result<Url, String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, "/"),
+        };
+        if authority.contains('@') {
+            return Err(format!("{url}: credentials in URLs are not supported"));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("{url}: unclosed '['"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p),
+                None if after.is_empty() => None,
+                None => return Err(format!("{url}: junk after ']'")),
+            };
+            (h, port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        let port: u16 = match port {
+            Some(p) => p.parse().map_err(|_| format!("{url}: bad port {p:?}"))?,
+            None => 80,
+        };
+        let ip: IpAddr = if host.eq_ignore_ascii_case("metadata.google.internal") {
+            IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254))
+        } else {
+            host.parse().map_err(|_| {
+                format!(
+                    "{url}: host {host:?} is not an IP address (no name resolution in the initramfs)"
+                )
+            })?
+        };
+        if path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+            return Err(format!("{url}: control characters or spaces in the path"));
+        }
+        Ok(Url {
+            host: authority.to_string(),
+            addr: SocketAddr::new(ip, port),
+            path: path.to_string(),
+        })
+    }
+
+    /// This URL with `rel` appended to its path (`rel` is relative; a `/` is inserted).
+    pub fn join(&self, rel: &str) -> Url {
+        let mut path = self.path.clone();
+        if !path.ends_with('/') {
+            path.push('/');
+        }
+        path.push_str(rel.trim_start_matches('/'));
+        Url {
+            path,
+            ..self.clone()
+        }
+    }
+}
+
+impl fmt::Display for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "http://{}{}", self.host, self.path)
+    }
+}
+
+/// A parsed response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    /// Header names lower-cased, values trimmed, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header of that (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What went wrong with a request. Each names the URL when displayed by [`Client`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpError {
+    /// The deadline or the per-request timeout ran out.
+    Timeout,
+    /// Connecting, reading or writing failed (message from the OS).
+    Io(String),
+    /// The response is not HTTP/1.x we understand.
+    Malformed(String),
+    /// The body is longer than the cap.
+    TooLarge { cap: usize },
+    /// A redirect to another host, or too many redirects.
+    Redirect(String),
+    /// A status the caller did not accept (not 2xx and not 404 where 404 means absent).
+    Status(u16),
+    /// The response lacks a header the platform promises (`Metadata-Flavor: Google`).
+    MissingHeader(String),
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::Timeout => f.write_str("timed out"),
+            HttpError::Io(e) => f.write_str(e),
+            HttpError::Malformed(e) => write!(f, "malformed response: {e}"),
+            HttpError::TooLarge { cap } => write!(f, "body larger than the {cap}-byte limit"),
+            HttpError::Redirect(e) => write!(f, "redirect refused: {e}"),
+            HttpError::Status(s) => write!(f, "HTTP status {s}"),
+            HttpError::MissingHeader(h) => write!(f, "response lacks {h}"),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+impl HttpError {
+    /// Worth trying again (before the deadline)?
+    fn transient(&self) -> bool {
+        match self {
+            HttpError::Timeout | HttpError::Io(_) => true,
+            HttpError::Status(s) => *s >= 500 || *s == 429,
+            _ => false,
+        }
+    }
+}
+
+/// Progress of [`parse_response`] over the bytes read so far.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parse {
+    /// Read more (and call again).
+    Incomplete,
+    Done(Response),
+}
+
+/// Parses a response from `buf`, all bytes read so far; `eof` says the peer closed.
+/// Pure; never panics; `cap` bounds the body.
+pub fn parse_response(buf: &[u8], eof: bool, cap: usize) -> Result<Parse, HttpError> {
+    let Some(head_end) = find(buf, b"\r\n\r\n") else {
+        if buf.len() > HEAD_CAP {
+            return Err(HttpError::Malformed("response head too long".into()));
+        }
+        if eof {
+            return Err(HttpError::Malformed("connection closed in the head".into()));
+        }
+        return Ok(Parse::Incomplete);
+    };
+    if head_end > HEAD_CAP {
+        return Err(HttpError::Malformed("response head too long".into()));
+    }
+    let head = buf.get(..head_end).unwrap_or_default();
+    let body_start = head_end.saturating_add(4);
+    let rest = buf.get(body_start..).unwrap_or_default();
+    let head = std::str::from_utf8(head)
+        .map_err(|_| HttpError::Malformed("response head is not UTF-8".into()))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or_default();
+    if version != "HTTP/1.1" && version != "HTTP/1.0" {
+        return Err(HttpError::Malformed(format!(
+            "status line {status_line:?} is not HTTP/1.x"
+        )));
+    }
+    let status: u16 = parts
+        .next()
+        .filter(|s| s.len() == 3)
+        .and_then(|s| s.parse().ok())
+        .filter(|s| (100..600).contains(s))
+        .ok_or_else(|| HttpError::Malformed(format!("bad status line {status_line:?}")))?;
+    let mut headers = Vec::new();
+    for line in lines {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| HttpError::Malformed(format!("bad header line {line:?}")))?;
+        if name.is_empty() || name.bytes().any(|b| b == b' ' || b == b'\t') {
+            return Err(HttpError::Malformed(format!("bad header name {name:?}")));
+        }
+        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+    }
+    if status == 100 {
+        // An interim response: drop it and parse what follows.
+        return parse_response(rest, eof, cap);
+    }
+    let done = |body: Vec<u8>| {
+        Ok(Parse::Done(Response {
+            status,
+            headers: headers.clone(),
+            body,
+        }))
+    };
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if status == 204 || status == 304 {
+        return done(Vec::new());
+    }
+    if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        return match decode_chunked(rest, cap)? {
+            Some(body) => done(body),
+            None if eof => Err(HttpError::Malformed("connection closed in a chunk".into())),
+            None => Ok(Parse::Incomplete),
+        };
+    }
+    if let Some(len) = get("content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| HttpError::Malformed(format!("bad Content-Length {len:?}")))?;
+        if len > cap {
+            return Err(HttpError::TooLarge { cap });
+        }
+        return match rest.get(..len) {
+            Some(body) => done(body.to_vec()),
+            None if eof => Err(HttpError::Malformed(format!(
+                "connection closed after {} of {len} body bytes",
+                rest.len()
+            ))),
+            None => Ok(Parse::Incomplete),
+        };
+    }
+    if rest.len() > cap {
+        return Err(HttpError::TooLarge { cap });
+    }
+    if eof {
+        done(rest.to_vec())
+    } else {
+        Ok(Parse::Incomplete)
+    }
+}
+
+/// Decodes a complete chunked body, or `None` if more bytes are needed.
+fn decode_chunked(mut buf: &[u8], cap: usize) -> Result<Option<Vec<u8>>, HttpError> {
+    let mut body = Vec::new();
+    loop {
+        let Some(eol) = find(buf, b"\r\n") else {
+            if buf.len() > 1024 {
+                return Err(HttpError::Malformed("chunk size line too long".into()));
+            }
+            return Ok(None);
+        };
+        let line = buf.get(..eol).unwrap_or_default();
+        let line = std::str::from_utf8(line)
+            .map_err(|_| HttpError::Malformed("chunk size line is not UTF-8".into()))?;
+        let size_text = line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| HttpError::Malformed(format!("bad chunk size {size_text:?}")))?;
+        buf = buf.get(eol.saturating_add(2)..).unwrap_or_default();
+        if size == 0 {
+            // Trailers (ignored) end with an empty line.
+            return Ok(if find(buf, b"\r\n").is_some() {
+                Some(body)
+            } else {
+                None
+            });
+        }
+        if size > cap.saturating_sub(body.len()) {
+            return Err(HttpError::TooLarge { cap });
+        }
+        let Some(chunk) = buf.get(..size) else {
+            return Ok(None);
+        };
+        body.extend_from_slice(chunk);
+        let after = buf.get(size..).unwrap_or_default();
+        match after.get(..2) {
+            Some(b"\r\n") => {}
+            Some(_) => return Err(HttpError::Malformed("chunk not followed by CRLF".into())),
+            None => return Ok(None),
+        }
+        buf = after.get(2..).unwrap_or_default();
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The request bytes. Header values must not hold CR or LF (checked by [`Client`]).
+pub fn build_request(method: &str, url: &Url, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: preroot/{}\r\nAccept: */*\r\nConnection: close\r\n",
+        url.path,
+        url.host,
+        env!("CARGO_PKG_VERSION")
+    );
+    for (n, v) in headers {
+        out.push_str(n);
+        out.push_str(": ");
+        out.push_str(v);
+        out.push_str("\r\n");
+    }
+    if !body.is_empty() || method == "PUT" || method == "POST" {
+        out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// The same-host target of a `Location`, or why not.
+fn redirect_target(base: &Url, location: &str) -> Result<Url, HttpError> {
+    if location.starts_with('/') && !location.starts_with("//") {
+        return Ok(Url {
+            path: location.to_string(),
+            ..base.clone()
+        });
+    }
+    let target = Url::parse(location).map_err(HttpError::Redirect)?;
+    if target.addr != base.addr {
+        return Err(HttpError::Redirect(format!(
+            "{location} is not on {}",
+            base.host
+        )));
+    }
+    Ok(target)
+}
+
+/// A metadata-service client: a deadline, headers sent with every request, and a header every
+/// response must carry.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub deadline: Deadline,
+    pub per_request: Duration,
+    pub headers: Vec<(String, String)>,
+    /// `(name, value)` each response must carry (GCE's `Metadata-Flavor: Google`).
+    pub require: Option<(String, String)>,
+}
+
+impl Client {
+    pub fn new(deadline: Deadline) -> Client {
+        Client {
+            deadline,
+            per_request: REQUEST_TIMEOUT,
+            headers: Vec::new(),
+            require: None,
+        }
+    }
+
+    /// GET with retries; `Ok(None)` on 404 (absent), the body on 2xx.
+    pub fn get(&self, url: &Url, cap: usize) -> Result<Option<Vec<u8>>, HttpError> {
+        match self.request("GET", url, &[], &[], cap) {
+            Ok(r) if r.status == 404 => Ok(None),
+            Ok(r) if (200..300).contains(&r.status) => Ok(Some(r.body)),
+            Ok(r) => Err(HttpError::Status(r.status)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One request, retried on transient failures until the deadline; redirects followed on
+    /// the same host. The response may have any status.
+    pub fn request(
+        &self,
+        method: &str,
+        url: &Url,
+        extra: &[(&str, &str)],
+        body: &[u8],
+        cap: usize,
+    ) -> Result<Response, HttpError> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let result = self.follow(method, url, extra, body, cap);
+            let retry = match &result {
+                Ok(r) => r.status >= 500 || r.status == 429,
+                Err(e) => e.transient(),
+            };
+            if !retry || self.deadline.remaining() <= backoff {
+                if let Err(e) = &result {
+                    log::debug!("http: {method} {url}: {e}");
+                }
+                return result;
+            }
+            log::debug!(
+                "http: {method} {url}: {}; again in {} ms",
+                match &result {
+                    Ok(r) => format!("status {}", r.status),
+                    Err(e) => e.to_string(),
+                },
+                backoff.as_millis()
+            );
+            std::thread::sleep(backoff);
+            backoff = backoff.saturating_mul(2).min(Duration::from_secs(1));
+        }
+    }
+
+    fn follow(
+        &self,
+        method: &str,
+        url: &Url,
+        extra: &[(&str, &str)],
+        body: &[u8],
+        cap: usize,
+    ) -> Result<Response, HttpError> {
+        let mut url = url.clone();
+        let mut redirects = 0u32;
+        loop {
+            let resp = self.once(method, &url, extra, body, cap)?;
+            if !matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
+                if let Some((name, value)) = &self.require {
+                    if resp.header(&name.to_ascii_lowercase()) != Some(value.as_str()) {
+                        return Err(HttpError::MissingHeader(format!("{name}: {value}")));
+                    }
+                }
+                return Ok(resp);
+            }
+            redirects = redirects.saturating_add(1);
+            if redirects > MAX_REDIRECTS {
+                return Err(HttpError::Redirect(format!(
+                    "more than {MAX_REDIRECTS} redirects"
+                )));
+            }
+            let location = resp
+                .header("location")
+                .ok_or_else(|| HttpError::Malformed("redirect without Location".into()))?;
+            url = redirect_target(&url, location)?;
+        }
+    }
+
+    /// One request on one connection, bounded by the per-request timeout and the deadline.
+    pub fn once(
+        &self,
+        method: &str,
+        url: &Url,
+        extra: &[(&str, &str)],
+        body: &[u8],
+        cap: usize,
+    ) -> Result<Response, HttpError> {
+        let own: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .chain(extra.iter().copied())
+            .collect();
+        if own
+            .iter()
+            .any(|(n, v)| n.contains(['\r', '\n', ':']) || v.contains(['\r', '\n']))
+        {
+            return Err(HttpError::Io("header with CR, LF or ':' refused".into()));
+        }
+        let limit = self.deadline.remaining().min(self.per_request);
+        if limit.is_zero() {
+            return Err(HttpError::Timeout);
+        }
+        let started = std::time::Instant::now();
+        let left = || {
+            limit
+                .checked_sub(started.elapsed())
+                .filter(|d| !d.is_zero())
+                .ok_or(HttpError::Timeout)
+        };
+        let io = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => HttpError::Timeout,
+            _ => HttpError::Io(e.to_string()),
+        };
+        let mut stream = TcpStream::connect_timeout(&url.addr, limit).map_err(io)?;
+        let _ = stream.set_nodelay(true);
+        stream.set_write_timeout(Some(left()?)).map_err(io)?;
+        stream
+            .write_all(&build_request(method, url, &own, body))
+            .map_err(io)?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        let total_cap = cap.saturating_add(HEAD_CAP).saturating_add(64 * 1024);
+        loop {
+            stream.set_read_timeout(Some(left()?)).map_err(io)?;
+            let n = stream.read(&mut chunk).map_err(io)?;
+            buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            match parse_response(&buf, n == 0, cap)? {
+                Parse::Done(r) => return Ok(r),
+                Parse::Incomplete if buf.len() > total_cap => {
+                    return Err(HttpError::TooLarge { cap });
+                }
+                Parse::Incomplete => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(r: Result<Parse, HttpError>) -> Response {
+        match r {
+            Ok(Parse::Done(r)) => r,
+            other => panic!("not done: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn urls() {
+        let u = Url::parse("http://169.254.169.254/latest/").unwrap();
+        assert_eq!(u.host, "169.254.169.254");
+        assert_eq!(u.addr, "169.254.169.254:80".parse().unwrap());
+        assert_eq!(u.path, "/latest/");
+        assert_eq!(u.join("meta-data/x").path, "/latest/meta-data/x");
+        let u = Url::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!((u.path.as_str(), u.addr.port()), ("/", 8080));
+        assert_eq!(u.join("/a").path, "/a");
+        let u = Url::parse("http://[fd00:ec2::254]/latest").unwrap();
+        assert_eq!(u.addr, "[fd00:ec2::254]:80".parse().unwrap());
+        let u = Url::parse("http://metadata.google.internal/computeMetadata/v1/").unwrap();
+        assert_eq!(u.addr, "169.254.169.254:80".parse().unwrap());
+        assert_eq!(u.host, "metadata.google.internal");
+        for bad in [
+            "https://1.2.3.4/",
+            "http://example.com/",
+            "http://1.2.3.4:99999/",
+            "http://u:p@1.2.3.4/",
+            "http://[::1/",
+            "http://1.2.3.4/a b",
+            "http://1.2.3.4/a\r\nX: y",
+        ] {
+            assert!(Url::parse(bad).is_err(), "case {bad}");
+        }
+    }
+
+    #[test]
+    fn content_length() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A:  b \r\n\r\nhello";
+        for cut in 0..raw.len() {
+            assert_eq!(
+                parse_response(&raw[..cut], false, 100),
+                Ok(Parse::Incomplete),
+                "case cut {cut}"
+            );
+        }
+        let r = done(parse_response(raw, false, 100));
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
+        assert_eq!(r.header("x-a"), Some("b"));
+        assert_eq!(r.header("content-length"), Some("5"));
+        assert_eq!(
+            parse_response(raw, false, 4),
+            Err(HttpError::TooLarge { cap: 4 })
+        );
+        assert!(parse_response(&raw[..raw.len() - 1], true, 100).is_err());
+    }
+
+    #[test]
+    fn chunked() {
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        for cut in 0..raw.len() {
+            assert_eq!(
+                parse_response(&raw[..cut], false, 100),
+                Ok(Parse::Incomplete),
+                "case cut {cut}"
+            );
+            assert!(parse_response(&raw[..cut], true, 100).is_err(), "cut {cut}");
+        }
+        assert_eq!(done(parse_response(raw, false, 100)).body, b"hello world");
+        assert_eq!(
+            parse_response(raw, false, 8),
+            Err(HttpError::TooLarge { cap: 8 })
+        );
+        let bad = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+        assert!(parse_response(bad, false, 100).is_err());
+        let bad = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nabc";
+        assert!(parse_response(bad, false, 100).is_err());
+    }
+
+    #[test]
+    fn to_eof_and_oddities() {
+        let raw = b"HTTP/1.0 404 Not Found\r\n\r\nnope";
+        assert_eq!(parse_response(raw, false, 100), Ok(Parse::Incomplete));
+        let r = done(parse_response(raw, true, 100));
+        assert_eq!((r.status, r.body.as_slice()), (404, &b"nope"[..]));
+        let raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(done(parse_response(raw, false, 100)).status, 204);
+        for bad in [
+            &b"SSH-2.0-OpenSSH\r\n\r\n"[..],
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+            b"HTTP/1.1 abc OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+            b"HTTP/1.1 200 \xff\r\n\r\n",
+        ] {
+            assert!(parse_response(bad, true, 100).is_err(), "case {bad:?}");
+        }
+        let long = vec![b'a'; HEAD_CAP + 10];
+        assert!(parse_response(&long, false, 100).is_err());
+        assert!(parse_response(b"HTTP/1.1 200", true, 100).is_err());
+    }
+
+    #[test]
+    fn requests_and_redirects() {
+        let u = Url::parse("http://127.0.0.1:81/latest/api/token").unwrap();
+        let req = build_request("PUT", &u, &[("X-T", "21600")], b"");
+        let text = String::from_utf8(req).unwrap();
+        assert!(text.starts_with("PUT /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1:81\r\n"));
+        assert!(text.contains("X-T: 21600\r\nContent-Length: 0\r\n\r\n"));
+        assert_eq!(redirect_target(&u, "/x").unwrap().path, "/x");
+        assert!(redirect_target(&u, "http://127.0.0.1:81/y").is_ok());
+        assert!(redirect_target(&u, "http://127.0.0.2:81/y").is_err());
+        assert!(redirect_target(&u, "//evil/y").is_err());
+    }
+}
