@@ -226,7 +226,9 @@ fn assert_configdrive(test: &str, ctx: &Value) {
 
 /// The root is vda1 (ext4, label root) on a disk with partition table `pttype`, and the disk
 /// is larger than the image (the overlay grew it), so there is space to grow into.
-fn assert_root_disk(test: &str, r: &Report, pttype: &str) {
+/// The root partition was grown to the disk's end (1 MiB aligned; GPT keeps its backup
+/// table after it) and the mounted ext4 with it (issues 5's assertions in a real boot).
+fn assert_root_disk(test: &str, r: &Report, ctx: &Value, pttype: &str) {
     let lsblk: Value = serde_json::from_str(r.get("lsblk"))
         .unwrap_or_else(|e| panic!("{test}: lsblk -J: {e}:\n{}", r.get("lsblk")));
     let vda = lsblk["blockdevices"]
@@ -244,11 +246,56 @@ fn assert_root_disk(test: &str, r: &Report, pttype: &str) {
         ),
         "{test}: root partition; {vda:#}"
     );
-    let (disk, part) = (vda["size"].as_u64(), root["size"].as_u64());
-    assert!(
-        disk.zip(part).is_some_and(|(d, p)| d > p + (1 << 30)),
-        "{test}: the disk ({disk:?}) should be over 1 GiB larger than the root ({part:?})"
+    let (disk, part) = (
+        vda["size"].as_u64().unwrap_or(0),
+        root["size"].as_u64().unwrap_or(0),
     );
+    // The partition starts at 1 MiB and ends on the last whole MiB before the end (GPT: before
+    // its 33-sector backup), so at most 3 MiB of the disk are outside it.
+    assert!(
+        part + (3 << 20) >= disk && part < disk,
+        "{test}: root partition {part} bytes not grown to the {disk}-byte disk; grow report: {:#}",
+        ctx["extra"]["grow"]
+    );
+    let fs_size: u64 = r
+        .get("rootfs")
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        fs_size >= part / 100 * 90,
+        "{test}: root filesystem {fs_size} bytes, partition {part}: ext4 not grown; {:#}",
+        ctx["extra"]["grow_filesystem"]
+    );
+    assert_eq!(
+        ctx["extra"]["grow_filesystem"]["status"], "done",
+        "{test}: filesystem growth; {:#}",
+        ctx["extra"]["grow_filesystem"]
+    );
+}
+
+/// The network files preroot wrote were read by the guest's systemd-networkd, which gave
+/// the NIC `address`; the hostname came from the metadata (issue 7's assertions).
+fn assert_configured(test: &str, r: &Report, address: &str, hostname: &str) {
+    let files = r.get("network-files");
+    assert!(
+        files.contains("# /etc/systemd/network/10-preroot-"),
+        "{test}: no preroot networkd file in the guest:\n{files}"
+    );
+    let ip: Value = serde_json::from_str(r.get("ip")).unwrap_or(Value::Null);
+    let has = ip.as_array().into_iter().flatten().any(|l| {
+        l["addr_info"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|a| a["local"] == address)
+    });
+    assert!(
+        has,
+        "{test}: {address} not configured by networkd; ip -j addr: {ip:#}\nfiles:\n{files}"
+    );
+    assert_eq!(r.get("hostname").trim(), hostname, "{test}: hostname");
 }
 
 fn require_qemu(test: &str) -> bool {
@@ -296,7 +343,8 @@ fn qemu_gpt_configdrive() {
     let r = boot(test, "gpt-configdrive", &[]);
     let ctx = assert_booted_with_preroot(test, &r);
     assert_configdrive(test, &ctx);
-    assert_root_disk(test, &r, "gpt");
+    assert_root_disk(test, &r, &ctx, "gpt");
+    assert_configured(test, &r, "10.0.2.15", "preroot-qemu");
 }
 
 #[test]
@@ -309,7 +357,8 @@ fn qemu_mbr_configdrive() {
     let r = boot(test, "mbr-configdrive", &[]);
     let ctx = assert_booted_with_preroot(test, &r);
     assert_configdrive(test, &ctx);
-    assert_root_disk(test, &r, "dos");
+    assert_root_disk(test, &r, &ctx, "dos");
+    assert_configured(test, &r, "10.0.2.15", "preroot-qemu");
 }
 
 /// A test-owned EC2 instance metadata service (IMDSv2) on 127.0.0.1: `PUT /latest/api/token`
@@ -445,11 +494,25 @@ fn qemu_ec2_metadata_service() {
     );
     // Until the network stage (issue 6) lands, preroot finds no medium, records why and
     // lets the boot go on, well within its deadline.
-    let errors = ctx["errors"].as_array().cloned().unwrap_or_default();
-    assert!(
-        errors.iter().any(|e| e["stage"] == "datasource"),
-        "{test}: the unread metadata service is recorded as an error; {ctx:#}"
+    assert_eq!(
+        (&ctx["source"]["kind"], &ctx["instance_id"]),
+        (
+            &Value::from("metadata-service"),
+            &Value::from("i-0123456789abcdef0")
+        ),
+        "{test}: read from IMDSv2 over the network the fetch phase brought up; {ctx:#}"
     );
+    assert_eq!(
+        ctx["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{test}: errors; {ctx:#}"
+    );
+    assert!(
+        ctx["extra"]["dhcp"]["lease_ms"].is_u64(),
+        "{test}: the DHCP lease is recorded; {ctx:#}"
+    );
+    assert_root_disk(test, &r, &ctx, "gpt");
+    assert_configured(test, &r, "169.254.0.15", "ip-10-0-2-15");
     let fetch_ms = ctx["phases"][0]["duration_ms"].as_u64().unwrap_or(u64::MAX);
     assert!(
         fetch_ms <= FETCH_DEADLINE_MS,
