@@ -18,6 +18,7 @@ pub mod detect;
 pub mod handoff;
 pub mod logger;
 pub mod media;
+pub mod mime;
 pub mod output;
 pub mod providers;
 pub mod render;

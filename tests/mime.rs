@@ -1,0 +1,85 @@
+//! The MIME splitter against every multipart fixture in `../shared/fixtures/multipart/`:
+//! leaf parts with their content type, file name and payload hash, in order.
+
+mod common;
+
+use std::path::Path;
+
+fn user_data(case: &Path) -> Option<Vec<u8>> {
+    ["input/user_data", "input/openstack/latest/user_data"]
+        .iter()
+        .find_map(|p| std::fs::read(case.join(p)).ok())
+}
+
+#[test]
+fn sha256_helper() {
+    assert_eq!(
+        common::sha256_hex(b"abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+}
+
+#[test]
+fn every_multipart_fixture_splits_into_its_parts() {
+    let dir = common::fixtures().join("multipart");
+    let mut compared = 0;
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    for case in &cases {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let data = user_data(case).unwrap_or_else(|| panic!("{name}: no user_data"));
+        let parts = preroot::mime::split(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!parts.is_empty(), "{name}: no parts");
+        let Ok(expected) = std::fs::read(case.join("expected/parts.json")) else {
+            continue;
+        };
+        let expected: Vec<serde_json::Value> = serde_json::from_slice(&expected).unwrap();
+        assert_eq!(parts.len(), expected.len(), "{name}: number of parts");
+        for (i, (part, want)) in parts.iter().zip(&expected).enumerate() {
+            assert_eq!(
+                Some(part.content_type.as_str()),
+                want["content_type"].as_str(),
+                "{name}: part {i} type"
+            );
+            assert_eq!(
+                part.filename.as_deref(),
+                want["filename"].as_str(),
+                "{name}: part {i} file name"
+            );
+            if let Some(sha) = want["payload_sha256_of_utf8"].as_str() {
+                assert_eq!(
+                    common::sha256_hex(&part.payload),
+                    sha,
+                    "{name}: part {i} payload"
+                );
+            }
+        }
+        compared += 1;
+    }
+    assert!(compared >= 3, "only {compared} cases with parts.json");
+}
+
+/// cloud-init's launch-index emails: three leaf parts, two of them `text/plain` that the
+/// payload refines (`#cloud-config-archive`, `#cloud-config`); a single-part message is one.
+#[test]
+fn launch_index_emails() {
+    let dir = common::fixtures().join("multipart");
+    let data = user_data(&dir.join("ci-multipart-launch-index")).unwrap();
+    let parts = preroot::mime::split(&data).unwrap();
+    let types: Vec<&str> = parts.iter().map(|p| p.effective_type()).collect();
+    assert_eq!(
+        types,
+        [
+            "text/cloud-config",
+            "text/cloud-config-archive",
+            "text/cloud-config"
+        ]
+    );
+    let data = user_data(&dir.join("ci-mime-single-part-launch-index-header")).unwrap();
+    let parts = preroot::mime::split(&data).unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].effective_type(), "text/cloud-config");
+}
