@@ -100,7 +100,7 @@ fn from_document(doc: &str) -> Result<Directives, String> {
 }
 
 /// A YAML 1.1 boolean, as PyYAML reads one (cloud-init's loader): plain scalars only.
-fn boolean(node: &Node) -> Option<bool> {
+pub(crate) fn boolean(node: &Node) -> Option<bool> {
     let Node::Scalar { text, plain: true } = node else {
         return None;
     };
