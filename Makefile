@@ -6,8 +6,9 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 MUSL := x86_64-unknown-linux-musl
 STATIC := target/$(MUSL)/release/preroot
-# Tools the tests use to build real media (ISO9660, FAT, ext4, GPT) and loop devices.
-APT_PACKAGES := xorriso genisoimage dosfstools mtools gdisk e2fsprogs util-linux systemd
+# Tools the tests use to build real media (ISO9660, FAT, ext4, GPT) and loop devices;
+# busybox-static is the /bin/sh of the root trees `preroot apply --root` runs scripts in.
+APT_PACKAGES := xorriso genisoimage dosfstools mtools gdisk e2fsprogs util-linux systemd busybox-static
 DEMO := target/demo
 
 .PHONY: all demo check test lint nopanic static size install deps deps-apt deps-rust clean

@@ -1,8 +1,7 @@
 //! The command line of the `preroot` binary: argument parsing, `--help`, and the commands.
 //!
 //! Owns exit codes (0 done, 1 the data was bad or missing, 2 usage) and the one-line error
-//! format `preroot: <object>: <problem>`. Later issues add `net`, `grow`, `render`, `apply`,
-//! `clean` here. Never panics on any argument.
+//! format `preroot: <object>: <problem>`; `status` adds 3 (not finished). Never panics on any argument.
 
 use crate::context::{Context, SourceKind};
 use crate::root::Root;
@@ -36,6 +35,24 @@ Commands:
                files (FORMAT, else chosen from what DIR enables), /etc/hostname, one
                marked /etc/hosts line, DIR/etc/preroot/{instance-id,manifest.json};
                once per instance, no symlink followed (docs/sysroot.md).
+  apply [--root DIR]
+               In the booted system (preroot-apply.service): apply the context and the
+               user data the initramfs left in STATE, once per instance id (state in
+               DIR/var/lib/preroot/instances/ID/): ssh host keys regenerated, the default
+               user (DIR/etc/preroot/preroot.conf) and cloud-config users, ssh keys,
+               passwords (SHA-512 crypt), hostname, write_files, Heat's cfn-userdata,
+               scripts and runcmd (log: /var/log/preroot-user-data.log); bootcmd and
+               boothooks at every boot. With --root every program runs chrooted into DIR.
+               Keys outside the supported cloud-config subset are reported by name
+               (docs/apply.md). Writes STATE/apply.json.
+  status [--wait [--timeout S]] [--json]
+               Has apply finished at this boot, and what failed (STATE/apply.json).
+               --wait polls until it is done or S seconds [600] have passed.
+  clean [--dry-run] [--ssh-host-keys] [--homes] [--root DIR]
+               Re-arm a system root for imaging: preroot's instance state, the files its
+               manifest lists, /etc/machine-id emptied, Heat and cloud-init hand-off
+               files, logs under /var/log truncated in place; ssh host keys and the
+               homes' authorized_keys/.bash_history only with their flag.
   help         Print this text.
 
 Options:
@@ -43,7 +60,8 @@ Options:
                     configdrive (OpenStack config drive), nocloud (NoCloud seed) or
                     opennebula (OpenNebula context). PATH is a directory, an ISO9660 or
                     FAT image file, or a block device; nothing is mounted.
-  --root DIR        (render) The system root to configure. (context, run) Take
+  --root DIR        (render, apply, clean) The system root to configure [/ for apply
+                    and clean]. (context, run) Take
                     /proc, /sys, /dev and /sysroot from DIR (a fake machine
                     tree): the kernel command line (DIR/proc/cmdline), the host NICs
                     (DIR/sys/class/net/*/address), DMI (DIR/sys/class/dmi/id/*) and the
@@ -56,6 +74,12 @@ Options:
   --context FILE    (render) The context to render (from `preroot context`).
   --format FORMAT   (render) networkd, nm (NetworkManager), ifcfg (RHEL), eni (ifupdown).
   --out DIR         (render) Where to write the plain tree.
+  --wait            (status) Wait until apply is done.
+  --timeout S       (status) How long --wait waits, in seconds [600].
+  --dry-run         (clean) Print what would be done; change nothing.
+  --ssh-host-keys   (clean) Also remove /etc/ssh/ssh_host_*.
+  --homes           (clean) Also remove ~/.ssh/authorized_keys and ~/.bash_history of
+                    root and every /home/*.
   -v, --verbose     Log to stderr (otherwise: /dev/kmsg in the initramfs, else nothing).
   -V, --version     Print the version.
   -h, --help        Print this text.
@@ -66,8 +90,9 @@ preroot.render=, preroot.debug, ds=nocloud;s=URL, ip=, ifname=, nameserver=, rd.
 root=, ostree=.
 
 Exit status: 0 done; 1 the datasource is missing, unreadable or invalid (context: one line
-on stderr names the file and the problem), or the state could not be written (run);
-2 bad usage.
+on stderr names the file and the problem), the state could not be written (run), a step
+failed (apply, clean) or apply finished with errors (status); 2 bad usage; 3 (status) apply
+has not finished.
 ";
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -80,6 +105,11 @@ struct Options {
     context: Option<PathBuf>,
     format: Option<String>,
     out: Option<PathBuf>,
+    wait: bool,
+    timeout: Option<u64>,
+    dry_run: bool,
+    ssh_host_keys: bool,
+    homes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +120,9 @@ enum Command {
     Run,
     Show,
     Render,
+    Apply,
+    Status,
+    Clean,
 }
 
 fn parse_from(value: &str) -> Result<(SourceKind, PathBuf), String> {
@@ -132,14 +165,30 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
             "-v" | "--verbose" => verbose = true,
             "-h" | "--help" | "help" => return Ok((Command::Help, opts, verbose)),
             "-V" | "--version" => return Ok((Command::Version, opts, verbose)),
-            "context" | "run" | "show" | "render" if command.is_none() => {
+            "context" | "run" | "show" | "render" | "apply" | "status" | "clean"
+                if command.is_none() =>
+            {
                 command = Some(match arg {
                     "context" => Command::Context,
                     "run" => Command::Run,
                     "render" => Command::Render,
+                    "apply" => Command::Apply,
+                    "status" => Command::Status,
+                    "clean" => Command::Clean,
                     _ => Command::Show,
                 })
             }
+            "--wait" => opts.wait = true,
+            "--timeout" => {
+                let v = value("--timeout")?;
+                opts.timeout = Some(
+                    v.parse()
+                        .map_err(|_| format!("--timeout {v}: expected seconds"))?,
+                );
+            }
+            "--dry-run" => opts.dry_run = true,
+            "--ssh-host-keys" => opts.ssh_host_keys = true,
+            "--homes" => opts.homes = true,
             "--context" => opts.context = Some(PathBuf::from(value("--context")?)),
             "--format" => {
                 let v = value("--format")?;
@@ -171,15 +220,22 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
     };
     // Each option belongs to some commands only; say so rather than ignore it.
     let render_opts = opts.context.is_some() || opts.format.is_some() || opts.out.is_some();
-    let misplaced = match command {
-        Command::Context => opts.phase.is_some() || opts.json || render_opts,
-        Command::Run => opts.from.is_some() || opts.json || render_opts,
-        Command::Show => {
-            opts.from.is_some() || opts.root.is_some() || opts.phase.is_some() || render_opts
-        }
-        Command::Render => opts.from.is_some() || opts.phase.is_some() || opts.json,
-        Command::Help | Command::Version => false,
-    };
+    let status_opts = opts.wait || opts.timeout.is_some();
+    let clean_opts = opts.dry_run || opts.ssh_host_keys || opts.homes;
+    let boot_opts = opts.from.is_some() || opts.phase.is_some() || render_opts;
+    let misplaced = status_opts && command != Command::Status
+        || clean_opts && command != Command::Clean
+        || match command {
+            Command::Context => opts.phase.is_some() || opts.json || render_opts,
+            Command::Run => opts.from.is_some() || opts.json || render_opts,
+            Command::Show => {
+                opts.from.is_some() || opts.root.is_some() || opts.phase.is_some() || render_opts
+            }
+            Command::Render => opts.from.is_some() || opts.phase.is_some() || opts.json,
+            Command::Apply | Command::Clean => boot_opts || opts.json,
+            Command::Status => boot_opts || opts.root.is_some(),
+            Command::Help | Command::Version => false,
+        };
     if misplaced {
         return Err(format!("an option does not apply to {command:?}").to_lowercase());
     }
@@ -234,6 +290,20 @@ pub fn main(args: &[OsString]) -> i32 {
         }
         Command::Show => show(&state, opts.json),
         Command::Render => render(&opts, verbose),
+        Command::Apply => {
+            crate::logger::init(verbose, false);
+            crate::apply::apply(&state, opts.root.as_deref())
+        }
+        Command::Status => status(&state, opts.wait, opts.timeout, opts.json),
+        Command::Clean => {
+            crate::logger::init(verbose, false);
+            let what = crate::clean::What {
+                ssh_host_keys: opts.ssh_host_keys,
+                homes: opts.homes,
+                dry_run: opts.dry_run,
+            };
+            crate::clean::clean(opts.root.as_deref(), &state, &what)
+        }
     }
 }
 
@@ -359,6 +429,67 @@ fn show(state: &StateDir, json: bool) -> i32 {
             eprintln!("preroot: {e}");
             1
         }
+    }
+}
+
+/// `preroot status [--wait [--timeout S]] [--json]`: has `preroot apply` finished at this
+/// boot, and what failed. Exit 0 done without errors, 1 done with errors or unreadable,
+/// 3 not done (not started, running, or still running at the deadline).
+fn status(state: &StateDir, wait: bool, timeout: Option<u64>, json: bool) -> i32 {
+    let path = state.path().join(crate::apply::STATUS_FILE);
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_secs(timeout.unwrap_or(600));
+    loop {
+        let read = std::fs::read(&path);
+        let parsed = read
+            .as_ref()
+            .ok()
+            .map(|b| serde_json::from_slice::<crate::apply::Status>(b).map_err(|e| e.to_string()));
+        let done = matches!(&parsed, Some(Ok(s)) if s.stage == "done");
+        if done || !wait || std::time::Instant::now() >= deadline {
+            return match parsed {
+                None => {
+                    if json {
+                        print_out("{\"stage\": \"not started\"}");
+                    } else {
+                        print_out("status: not started");
+                    }
+                    3
+                }
+                Some(Err(e)) => {
+                    eprintln!("preroot: {}: {e}", path.display());
+                    1
+                }
+                Some(Ok(s)) => {
+                    if json {
+                        let _ = print_out(&serde_json::to_string_pretty(&s).unwrap_or_default());
+                    } else {
+                        let mut text = format!(
+                            "status: {}\ninstance id: {}\nnew instance: {}",
+                            s.stage,
+                            s.instance_id.as_deref().unwrap_or("-"),
+                            s.new_instance
+                        );
+                        for st in &s.steps {
+                            text.push_str(&format!("\nstep: {}: {}", st.step, st.outcome));
+                        }
+                        for i in &s.ignored {
+                            text.push_str(&format!("\nnot applied: {i}"));
+                        }
+                        for e in &s.errors {
+                            text.push_str(&format!("\nerror: {e}"));
+                        }
+                        let _ = print_out(&text);
+                    }
+                    match (s.stage == "done", s.errors.is_empty()) {
+                        (true, true) => 0,
+                        (true, false) => 1,
+                        _ => 3,
+                    }
+                }
+            };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
     }
 }
 

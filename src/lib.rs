@@ -10,6 +10,8 @@
     clippy::indexing_slicing
 )]
 
+pub mod apply;
+pub mod clean;
 pub mod cli;
 pub mod cloudconfig;
 pub mod cmdline;

@@ -320,6 +320,14 @@ impl RootDir {
         }
     }
 
+    /// The size of the regular file `rel` (not following a symlink); `None` for anything else.
+    pub fn read_len(&self, rel: &str) -> Option<u64> {
+        let (dirs, name) = Self::split(rel).ok()?;
+        let dir = self.dir(&dirs, false).ok()??;
+        let st = nix::sys::stat::fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
+        (st.st_mode & libc::S_IFMT == libc::S_IFREG).then(|| u64::try_from(st.st_size).unwrap_or(0))
+    }
+
     /// Creates the directory `rel` (parents 0755) and sets its mode to `mode`, existing or not.
     pub fn mkdir(&self, rel: &str, mode: u32) -> io::Result<()> {
         let (dirs, name) = Self::split(rel)?;
