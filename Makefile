@@ -50,8 +50,9 @@ size: static
 	echo "size: $(STATIC) is $$bytes bytes ($$(( bytes / 1024 )) KiB), static musl, opt-level=z, LTO, stripped"; \
 	if ldd $(STATIC) 2>&1 | grep -q '=>'; then echo "size: $(STATIC) is not static"; exit 1; fi
 
-## make install DESTDIR=ROOT: the static binary, the dracut module and its units, and a
-## dracut.conf.d file that includes the module in every initramfs built in ROOT.
+## make install DESTDIR=ROOT: the static binary, the dracut module and its units, a
+## dracut.conf.d file that includes the module in every initramfs built in ROOT, and
+## preroot-apply.service for the booted system (enable it: systemctl enable preroot-apply).
 MODDIR := $(DESTDIR)/usr/lib/dracut/modules.d/90preroot
 install: static
 	install -D -m 0755 $(STATIC) $(DESTDIR)/usr/bin/preroot
@@ -61,6 +62,7 @@ install: static
 	install -m 0644 dracut/90preroot/preroot-fetch.service dracut/90preroot/preroot-grow.service \
 		dracut/90preroot/preroot-sysroot.service $(MODDIR)/
 	install -m 0644 dracut/90-preroot.conf $(DESTDIR)/usr/lib/dracut/dracut.conf.d/90-preroot.conf
+	install -D -m 0644 systemd/preroot-apply.service $(DESTDIR)/usr/lib/systemd/system/preroot-apply.service
 
 deps: deps-apt deps-rust
 

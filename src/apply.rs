@@ -55,7 +55,8 @@ pub struct Config {
     pub regenerate_host_keys: bool,
     /// `script_timeout`: seconds each program may run before it is killed [1800].
     pub script_timeout: Duration,
-    /// `handoff = cloud-init|none`: leave user data to cloud-init [none, unless detected].
+    /// `handoff = cloud-init|none`: leave user data to cloud-init [detected: the root has
+    /// cloud-init, enabled] (see [`crate::cloudinit`]).
     pub handoff: Option<String>,
 }
 
@@ -114,7 +115,7 @@ impl Config {
                     _ => problems.push(format!("{CONF}:{at}: script_timeout {value:?}")),
                 },
                 "handoff" if value == "cloud-init" || value == "none" => {
-                    c.handoff = (value == "cloud-init").then(|| value.to_string())
+                    c.handoff = Some(value.to_string())
                 }
                 _ => problems.push(format!("{CONF}:{at}: {key} = {value:?} not understood")),
             }
@@ -903,6 +904,7 @@ pub fn apply(state: &StateDir, target: Option<&Path>) -> i32 {
     };
     status.errors.extend(errors);
     let plans = [&vendor_plan, &user_plan];
+    let base_errors = status.errors.len();
     for p in plans {
         status.ignored.extend(p.ignored.iter().cloned());
         status.errors.extend(p.problems.iter().cloned());
@@ -918,6 +920,40 @@ pub fn apply(state: &StateDir, target: Option<&Path>) -> i32 {
         status,
         ctx: &ctx,
     };
+    let cmdline = if chroot {
+        String::new()
+    } else {
+        std::fs::read_to_string("/proc/cmdline").unwrap_or_default()
+    };
+    let installed =
+        a.root.exists("usr/bin/cloud-init") && !a.root.exists("etc/cloud/cloud-init.disabled");
+    if crate::cloudinit::wanted(
+        crate::cloudinit::cmdline_value(&cmdline),
+        a.conf.handoff.as_deref(),
+        installed,
+    ) {
+        let files = crate::cloudinit::seed(&ctx, &user, &vendor);
+        a.status.errors.truncate(base_errors);
+        for (rel, data, mode) in &files {
+            if let Err(e) = a.root.write(rel, data, *mode) {
+                a.err(format!("{rel}: {e}"));
+            }
+        }
+        a.step(
+            "handoff",
+            format!(
+                "cloud-init: NoCloud seed in /{}",
+                crate::cloudinit::SEED_DIR
+            ),
+        );
+        // cloud-init applies user data, keys and users itself: what preroot's reading of
+        // user data found does not apply.
+        a.status.ignored.clear();
+        a.status.errors.truncate(base_errors);
+        a.status.stage = "done".into();
+        save_status(state, &a.status);
+        return i32::from(!a.status.errors.is_empty());
+    }
     a.boot_scripts(&plans);
     let new_instance = !a.root.exists(&format!("{}/done", a.inst));
     a.status.new_instance = new_instance;

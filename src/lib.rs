@@ -14,6 +14,7 @@ pub mod apply;
 pub mod clean;
 pub mod cli;
 pub mod cloudconfig;
+pub mod cloudinit;
 pub mod cmdline;
 pub mod context;
 pub mod crypt;

@@ -621,3 +621,109 @@ fn clean_rearms_a_root() {
     assert!(!root.join("home/bob/.ssh/authorized_keys").exists());
     assert!(root.join("home/bob/.ssh").is_dir());
 }
+
+/// An image that keeps cloud-init: apply writes the NoCloud seed and the drop-in, and leaves
+/// users and user data to cloud-init; `handoff = none` in preroot.conf turns that off.
+#[test]
+fn cloud_init_handoff() {
+    let tmp = TempDir::new("apply-ci");
+    let (root, state) = (tmp.path().join("root"), tmp.path().join("state"));
+    write(
+        &root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\n",
+        0o644,
+    );
+    write(
+        &root.join("usr/bin/cloud-init"),
+        "#!/usr/bin/python3\n",
+        0o755,
+    );
+    let user = b"#cloud-config\npackages: [nginx]\n";
+    make_state(&state, "i-ci-1", Some(user), None);
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let seed = root.join("var/lib/cloud/seed/nocloud");
+    let meta: Value = serde_json::from_slice(&fs::read(seed.join("meta-data")).unwrap()).unwrap();
+    assert_eq!(meta["instance-id"], "i-ci-1");
+    assert_eq!(meta["local-hostname"], "vm1");
+    assert_eq!(
+        meta["public-keys"][0],
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMeta meta@key"
+    );
+    assert_eq!(fs::read(seed.join("user-data")).unwrap(), user);
+    assert_eq!(mode(&seed.join("user-data")), 0o600);
+    assert_eq!(read(&seed.join("network-config")), "config: disabled\n");
+    let dropin = read(&root.join("etc/cloud/cloud.cfg.d/99-preroot.cfg"));
+    assert!(
+        dropin.contains("datasource_list: [ NoCloud, None ]"),
+        "{dropin}"
+    );
+    assert!(dropin.contains("network: {config: disabled}"), "{dropin}");
+    assert!(
+        !read(&root.join("etc/passwd")).contains("cloud-user"),
+        "left to cloud-init"
+    );
+    let st = status_json(&state);
+    assert!(st["steps"].to_string().contains("cloud-init"), "{st}");
+    assert_eq!(st["ignored"], json!([]));
+
+    // Turned off in preroot.conf: preroot applies itself (here: only reports, as the tree
+    // has no programs to run and user data only asks for packages).
+    let tmp2 = TempDir::new("apply-ci-off");
+    let (root2, state2) = (tmp2.path().join("root"), tmp2.path().join("state"));
+    write(
+        &root2.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\n",
+        0o644,
+    );
+    write(
+        &root2.join("usr/bin/cloud-init"),
+        "#!/usr/bin/python3\n",
+        0o755,
+    );
+    write(
+        &root2.join("etc/preroot/preroot.conf"),
+        "handoff = none\nssh_host_keys = keep\n",
+        0o644,
+    );
+    make_state(&state2, "i-ci-2", Some(user), None);
+    let _ = apply(&root2, &state2);
+    assert!(!root2.join("var/lib/cloud/seed/nocloud").exists());
+    assert!(status_json(&state2)["ignored"]
+        .to_string()
+        .contains("key packages"));
+}
+
+/// preroot-apply.service passes systemd's checker (ExecStart pointed at the test binary) and
+/// keeps its ordering: after the network, before sshd and logins.
+#[test]
+fn apply_unit_verifies() {
+    require!("apply_unit_verifies"; "systemd-analyze");
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/preroot-apply.service");
+    let text = read(&unit);
+    for line in [
+        "After=network-online.target",
+        "Before=ssh.service sshd.service systemd-user-sessions.service",
+        "ExecStart=/usr/bin/preroot apply",
+        "TimeoutStartSec=",
+    ] {
+        assert!(text.contains(line), "{line}");
+    }
+    let tmp = TempDir::new("apply-unit");
+    let copy = tmp.path().join("preroot-apply.service");
+    fs::write(
+        &copy,
+        text.replace("/usr/bin/preroot", env!("CARGO_BIN_EXE_preroot")),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "systemd-analyze verify: {err}"
+    );
+}
