@@ -896,14 +896,18 @@ pub fn apply(state: &StateDir, target: Option<&Path>) -> i32 {
     let mut errors = Vec::new();
     let user = payload(ctx.user_data.as_ref(), &mut errors);
     let vendor = vendor_payload(&payload(ctx.vendor_data.as_ref(), &mut errors));
+    let vendor2 = vendor_payload(&payload(ctx.vendor_data2.as_ref(), &mut errors));
     let user_plan = userdata::plan(&user, "user-data");
-    let vendor_plan = if user_plan.vendor_data_disabled {
-        Plan::default()
+    let (vendor_plan, vendor2_plan) = if user_plan.vendor_data_disabled {
+        (Plan::default(), Plan::default())
     } else {
-        userdata::plan(&vendor, "vendor-data")
+        (
+            userdata::plan(&vendor, "vendor-data"),
+            userdata::plan(&vendor2, "vendor-data2"),
+        )
     };
     status.errors.extend(errors);
-    let plans = [&vendor_plan, &user_plan];
+    let plans = [&vendor_plan, &vendor2_plan, &user_plan];
     let base_errors = status.errors.len();
     for p in plans {
         status.ignored.extend(p.ignored.iter().cloned());
@@ -954,25 +958,28 @@ pub fn apply(state: &StateDir, target: Option<&Path>) -> i32 {
         save_status(state, &a.status);
         return i32::from(!a.status.errors.is_empty());
     }
+    // The instance directory holds scripts and secrets: 0700 before anything goes in.
+    if let Err(e) = a.root.mkdir(&a.inst, 0o700) {
+        a.err(format!("{}: {e}", a.inst));
+        a.status.stage = "done".into();
+        save_status(state, &a.status);
+        return 1;
+    }
     a.boot_scripts(&plans);
     let new_instance = !a.root.exists(&format!("{}/done", a.inst));
     a.status.new_instance = new_instance;
     if new_instance {
-        if let Err(e) = a.root.mkdir(&a.inst, 0o700) {
-            a.err(format!("{}: {e}", a.inst));
-        } else {
-            let _ = a.root.write(CURRENT, format!("{id}\n").as_bytes(), 0o644);
-            a.host_keys();
-            a.users(&plans);
-            a.passwords(&plans);
-            a.hostname(&plans);
-            a.write_files(&plans);
-            a.heat(&plans);
-            a.scripts(&plans);
-            let done = format!("{}/done", a.inst);
-            if let Err(e) = a.root.write(&done, b"", 0o644) {
-                a.err(format!("{done}: {e}"));
-            }
+        let _ = a.root.write(CURRENT, format!("{id}\n").as_bytes(), 0o644);
+        a.host_keys();
+        a.users(&plans);
+        a.passwords(&plans);
+        a.hostname(&plans);
+        a.write_files(&plans);
+        a.heat(&plans);
+        a.scripts(&plans);
+        let done = format!("{}/done", a.inst);
+        if let Err(e) = a.root.write(&done, b"", 0o644) {
+            a.err(format!("{done}: {e}"));
         }
     } else {
         log::info!("apply: instance {id} already applied; only boot commands ran");

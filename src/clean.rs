@@ -19,7 +19,6 @@
 //! `--dry-run` prints the same list and changes nothing.
 
 use crate::output::RootDir;
-use crate::state::StateDir;
 use crate::sysroot::{Manifest, ASIDE, HOSTS_MARK};
 use std::path::Path;
 
@@ -167,8 +166,7 @@ fn logs(root: &RootDir, dir: &str, depth: u32, out: &mut Vec<Action>) {
 }
 
 /// Carries out (or, with `--dry-run`, prints) the plan. Exit 0 done, 1 something failed.
-pub fn clean(target: Option<&Path>, state: &StateDir, what: &What) -> i32 {
-    let _ = state;
+pub fn clean(target: Option<&Path>, what: &What) -> i32 {
     let path = target.unwrap_or(Path::new("/"));
     let root = match RootDir::open(path) {
         Ok(r) => r,

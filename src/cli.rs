@@ -302,7 +302,7 @@ pub fn main(args: &[OsString]) -> i32 {
                 homes: opts.homes,
                 dry_run: opts.dry_run,
             };
-            crate::clean::clean(opts.root.as_deref(), &state, &what)
+            crate::clean::clean(opts.root.as_deref(), &what)
         }
     }
 }
