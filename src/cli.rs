@@ -44,7 +44,8 @@ Commands:
                scripts and runcmd (log: /var/log/preroot-user-data.log); bootcmd and
                boothooks at every boot. With --root every program runs chrooted into DIR.
                Keys outside the supported cloud-config subset are reported by name
-               (docs/apply.md). Writes STATE/apply.json.
+               (docs/apply.md). An image that keeps cloud-init gets a NoCloud seed and
+               a drop-in instead (preroot.handoff=, or detected). Writes STATE/apply.json.
   status [--wait [--timeout S]] [--json]
                Has apply finished at this boot, and what failed (STATE/apply.json).
                --wait polls until it is done or S seconds [600] have passed.
@@ -577,6 +578,18 @@ mod tests {
         assert_eq!((c, o.phase), (Command::Run, Some(Phase::Grow)));
         let (c, o, _) = parse_args(&args("show --json")).unwrap();
         assert_eq!((c, o.json), (Command::Show, true));
+        let (c, o, _) = parse_args(&args("apply --root /r --state-dir /s")).unwrap();
+        assert_eq!((c, o.root), (Command::Apply, Some(PathBuf::from("/r"))));
+        let (c, o, _) = parse_args(&args("status --wait --timeout 5 --json")).unwrap();
+        assert_eq!(
+            (c, o.wait, o.timeout, o.json),
+            (Command::Status, true, Some(5), true)
+        );
+        let (c, o, _) = parse_args(&args("clean --dry-run --ssh-host-keys --homes")).unwrap();
+        assert_eq!(
+            (c, o.dry_run, o.ssh_host_keys, o.homes),
+            (Command::Clean, true, true, true)
+        );
         assert_eq!(parse_args(&args("")).unwrap().0, Command::Help);
         assert_eq!(parse_args(&args("--version")).unwrap().0, Command::Version);
         for bad in [
@@ -595,6 +608,12 @@ mod tests {
             "render --context c --format networkd",
             "render --context c --format yaml --out o",
             "context --format nm",
+            "apply --wait",
+            "apply --from configdrive:/x",
+            "status --root /x",
+            "status --timeout x",
+            "show --dry-run",
+            "clean --json",
         ] {
             assert!(parse_args(&args(bad)).is_err(), "case {bad}");
         }
