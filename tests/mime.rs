@@ -83,3 +83,40 @@ fn launch_index_emails() {
     assert_eq!(parts.len(), 1);
     assert_eq!(parts[0].effective_type(), "text/cloud-config");
 }
+
+/// The same fixtures gzip-compressed (`gzip -n`), and nested as the second part of an outer
+/// multipart, give the same leaf parts with the same bytes.
+#[test]
+fn gzip_and_nested_fixtures_split_the_same() {
+    require!("gzip_and_nested_fixtures_split_the_same"; "gzip");
+    let dir = common::fixtures().join("multipart");
+    for case in [
+        "heat-cfntools",
+        "heat-software-config",
+        "ci-doc-boothook-cloud-config",
+    ] {
+        let data = user_data(&dir.join(case)).unwrap();
+        let plain = preroot::mime::split(&data).unwrap();
+        let mut child = std::process::Command::new("gzip")
+            .arg("-nc")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&data).unwrap();
+        let gz = child.wait_with_output().unwrap().stdout;
+        assert_eq!(preroot::mime::split(&gz).unwrap(), plain, "{case}: gzip");
+
+        let body = String::from_utf8(data.clone()).unwrap();
+        let (headers, rest) = body.split_once("\n\n").unwrap();
+        let inline = format!(
+            "Content-Type: multipart/mixed; boundary=\"outer\"\n\n--outer\n\
+             Content-Type: text/x-shellscript\n\n#!/bin/sh\necho first\n--outer\n\
+             {headers}\n\n{rest}\n--outer--\n"
+        );
+        let parts = preroot::mime::split(inline.as_bytes()).unwrap();
+        assert_eq!(parts.len(), plain.len() + 1, "{case}: nested");
+        assert_eq!(&parts[1..], &plain[..], "{case}: nested parts");
+    }
+}
