@@ -679,6 +679,21 @@ impl Applier<'_> {
         Some((uid, gid))
     }
 
+    /// `rel` with the symlinks of its directory resolved the way the booted system would,
+    /// confined to the root ([`crate::sysroot::resolve_in`]): `/bin/x` lands in `usr/bin/x`
+    /// on a merged-/usr system. A directory that does not exist yet stays as given (created
+    /// by [`RootDir::write`], which follows no link).
+    fn resolve_parent(&self, rel: &str) -> String {
+        let Some((dir, name)) = rel.rsplit_once('/') else {
+            return rel.to_string();
+        };
+        match crate::sysroot::resolve_in(&self.exec.root, &format!("/{dir}")) {
+            Ok(d) if d.is_empty() => name.to_string(),
+            Ok(d) => format!("{d}/{name}"),
+            Err(_) => rel.to_string(),
+        }
+    }
+
     fn write_files(&mut self, plans: &[&Plan]) {
         if self.done("write-files") {
             return;
@@ -688,6 +703,10 @@ impl Applier<'_> {
             .flat_map(|p| p.write_files.iter().cloned())
             .collect();
         for f in &files {
+            let f = &userdata::WriteFile {
+                path: self.resolve_parent(&f.path),
+                ..f.clone()
+            };
             let mut data = Vec::new();
             if f.append {
                 data = self.root.read(&f.path).ok().flatten().unwrap_or_default();
@@ -710,7 +729,7 @@ impl Applier<'_> {
         }
         // OpenStack's injected ("personality") files.
         for f in &self.ctx.files {
-            let rel = f.path.trim_start_matches('/').to_string();
+            let rel = self.resolve_parent(f.path.trim_start_matches('/'));
             match std::fs::read(&f.content.path) {
                 Ok(data) => {
                     if let Err(e) = self.root.write(&rel, &data, 0o644) {

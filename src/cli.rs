@@ -447,13 +447,22 @@ fn status(state: &StateDir, wait: bool, timeout: Option<u64>, json: bool) -> i32
             .ok()
             .map(|b| serde_json::from_slice::<crate::apply::Status>(b).map_err(|e| e.to_string()));
         let done = matches!(&parsed, Some(Ok(s)) if s.stage == "done");
-        if done || !wait || std::time::Instant::now() >= deadline {
+        // Without a context preroot-apply.service never starts: nothing to wait for.
+        let no_context = parsed.is_none() && !state.path().join("context.json").exists();
+        if done || no_context || !wait || std::time::Instant::now() >= deadline {
             return match parsed {
                 None => {
-                    if json {
-                        print_out("{\"stage\": \"not started\"}");
+                    let why = if no_context {
+                        "not started (no context: preroot did not run in the initramfs)"
                     } else {
-                        print_out("status: not started");
+                        "not started"
+                    };
+                    if json {
+                        let mut m = serde_json::Map::new();
+                        m.insert("stage".into(), why.into());
+                        let _ = print_out(&serde_json::Value::Object(m).to_string());
+                    } else {
+                        let _ = print_out(&format!("status: {why}"));
                     }
                     3
                 }

@@ -279,6 +279,8 @@ write_files:
     encoding: b64
     permissions: '0600'
     owner: bob:bob
+  - path: /opt/app/app.conf
+    content: x=1
 runcmd:
   - echo runcmd >> /root/runcmd-count
   - [sh, -c, \"echo 'quoted arg' > /root/argv\"]
@@ -319,6 +321,9 @@ fn cloud_config_scripts_and_passwords() {
         ),
     ]);
     let vendor = b"#!/bin/sh\ntouch /root/vendor-ran\n";
+    // An absolute link inside the root: write_files follows it as the booted system would.
+    fs::create_dir_all(root.join("srv/app")).unwrap();
+    std::os::unix::fs::symlink("/srv", root.join("opt")).unwrap();
     make_state(&state, "i-cc-1", Some(&user), Some(vendor));
     let out = apply(&root, &state);
     assert_eq!(
@@ -356,6 +361,7 @@ fn cloud_config_scripts_and_passwords() {
     assert_eq!(mode(&root.join("etc/motd")), 0o600);
     let bob_uid = fs::metadata(root.join("home/bob")).unwrap().uid();
     assert_eq!(fs::metadata(root.join("etc/motd")).unwrap().uid(), bob_uid);
+    assert_eq!(read(&root.join("srv/app/app.conf")), "x=1");
     assert_eq!(read(&root.join("etc/hostname")), "web1\n");
     assert_eq!(read(&root.join("root/runcmd-count")), "runcmd\n");
     assert_eq!(read(&root.join("root/argv")), "quoted arg\n");
@@ -449,6 +455,14 @@ fn status_before_apply() {
     let state = tmp.path().to_str().unwrap();
     let out = preroot(&["status", "--state-dir", state]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("no context"), "{}", text(&out));
+    // No context: nothing will ever run, --wait does not wait.
+    let t = std::time::Instant::now();
+    let out = preroot(&["status", "--wait", "--timeout", "30", "--state-dir", state]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+    // A context but no apply yet: --wait gives up at its timeout.
+    fs::write(tmp.path().join("context.json"), "{}").unwrap();
     let t = std::time::Instant::now();
     let out = preroot(&["status", "--wait", "--timeout", "1", "--state-dir", state]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
