@@ -12,6 +12,7 @@
 //! `meta-data` is JSON (valid YAML for cloud-init's loader): `instance-id`,
 //! `local-hostname`, `public-keys`. `network-config` is `config: disabled`, cloud-init's
 //! marker for "do not configure the network". Pure: [`seed`] returns the files.
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::context::Context;
 
@@ -86,6 +87,7 @@ pub fn seed(ctx: &Context, user_data: &[u8], vendor_data: &[u8]) -> Vec<(String,
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

@@ -6,6 +6,7 @@
 //! `base64ct` and `rand_core` for the same. The salt comes from the caller ([`salt`] reads
 //! /dev/urandom). Never logs: a password passes through here and nowhere else.
 //! Panic contract: no input makes these functions panic (fixed-size arrays, checked access).
+#![deny(clippy::arithmetic_side_effects)]
 
 const K: [u64; 80] = [
     0x428a2f98d728ae22,
@@ -343,6 +344,7 @@ pub fn is_hash(value: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

@@ -10,6 +10,7 @@
 //!
 //! Panic contract: [`split`] never panics on any input; every index is a checked `get`, every
 //! count capped ([`MAX_DEPTH`], [`MAX_PARTS`], [`MAX_UNPACKED`]). Pure: bytes in, parts out.
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::context::{detect_payload_type, PayloadType};
 
@@ -316,7 +317,7 @@ fn multipart_bodies<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
 /// Base64 as Python's `email` decodes it: characters outside the alphabet are skipped, a
 /// missing final padding is tolerated, data after the padding ignored.
 pub fn decode_base64(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let mut out = Vec::with_capacity((text.len() / 4).saturating_mul(3));
     let mut acc: u32 = 0;
     let mut count: u8 = 0;
     for &b in text {
@@ -451,13 +452,14 @@ pub fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, MimeError> {
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
         .map(u32::from_le_bytes)
         .ok_or_else(|| bad("truncated trailer"))?;
-    if u64::from(isize) != (out.len() as u64 & 0xffff_ffff) {
+    if u64::from(isize) != (u64::try_from(out.len()).unwrap_or(u64::MAX) & 0xffff_ffff) {
         return Err(bad("length in the trailer does not match"));
     }
     Ok(out)
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

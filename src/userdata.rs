@@ -16,6 +16,7 @@
 //! `hostname`/`fqdn`; `password`, `chpasswd` (`users` with `name`/`password`/`type`, and the
 //! older `list`); `vendor_data: {enabled: false}`. Keys that only the initramfs reads
 //! (`preserve_hostname`, `manage_etc_hosts`, `growpart`, `resize_rootfs`) count as handled.
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::cloudconfig::boolean;
 use crate::providers::netconfig::{load_yaml, Node};
@@ -540,6 +541,7 @@ pub fn valid_user_name(name: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
