@@ -9,9 +9,10 @@ MUSL := x86_64-unknown-linux-musl
 STATIC := $(or $(CARGO_TARGET_DIR),target)/$(MUSL)/release/preroot
 # Tools the tests use to build real media (ISO9660, FAT, ext4, GPT) and loop devices; the disk
 # tests also make MBR tables (fdisk: sfdisk), xfs (xfsprogs) and compare with growpart
-# (cloud-guest-utils); the network tests build namespace worlds (ip, dnsmasq as DHCP server).
+# (cloud-guest-utils); the network tests build namespace worlds (ip, dnsmasq as DHCP server);
+# busybox-static is the /bin/sh of the root trees `preroot apply --root` runs scripts in.
 APT_PACKAGES := xorriso genisoimage dosfstools mtools gdisk fdisk e2fsprogs xfsprogs util-linux \
-	cloud-guest-utils systemd iproute2 dnsmasq-base
+	cloud-guest-utils systemd iproute2 dnsmasq-base busybox-static
 DEMO := target/demo
 
 .PHONY: all demo check test lint nopanic fuzz-smoke fuzz-deps static size install deps deps-apt deps-rust deps-qemu qemu bench clean
@@ -84,8 +85,9 @@ size: static
 	echo "size: $(STATIC) is $$bytes bytes ($$(( bytes / 1024 )) KiB), static musl, opt-level=z, LTO, stripped"; \
 	if ldd $(STATIC) 2>&1 | grep -q '=>'; then echo "size: $(STATIC) is not static"; exit 1; fi
 
-## make install DESTDIR=ROOT: the static binary, the dracut module and its units, and a
-## dracut.conf.d file that includes the module in every initramfs built in ROOT.
+## make install DESTDIR=ROOT: the static binary, the dracut module and its units, a
+## dracut.conf.d file that includes the module in every initramfs built in ROOT, and
+## preroot-apply.service for the booted system (enable it: systemctl enable preroot-apply).
 MODDIR := $(DESTDIR)/usr/lib/dracut/modules.d/90preroot
 install: static
 	install -D -m 0755 $(STATIC) $(DESTDIR)/usr/bin/preroot
@@ -95,6 +97,7 @@ install: static
 	install -m 0644 dracut/90preroot/preroot-fetch.service dracut/90preroot/preroot-grow.service \
 		dracut/90preroot/preroot-sysroot.service $(MODDIR)/
 	install -m 0644 dracut/90-preroot.conf $(DESTDIR)/usr/lib/dracut/dracut.conf.d/90-preroot.conf
+	install -D -m 0644 systemd/preroot-apply.service $(DESTDIR)/usr/lib/systemd/system/preroot-apply.service
 
 deps: deps-apt deps-rust deps-qemu
 

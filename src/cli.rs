@@ -1,8 +1,8 @@
 //! The command line of the `preroot` binary: argument parsing, `--help`, and the commands.
 //!
 //! Owns exit codes (0 done, 1 the data was bad or missing, 2 usage) and the one-line error
-//! format `preroot: <object>: <problem>`. Later issues add `apply`, `clean` here.
-//! Never panics on any argument.
+//! format `preroot: <object>: <problem>`; `status` adds 3 (not finished). Never panics on any
+//! argument.
 
 use crate::context::{Context, SourceKind};
 use crate::root::Root;
@@ -47,6 +47,25 @@ Commands:
                Bring up the network as the fetch phase does (DHCPv4 raced on every
                Ethernet NIC, or those named by --iface or ip=), keep the first lease
                configured and print it.
+  apply [--root DIR]
+               In the booted system (preroot-apply.service): apply the context and the
+               user data the initramfs left in STATE, once per instance id (state in
+               DIR/var/lib/preroot/instances/ID/): ssh host keys regenerated, the default
+               user (DIR/etc/preroot/preroot.conf) and cloud-config users, ssh keys,
+               passwords (SHA-512 crypt), hostname, write_files, Heat's cfn-userdata,
+               scripts and runcmd (log: /var/log/preroot-user-data.log); bootcmd and
+               boothooks at every boot. With --root every program runs chrooted into DIR.
+               Keys outside the supported cloud-config subset are reported by name
+               (docs/apply.md). An image that keeps cloud-init gets a NoCloud seed and
+               a drop-in instead (preroot.handoff=, or detected). Writes STATE/apply.json.
+  status [--wait [--timeout S]] [--json]
+               Has apply finished at this boot, and what failed (STATE/apply.json).
+               --wait polls until it is done or S seconds [600] have passed.
+  clean [--dry-run] [--ssh-host-keys] [--homes] [--root DIR]
+               Re-arm a system root for imaging: preroot's instance state, the files its
+               manifest lists, /etc/machine-id emptied, Heat and cloud-init hand-off
+               files, logs under /var/log truncated in place; ssh host keys and the
+               homes' authorized_keys/.bash_history only with their flag.
   help         Print this text.
 
 Options:
@@ -63,8 +82,9 @@ Options:
                     (context) The service's base URL instead of the platform's
                     (http://169.254.169.254/, http://metadata.google.internal/).
   --timeout S       (context, net) Deadline in seconds for network and fetch [default:
-                    preroot.timeout=, else 20].
-  --root DIR        (render) The system root to configure. (context, run) Take
+                    preroot.timeout=, else 20]. (status) How long --wait waits [600].
+  --root DIR        (render, apply, clean) The system root to configure [/ for apply
+                    and clean]. (context, run) Take
                     /proc, /sys, /dev and /sysroot from DIR (a fake machine
                     tree): the kernel command line (DIR/proc/cmdline), the host NICs
                     (DIR/sys/class/net/*/address), DMI (DIR/sys/class/dmi/id/*) and the
@@ -80,6 +100,11 @@ Options:
   --format FORMAT   (render) networkd, nm (NetworkManager), ifcfg (RHEL), eni (ifupdown).
   --out DIR         (render) Where to write the plain tree.
   --dry-run         (grow) Plan only; write nothing.
+  --wait            (status) Wait until apply is done.
+  --dry-run         (clean) Print what would be done; change nothing.
+  --ssh-host-keys   (clean) Also remove /etc/ssh/ssh_host_*.
+  --homes           (clean) Also remove ~/.ssh/authorized_keys and ~/.bash_history of
+                    root and every /home/*.
   -v, --verbose     Log to stderr (otherwise: /dev/kmsg in the initramfs, else nothing).
   -V, --version     Print the version.
   -h, --help        Print this text.
@@ -92,8 +117,9 @@ rd.neednet=1 or an ip= asks for it; preroot.network=0 never brings it up.
 
 Exit status: 0 done; 1 the datasource is missing, unreadable or invalid, its metadata
 service did not answer in time, or no NIC got a usable lease (context, net: one line on
-stderr names the file, URL or NICs and the problem), or the state could not be written
-(run); 2 bad usage.
+stderr names the file, URL or NICs and the problem), the state could not be written (run), a
+step failed (apply, clean) or apply finished with errors (status); 2 bad usage; 3 (status)
+apply has not finished.
 ";
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -112,6 +138,9 @@ struct Options {
     metadata_url: Option<String>,
     timeout: Option<std::time::Duration>,
     ifaces: Vec<String>,
+    wait: bool,
+    ssh_host_keys: bool,
+    homes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +153,9 @@ enum Command {
     Render,
     Grow,
     Net,
+    Apply,
+    Status,
+    Clean,
 }
 
 fn parse_from(value: &str) -> Result<(SourceKind, PathBuf), String> {
@@ -166,16 +198,25 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
             "-v" | "--verbose" => verbose = true,
             "-h" | "--help" | "help" => return Ok((Command::Help, opts, verbose)),
             "-V" | "--version" => return Ok((Command::Version, opts, verbose)),
-            "context" | "run" | "show" | "render" | "grow" | "net" if command.is_none() => {
+            "context" | "run" | "show" | "render" | "grow" | "net" | "apply" | "status"
+            | "clean"
+                if command.is_none() =>
+            {
                 command = Some(match arg {
                     "context" => Command::Context,
                     "net" => Command::Net,
                     "run" => Command::Run,
                     "render" => Command::Render,
                     "grow" => Command::Grow,
+                    "apply" => Command::Apply,
+                    "status" => Command::Status,
+                    "clean" => Command::Clean,
                     _ => Command::Show,
                 })
             }
+            "--wait" => opts.wait = true,
+            "--ssh-host-keys" => opts.ssh_host_keys = true,
+            "--homes" => opts.homes = true,
             "--context" => opts.context = Some(PathBuf::from(value("--context")?)),
             "--format" => {
                 let v = value("--format")?;
@@ -236,48 +277,47 @@ fn parse_args(args: &[OsString]) -> Result<(Command, Options, bool), String> {
     };
     // Each option belongs to some commands only; say so rather than ignore it.
     let render_opts = opts.context.is_some() || opts.format.is_some() || opts.out.is_some();
-    let grow_opts = opts.dry_run || opts.spec.is_some();
-    let net_opts = opts.platform.is_some()
-        || opts.metadata_url.is_some()
-        || opts.timeout.is_some()
-        || !opts.ifaces.is_empty();
-    let misplaced = match command {
-        Command::Grow => opts.from.is_some() || opts.phase.is_some() || render_opts || net_opts,
-        _ if grow_opts => true,
-        Command::Net => {
-            opts.from.is_some()
-                || opts.phase.is_some()
-                || render_opts
-                || opts.platform.is_some()
-                || opts.metadata_url.is_some()
-        }
-        Command::Context => {
-            !opts.ifaces.is_empty()
-                || opts.phase.is_some()
-                || opts.json
-                || render_opts
-                || (opts.from.is_some() && opts.platform.is_some())
-                || (opts.metadata_url.is_some() && opts.platform.is_none())
-        }
-        Command::Run => {
-            !opts.ifaces.is_empty()
-                || opts.timeout.is_some()
-                || opts.from.is_some()
-                || opts.json
-                || render_opts
-                || opts.platform.is_some()
-                || opts.metadata_url.is_some()
-        }
-        Command::Show => {
-            opts.from.is_some()
-                || opts.root.is_some()
-                || opts.phase.is_some()
-                || render_opts
-                || net_opts
-        }
-        Command::Render => opts.from.is_some() || opts.phase.is_some() || opts.json || net_opts,
-        Command::Help | Command::Version => false,
-    };
+    let grow_opts = opts.spec.is_some();
+    let net_opts =
+        opts.platform.is_some() || opts.metadata_url.is_some() || !opts.ifaces.is_empty();
+    let boot_opts = opts.from.is_some() || opts.phase.is_some() || render_opts;
+    let misplaced = (grow_opts && command != Command::Grow)
+        || (opts.wait && command != Command::Status)
+        || ((opts.ssh_host_keys || opts.homes) && command != Command::Clean)
+        || (opts.dry_run && !matches!(command, Command::Grow | Command::Clean))
+        || (opts.timeout.is_some()
+            && !matches!(command, Command::Context | Command::Net | Command::Status))
+        || match command {
+            Command::Grow => boot_opts || net_opts,
+            Command::Net => {
+                opts.from.is_some()
+                    || opts.phase.is_some()
+                    || render_opts
+                    || opts.platform.is_some()
+                    || opts.metadata_url.is_some()
+            }
+            Command::Context => {
+                !opts.ifaces.is_empty()
+                    || opts.phase.is_some()
+                    || opts.json
+                    || render_opts
+                    || (opts.from.is_some() && opts.platform.is_some())
+                    || (opts.metadata_url.is_some() && opts.platform.is_none())
+            }
+            Command::Run => {
+                !opts.ifaces.is_empty()
+                    || opts.from.is_some()
+                    || opts.json
+                    || render_opts
+                    || opts.platform.is_some()
+                    || opts.metadata_url.is_some()
+            }
+            Command::Show => boot_opts || opts.root.is_some() || net_opts,
+            Command::Render => opts.from.is_some() || opts.phase.is_some() || opts.json || net_opts,
+            Command::Apply | Command::Clean => boot_opts || opts.json || net_opts,
+            Command::Status => boot_opts || opts.root.is_some() || net_opts,
+            Command::Help | Command::Version => false,
+        };
     if misplaced {
         return Err(format!("an option does not apply to {command:?}").to_lowercase());
     }
@@ -334,6 +374,20 @@ pub fn main(args: &[OsString]) -> i32 {
         Command::Render => render(&opts, verbose),
         Command::Grow => grow(&opts, &root, verbose),
         Command::Net => net(&opts, &root, verbose),
+        Command::Apply => {
+            crate::logger::init(verbose, false);
+            crate::apply::apply(&state, opts.root.as_deref())
+        }
+        Command::Status => status(&state, opts.wait, opts.timeout, opts.json),
+        Command::Clean => {
+            crate::logger::init(verbose, false);
+            let what = crate::clean::What {
+                ssh_host_keys: opts.ssh_host_keys,
+                homes: opts.homes,
+                dry_run: opts.dry_run,
+            };
+            crate::clean::clean(opts.root.as_deref(), &what)
+        }
     }
 }
 
@@ -550,6 +604,76 @@ fn show(state: &StateDir, json: bool) -> i32 {
     }
 }
 
+/// `preroot status [--wait [--timeout S]] [--json]`: has `preroot apply` finished at this
+/// boot, and what failed. Exit 0 done without errors, 1 done with errors or unreadable,
+/// 3 not done (not started, running, or still running at the deadline).
+fn status(state: &StateDir, wait: bool, timeout: Option<std::time::Duration>, json: bool) -> i32 {
+    let path = state.path().join(crate::apply::STATUS_FILE);
+    let deadline =
+        std::time::Instant::now() + timeout.unwrap_or(std::time::Duration::from_secs(600));
+    loop {
+        let read = std::fs::read(&path);
+        let parsed = read
+            .as_ref()
+            .ok()
+            .map(|b| serde_json::from_slice::<crate::apply::Status>(b).map_err(|e| e.to_string()));
+        let done = matches!(&parsed, Some(Ok(s)) if s.stage == "done");
+        // Without a context preroot-apply.service never starts: nothing to wait for.
+        let no_context = parsed.is_none() && !state.path().join("context.json").exists();
+        if done || no_context || !wait || std::time::Instant::now() >= deadline {
+            return match parsed {
+                None => {
+                    let why = if no_context {
+                        "not started (no context: preroot did not run in the initramfs)"
+                    } else {
+                        "not started"
+                    };
+                    if json {
+                        let mut m = serde_json::Map::new();
+                        m.insert("stage".into(), why.into());
+                        let _ = print_out(&serde_json::Value::Object(m).to_string());
+                    } else {
+                        let _ = print_out(&format!("status: {why}"));
+                    }
+                    3
+                }
+                Some(Err(e)) => {
+                    eprintln!("preroot: {}: {e}", path.display());
+                    1
+                }
+                Some(Ok(s)) => {
+                    if json {
+                        let _ = print_out(&serde_json::to_string_pretty(&s).unwrap_or_default());
+                    } else {
+                        let mut text = format!(
+                            "status: {}\ninstance id: {}\nnew instance: {}",
+                            s.stage,
+                            s.instance_id.as_deref().unwrap_or("-"),
+                            s.new_instance
+                        );
+                        for st in &s.steps {
+                            text.push_str(&format!("\nstep: {}: {}", st.step, st.outcome));
+                        }
+                        for i in &s.ignored {
+                            text.push_str(&format!("\nnot applied: {i}"));
+                        }
+                        for e in &s.errors {
+                            text.push_str(&format!("\nerror: {e}"));
+                        }
+                        let _ = print_out(&text);
+                    }
+                    match (s.stage == "done", s.errors.is_empty()) {
+                        (true, true) => 0,
+                        (true, false) => 1,
+                        _ => 3,
+                    }
+                }
+            };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
 /// The human-readable form of a context, for `preroot show`.
 pub fn summary(ctx: &Context) -> String {
     use std::fmt::Write as _;
@@ -650,6 +774,23 @@ mod tests {
         assert_eq!((c, o.ifaces.len(), o.json), (Command::Net, 2, true));
         let (c, o, _) = parse_args(&args("show --json")).unwrap();
         assert_eq!((c, o.json), (Command::Show, true));
+        let (c, o, _) = parse_args(&args("apply --root /r --state-dir /s")).unwrap();
+        assert_eq!((c, o.root), (Command::Apply, Some(PathBuf::from("/r"))));
+        let (c, o, _) = parse_args(&args("status --wait --timeout 5 --json")).unwrap();
+        assert_eq!(
+            (c, o.wait, o.timeout, o.json),
+            (
+                Command::Status,
+                true,
+                Some(std::time::Duration::from_secs(5)),
+                true
+            )
+        );
+        let (c, o, _) = parse_args(&args("clean --dry-run --ssh-host-keys --homes")).unwrap();
+        assert_eq!(
+            (c, o.dry_run, o.ssh_host_keys, o.homes),
+            (Command::Clean, true, true, true)
+        );
         assert_eq!(parse_args(&args("")).unwrap().0, Command::Help);
         assert_eq!(parse_args(&args("--version")).unwrap().0, Command::Version);
         for bad in [
@@ -681,6 +822,12 @@ mod tests {
             "net --platform ec2",
             "run --phase fetch --timeout 3",
             "show --iface x",
+            "apply --wait",
+            "apply --from configdrive:/x",
+            "status --root /x",
+            "status --timeout x",
+            "show --dry-run",
+            "clean --json",
         ] {
             assert!(parse_args(&args(bad)).is_err(), "case {bad}");
         }

@@ -3,9 +3,10 @@
 //! `growpart: {mode: off}` and `resize_rootfs: false`, as cloud-init users write them.
 //!
 //! Reads a `#cloud-config` document, or the `text/cloud-config` parts of a MIME multipart
-//! (what `cloud-init devel make-mime` and Heat produce); later parts override earlier ones,
-//! key by key, as cloud-init's merge does for these scalar keys. Everything else in user data
-//! (scripts, boothooks, includes, gzip) is the userspace stage's business and ignored here.
+//! (what `cloud-init devel make-mime` and Heat produce), split by [`crate::mime`] (gzip
+//! unpacked first); later parts override earlier ones, key by key, as cloud-init's merge does
+//! for these scalar keys. Everything else in user data (scripts, boothooks, includes) is the
+//! userspace stage's business ([`crate::apply`]) and ignored here.
 //! Pure: takes bytes, never reads files or logs secrets.
 
 use crate::providers::netconfig::{load_yaml, Node};
@@ -63,61 +64,15 @@ pub fn directives(user_data: &[u8]) -> Result<Directives, String> {
     Ok(out)
 }
 
-/// The cloud-config documents in user data, in order.
+/// The cloud-config documents in user data, in order: a `#cloud-config` document, or the
+/// `text/cloud-config` parts of a MIME multipart, gzip unpacked first ([`crate::mime`]).
 fn cloud_config_documents(data: &[u8]) -> Result<Vec<String>, String> {
-    let text = String::from_utf8_lossy(data);
-    if text.starts_with("#cloud-config") {
-        return Ok(vec![text.into_owned()]);
-    }
-    let Some(boundary) = multipart_boundary(&text) else {
-        return Ok(Vec::new());
-    };
-    let delimiter = format!("--{boundary}");
-    let mut docs = Vec::new();
-    // Parts sit between delimiter lines; the first chunk is the preamble with the headers.
-    for part in text.split(delimiter.as_str()).skip(1) {
-        if part.starts_with("--") {
-            break;
-        }
-        let part = part.trim_start_matches(['\r', '\n']);
-        let (headers, body) = match part.split_once("\r\n\r\n") {
-            Some(split) => split,
-            None => part.split_once("\n\n").unwrap_or((part, "")),
-        };
-        let headers = headers.to_ascii_lowercase();
-        let is_cloud_config = headers.lines().any(|l| {
-            l.strip_prefix("content-type:")
-                .is_some_and(|v| v.trim().starts_with("text/cloud-config"))
-        });
-        if !is_cloud_config {
-            continue;
-        }
-        if headers.contains("content-transfer-encoding: base64") {
-            let bytes = crate::providers::opennebula::decode_base64(body)
-                .ok_or("a base64 cloud-config part is not valid base64")?;
-            docs.push(String::from_utf8_lossy(&bytes).into_owned());
-        } else {
-            docs.push(body.to_string());
-        }
-    }
-    Ok(docs)
-}
-
-/// The `boundary=` of a `multipart/*` Content-Type header at the top of `text`.
-fn multipart_boundary(text: &str) -> Option<String> {
-    let headers = text.split("\n\n").next()?;
-    let lower = headers.to_ascii_lowercase();
-    if !lower.contains("content-type: multipart/") {
-        return None;
-    }
-    let at = lower.find("boundary=")?;
-    let rest = headers.get(at.checked_add("boundary=".len())?..)?;
-    let value = rest
-        .split([';', '\n', '\r'])
-        .next()?
-        .trim()
-        .trim_matches('"');
-    (!value.is_empty()).then(|| value.to_string())
+    let parts = crate::mime::split(data).map_err(|e| format!("user data: {e}"))?;
+    Ok(parts
+        .iter()
+        .filter(|p| p.effective_type() == "text/cloud-config")
+        .map(|p| String::from_utf8_lossy(&p.payload).into_owned())
+        .collect())
 }
 
 fn from_document(doc: &str) -> Result<Directives, String> {
@@ -145,7 +100,7 @@ fn from_document(doc: &str) -> Result<Directives, String> {
 }
 
 /// A YAML 1.1 boolean, as PyYAML reads one (cloud-init's loader): plain scalars only.
-fn boolean(node: &Node) -> Option<bool> {
+pub(crate) fn boolean(node: &Node) -> Option<bool> {
     let Node::Scalar { text, plain: true } = node else {
         return None;
     };

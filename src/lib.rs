@@ -10,10 +10,14 @@
     clippy::indexing_slicing
 )]
 
+pub mod apply;
+pub mod clean;
 pub mod cli;
 pub mod cloudconfig;
+pub mod cloudinit;
 pub mod cmdline;
 pub mod context;
+pub mod crypt;
 pub mod detect;
 pub mod dhcp;
 pub mod disk;
@@ -21,6 +25,7 @@ pub mod handoff;
 pub mod http;
 pub mod logger;
 pub mod media;
+pub mod mime;
 pub mod net;
 pub mod output;
 pub mod providers;
@@ -30,3 +35,4 @@ pub mod run;
 pub mod state;
 pub mod sys;
 pub mod sysroot;
+pub mod userdata;

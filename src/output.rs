@@ -305,6 +305,146 @@ impl RootDir {
     }
 }
 
+impl RootDir {
+    /// Opens the final component of `rel` without following a symlink (`Ok(None)`: absent).
+    fn open_nofollow(&self, rel: &str, flags: OFlag) -> io::Result<Option<File>> {
+        let (dirs, name) = Self::split(rel)?;
+        let Some(dir) = self.dir(&dirs, false)? else {
+            return Ok(None);
+        };
+        let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+        match nix::fcntl::openat(dir.as_fd(), name, flags, Mode::empty()) {
+            Ok(fd) => Ok(Some(File::from(fd))),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(annotate(e, &self.path.join(rel))),
+        }
+    }
+
+    /// The size of the regular file `rel` (not following a symlink); `None` for anything else.
+    pub fn read_len(&self, rel: &str) -> Option<u64> {
+        let (dirs, name) = Self::split(rel).ok()?;
+        let dir = self.dir(&dirs, false).ok()??;
+        let st = nix::sys::stat::fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
+        (st.st_mode & libc::S_IFMT == libc::S_IFREG).then(|| u64::try_from(st.st_size).unwrap_or(0))
+    }
+
+    /// Creates the directory `rel` (parents 0755) and sets its mode to `mode`, existing or not.
+    pub fn mkdir(&self, rel: &str, mode: u32) -> io::Result<()> {
+        let (dirs, name) = Self::split(rel)?;
+        let mut all = dirs;
+        all.push(name);
+        self.dir(&all, true)?
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        self.set_owner_mode(rel, Some(mode), None)
+    }
+
+    /// Sets the mode and/or the owner of `rel` (a file or directory, never a symlink's target).
+    pub fn set_owner_mode(
+        &self,
+        rel: &str,
+        mode: Option<u32>,
+        owner: Option<(u32, u32)>,
+    ) -> io::Result<()> {
+        let file = self
+            .open_nofollow(rel, OFlag::O_RDONLY)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{rel}: missing")))?;
+        let at = |e: Errno| annotate(e, &self.path.join(rel));
+        if let Some((uid, gid)) = owner {
+            nix::unistd::fchown(
+                file.as_fd(),
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .map_err(at)?;
+        }
+        if let Some(mode) = mode {
+            nix::sys::stat::fchmod(file.as_fd(), Mode::from_bits_truncate(mode)).map_err(at)?;
+        }
+        Ok(())
+    }
+
+    /// Opens `rel` for appending (created with `mode`, parents 0755), for a log a child
+    /// process writes to. A symlink is an error.
+    pub fn open_append(&self, rel: &str, mode: u32) -> io::Result<File> {
+        let (dirs, name) = Self::split(rel)?;
+        let dir = self
+            .dir(&dirs, true)?
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let flags = OFlag::O_WRONLY
+            | OFlag::O_APPEND
+            | OFlag::O_CREAT
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(dir.as_fd(), name, flags, Mode::from_bits_truncate(mode))
+            .map_err(|e| annotate(e, &self.path.join(rel)))?;
+        Ok(File::from(fd))
+    }
+
+    /// Empties the regular file `rel` in place: its inode, mode and owner stay. Returns whether
+    /// it existed and was not empty before.
+    pub fn truncate(&self, rel: &str) -> io::Result<bool> {
+        let Some(file) = self.open_nofollow(rel, OFlag::O_WRONLY)? else {
+            return Ok(false);
+        };
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Ok(false);
+        }
+        file.set_len(0)?;
+        Ok(meta.len() > 0)
+    }
+
+    /// The entries of the directory `rel` (names, sorted; `.` and `..` left out), with
+    /// whether each is a directory (not following links). Absent: empty.
+    pub fn list(&self, rel: &str) -> io::Result<Vec<(String, bool)>> {
+        let dir = if rel.is_empty() {
+            Some(self.fd.try_clone()?)
+        } else {
+            let (dirs, name) = Self::split(rel)?;
+            let mut all = dirs;
+            all.push(name);
+            self.dir(&all, false)?
+        };
+        let Some(dir) = dir else {
+            return Ok(Vec::new());
+        };
+        let mut d = nix::dir::Dir::from_fd(dir).map_err(|e| annotate(e, &self.path.join(rel)))?;
+        let mut out = Vec::new();
+        for entry in d.iter() {
+            let entry = entry.map_err(|e| annotate(e, &self.path.join(rel)))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == "." || name == ".." {
+                continue;
+            }
+            let is_dir = entry.file_type() == Some(nix::dir::Type::Directory);
+            out.push((name, is_dir));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes `rel` and, for a directory, everything in it (links removed, never followed).
+    pub fn remove_tree(&self, rel: &str) -> io::Result<()> {
+        for (name, is_dir) in self.list(rel)? {
+            let child = format!("{rel}/{name}");
+            if is_dir {
+                self.remove_tree(&child)?;
+            } else {
+                self.remove(&child)?;
+            }
+        }
+        let (dirs, name) = Self::split(rel)?;
+        let Some(dir) = self.dir(&dirs, false)? else {
+            return Ok(());
+        };
+        match nix::unistd::unlinkat(dir.as_fd(), name, nix::unistd::UnlinkatFlags::RemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(Errno::ENOTDIR) => self.remove(rel),
+            Err(e) => Err(annotate(e, &self.path.join(rel))),
+        }
+    }
+}
+
 /// An errno as an `io::Error` naming the path; ELOOP and ENOTDIR say "symlink".
 fn annotate(e: Errno, path: &Path) -> io::Error {
     let why = match e {

@@ -350,7 +350,7 @@ pub fn gather(
 
 /// Waits until udev's event queue is empty (`<root>/run/udev/queue` absent) or `deadline`
 /// passes; true when it is empty. Without udev (no `run/udev`), there is nothing to wait for.
-fn wait_udev_settled(root: &Root, deadline: Deadline) -> bool {
+pub fn wait_udev_settled(root: &Root, deadline: Deadline) -> bool {
     let queue = root.join(UDEV_QUEUE);
     while queue.exists() {
         if deadline.passed() {

@@ -38,6 +38,10 @@ fn install_layout_and_units_verify() {
             d.join("usr/lib/dracut/dracut.conf.d/90-preroot.conf"),
             0o644,
         ),
+        (
+            d.join("usr/lib/systemd/system/preroot-apply.service"),
+            0o644,
+        ),
     ] {
         use std::os::unix::fs::PermissionsExt;
         let meta = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

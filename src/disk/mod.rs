@@ -494,9 +494,10 @@ pub fn grow_partition(root: &Root, part: &BlockDev, opts: &Options) -> Result<Ac
     let mut a = Action::new("partition", format!("/dev/{}", part.name));
     a.disk = Some(format!("/dev/{}", disk.name));
     a.number = Some(number);
+    // Read-only until there is something to write: closing a disk opened for writing makes
+    // udev re-read its partition table (see below), even when nothing was written.
     let file = OpenOptions::new()
         .read(true)
-        .write(!opts.dry_run)
         .custom_flags(libc::O_CLOEXEC)
         .open(&disk_node)
         .map_err(|e| gerr(ErrorKind::Io, &dname, e))?;
@@ -568,6 +569,17 @@ pub fn grow_partition(root: &Root, part: &BlockDev, opts: &Options) -> Result<Ac
         a.status = Status::Planned;
         return Ok(a);
     }
+    // Closing a disk opened for writing makes udev (its inotify watch) re-read the partition
+    // table, which removes and re-adds every partition: systemd then sees the root device
+    // vanish and cancels sysroot.mount. A re-read is refused while a partition is open, so
+    // hold this one open until udev has handled our close (udev then only sends "change").
+    let hold = File::open(part.node(root)).ok();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&disk_node)
+        .map_err(|e| gerr(ErrorKind::Io, &dname, e))?;
     apply(&file, &p.steps, &dname)?;
     let how = tell_kernel(
         root,
@@ -578,6 +590,17 @@ pub fn grow_partition(root: &Root, part: &BlockDev, opts: &Options) -> Result<Ac
         a.new_size,
         opts,
     )?;
+    drop(file);
+    if hold.is_some() && root.join("run/udev/control").exists() {
+        // udev reads the inotify event after our close; give it a moment to queue its work.
+        std::thread::sleep(Duration::from_millis(300).min(opts.deadline.remaining()));
+        let settle =
+            crate::run::Deadline::after(Duration::from_secs(10).min(opts.deadline.remaining()));
+        if !crate::run::wait_udev_settled(root, settle) {
+            log::warn!("grow: udev still busy after growing {}; going on", a.device);
+        }
+    }
+    drop(hold);
     a.steps.push(how);
     a.status = Status::Done;
     log::info!(

@@ -1,0 +1,581 @@
+//! User data as a list of parts: RFC 2045/2046 MIME (`multipart/*`, nested), the two
+//! transfer encodings (`base64`, `quoted-printable`), and gzip-compressed user data (RFC 1952)
+//! unpacked first — what cloud-init's `user_data.py` accepts and `cloud-init devel make-mime`
+//! and OpenStack Heat produce. The one MIME reader of the crate (`cloudconfig` uses it too).
+//!
+//! Not supported: RFC 2231 parameter continuations and charsets (`filename*0=`), RFC 2047
+//! encoded words, `message/rfc822` parts (a leaf like any other), cloud-init's `#include` and
+//! `#cloud-config-archive` expansion (reported as their own types), the gzip CRC (the length
+//! is checked; deflate itself is checked by its own structure).
+//!
+//! Panic contract: [`split`] never panics on any input; every index is a checked `get`, every
+//! count capped ([`MAX_DEPTH`], [`MAX_PARTS`], [`MAX_UNPACKED`]). Pure: bytes in, parts out.
+#![deny(clippy::arithmetic_side_effects)]
+
+use crate::context::{detect_payload_type, PayloadType};
+
+/// Nesting of `multipart/*` inside `multipart/*` beyond which splitting fails.
+pub const MAX_DEPTH: usize = 8;
+/// Leaf parts beyond which splitting fails.
+pub const MAX_PARTS: usize = 256;
+/// Largest gzip-unpacked user data (the cap on user data itself, docs/context.md).
+pub const MAX_UNPACKED: usize = 16 << 20;
+
+/// One leaf part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// The declared `type/subtype`, lower case, without parameters. For data that is not MIME
+    /// at all, the type its first bytes give (see [`type_of_payload`]).
+    pub content_type: String,
+    /// `Content-Disposition: ...; filename=` (else `Content-Type: ...; name=`), as given.
+    pub filename: Option<String>,
+    /// The payload, transfer encoding undone (the line break before a boundary is the
+    /// boundary's, RFC 2046 §5.1.1).
+    pub payload: Vec<u8>,
+}
+
+impl Part {
+    /// The type cloud-init acts on: the declared one, except that `text/plain`,
+    /// `text/x-not-multipart` and `application/octet-stream` are refined from the payload's
+    /// first bytes (cloud-init's `TYPE_NEEDED`).
+    pub fn effective_type(&self) -> &str {
+        match self.content_type.as_str() {
+            "text/plain" | "text/x-not-multipart" | "application/octet-stream" | "" => {
+                type_of_payload(&self.payload).unwrap_or(self.content_type.as_str())
+            }
+            other => other,
+        }
+    }
+}
+
+/// Why user data could not be split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MimeError {
+    /// `multipart/*` nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// More than [`MAX_PARTS`] leaf parts.
+    TooManyParts,
+    /// gzip data that does not unpack (the reason), or unpacks beyond [`MAX_UNPACKED`].
+    Gzip(String),
+    /// A `multipart/*` type without a usable `boundary=` parameter.
+    NoBoundary,
+}
+
+impl std::fmt::Display for MimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MimeError::TooDeep => write!(f, "multipart nested more than {MAX_DEPTH} deep"),
+            MimeError::TooManyParts => write!(f, "more than {MAX_PARTS} MIME parts"),
+            MimeError::Gzip(why) => write!(f, "gzip: {why}"),
+            MimeError::NoBoundary => write!(f, "multipart without a boundary parameter"),
+        }
+    }
+}
+
+/// The MIME type a payload's first bytes mean to cloud-init (`#!` a shell script and so on).
+pub fn type_of_payload(payload: &[u8]) -> Option<&'static str> {
+    Some(match detect_payload_type(payload) {
+        PayloadType::Script => "text/x-shellscript",
+        PayloadType::CloudConfig => {
+            if payload
+                .trim_ascii_start()
+                .starts_with(b"#cloud-config-archive")
+            {
+                "text/cloud-config-archive"
+            } else {
+                "text/cloud-config"
+            }
+        }
+        PayloadType::CloudBoothook => "text/cloud-boothook",
+        PayloadType::Include => "text/x-include-url",
+        PayloadType::PartHandler => "text/part-handler",
+        PayloadType::Gzip => "application/gzip",
+        _ => return None,
+    })
+}
+
+/// Splits user data into its leaf parts, in document order. Gzip is unpacked first; data
+/// that is not MIME is one part typed from its first bytes (`text/plain` if nothing fits);
+/// empty data is no part.
+pub fn split(data: &[u8]) -> Result<Vec<Part>, MimeError> {
+    let unpacked;
+    let data = if data.starts_with(&[0x1f, 0x8b]) {
+        unpacked = gunzip(data, MAX_UNPACKED)?;
+        unpacked.as_slice()
+    } else {
+        data
+    };
+    if data.trim_ascii().is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    if looks_like_mime(data) {
+        entity(data, 0, &mut out)?;
+    } else {
+        out.push(Part {
+            content_type: type_of_payload(data).unwrap_or("text/plain").to_string(),
+            filename: None,
+            payload: data.to_vec(),
+        });
+    }
+    Ok(out)
+}
+
+/// Does the data start with a header block that has a `Content-Type` (an mbox `From ` line
+/// first is allowed, as in cloud-init's test emails)?
+fn looks_like_mime(data: &[u8]) -> bool {
+    let (headers, _) = parse_entity(data);
+    headers.iter().any(|(n, _)| n == "content-type")
+}
+
+/// Splits an entity into its headers (names lower case, folded lines joined) and its body.
+/// Header lines end at the first empty line; a first line that is not a header (an mbox
+/// `From ` line) is skipped.
+fn parse_entity(data: &[u8]) -> (Vec<(String, String)>, &[u8]) {
+    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut rest = data;
+    let mut first = true;
+    loop {
+        let (line, next) = match rest.iter().position(|&b| b == b'\n') {
+            Some(at) => (
+                rest.get(..at).unwrap_or_default(),
+                rest.get(at.saturating_add(1)..).unwrap_or_default(),
+            ),
+            None => (rest, &[][..]),
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return (headers, next);
+        }
+        if line.starts_with(b" ") || line.starts_with(b"\t") {
+            if let Some((_, value)) = headers.last_mut() {
+                value.push(' ');
+                value.push_str(String::from_utf8_lossy(line).trim());
+            }
+        } else if let Some(colon) = line.iter().position(|&b| b == b':') {
+            let name = line.get(..colon).unwrap_or_default();
+            let value = line.get(colon.saturating_add(1)..).unwrap_or_default();
+            if name.is_empty() || name.iter().any(|b| b.is_ascii_whitespace()) {
+                if !(first && line.starts_with(b"From ")) {
+                    // Not a header: the header block is over and this is body.
+                    return (headers, rest);
+                }
+            } else {
+                headers.push((
+                    String::from_utf8_lossy(name).to_ascii_lowercase(),
+                    String::from_utf8_lossy(value).trim().to_string(),
+                ));
+            }
+        } else if !(first && line.starts_with(b"From ")) {
+            return (headers, rest);
+        }
+        first = false;
+        if next.is_empty() {
+            return (headers, next);
+        }
+        rest = next;
+    }
+}
+
+fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `type/subtype; a=b; c="d"` → (`type/subtype` lower case, parameters with lower-case names).
+fn parse_params(value: &str) -> (String, Vec<(String, String)>) {
+    let mut items = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in value.chars() {
+        if escaped {
+            current.push(c);
+            escaped = false;
+        } else if quoted && c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            quoted = !quoted;
+        } else if c == ';' && !quoted {
+            items.push(std::mem::take(&mut current));
+        } else {
+            current.push(c);
+        }
+    }
+    items.push(current);
+    let mut it = items.into_iter();
+    let main = it.next().unwrap_or_default().trim().to_ascii_lowercase();
+    let params = it
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            Some((k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
+        .collect();
+    (main, params)
+}
+
+fn param<'p>(params: &'p [(String, String)], name: &str) -> Option<&'p str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// One entity (message or part): recurses into `multipart/*`, else pushes a leaf.
+fn entity(data: &[u8], depth: usize, out: &mut Vec<Part>) -> Result<(), MimeError> {
+    let (headers, body) = parse_entity(data);
+    let (ctype, params) = parse_params(header(&headers, "content-type").unwrap_or("text/plain"));
+    if ctype.starts_with("multipart/") {
+        if depth >= MAX_DEPTH {
+            return Err(MimeError::TooDeep);
+        }
+        let boundary = param(&params, "boundary")
+            .filter(|b| !b.is_empty())
+            .ok_or(MimeError::NoBoundary)?;
+        for part in multipart_bodies(body, boundary.as_bytes()) {
+            entity(part, depth.saturating_add(1), out)?;
+        }
+        return Ok(());
+    }
+    if out.len() >= MAX_PARTS {
+        return Err(MimeError::TooManyParts);
+    }
+    let encoding = header(&headers, "content-transfer-encoding")
+        .unwrap_or("7bit")
+        .trim()
+        .to_ascii_lowercase();
+    let payload = match encoding.as_str() {
+        "base64" => decode_base64(body),
+        "quoted-printable" => decode_quoted_printable(body),
+        _ => body.to_vec(),
+    };
+    let (_, disposition) = parse_params(header(&headers, "content-disposition").unwrap_or(""));
+    let filename = param(&disposition, "filename")
+        .or_else(|| param(&params, "name"))
+        .map(str::to_string);
+    out.push(Part {
+        content_type: ctype,
+        filename,
+        payload,
+    });
+    Ok(())
+}
+
+/// The bodies between the delimiter lines `--boundary` of a multipart body (RFC 2046 §5.1.1):
+/// the preamble before the first and the epilogue after `--boundary--` are dropped, and the
+/// line break before each delimiter belongs to the delimiter. A missing close delimiter ends
+/// the last part at the end of the data (as Python's email parser does).
+fn multipart_bodies<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
+    let mut parts = Vec::new();
+    // Start of the current part's content, once the first delimiter has been seen.
+    let mut open: Option<usize> = None;
+    let mut at = 0usize;
+    while at < body.len() {
+        let line_end = body
+            .get(at..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+            .map_or(body.len(), |p| at.saturating_add(p).saturating_add(1));
+        let line = body.get(at..line_end).unwrap_or_default();
+        let after = line
+            .strip_prefix(b"--")
+            .and_then(|l| l.strip_prefix(boundary));
+        if let Some(after) = after {
+            let close = after.starts_with(b"--");
+            let tail = if close {
+                after.get(2..).unwrap_or_default()
+            } else {
+                after
+            };
+            if tail.trim_ascii().is_empty() {
+                if let Some(start) = open {
+                    // The CRLF or LF before the delimiter is the delimiter's.
+                    let mut end = at;
+                    if end > start && body.get(end.saturating_sub(1)) == Some(&b'\n') {
+                        end = end.saturating_sub(1);
+                        if end > start && body.get(end.saturating_sub(1)) == Some(&b'\r') {
+                            end = end.saturating_sub(1);
+                        }
+                    }
+                    parts.push(body.get(start..end).unwrap_or_default());
+                }
+                if close {
+                    return parts;
+                }
+                open = Some(line_end);
+            }
+        }
+        at = line_end;
+    }
+    if let Some(start) = open {
+        parts.push(body.get(start..).unwrap_or_default());
+    }
+    parts
+}
+
+/// Base64 as Python's `email` decodes it: characters outside the alphabet are skipped, a
+/// missing final padding is tolerated, data after the padding ignored.
+pub fn decode_base64(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity((text.len() / 4).saturating_mul(3));
+    let mut acc: u32 = 0;
+    let mut count: u8 = 0;
+    for &b in text {
+        let v = match b {
+            b'A'..=b'Z' => b.wrapping_sub(b'A'),
+            b'a'..=b'z' => b.wrapping_sub(b'a').wrapping_add(26),
+            b'0'..=b'9' => b.wrapping_sub(b'0').wrapping_add(52),
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => continue,
+        };
+        acc = acc.wrapping_shl(6) | u32::from(v);
+        count = count.saturating_add(1);
+        if count == 4 {
+            let [_, x, y, z] = acc.to_be_bytes();
+            out.extend_from_slice(&[x, y, z]);
+            acc = 0;
+            count = 0;
+        }
+    }
+    // 2 or 3 leftover characters carry 1 or 2 bytes; 1 carries none.
+    match count {
+        2 => {
+            let [_, _, _, x] = (acc >> 4).to_be_bytes();
+            out.push(x);
+        }
+        3 => {
+            let [_, _, x, y] = (acc >> 2).to_be_bytes();
+            out.extend_from_slice(&[x, y]);
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Quoted-printable (RFC 2045 §6.7): `=XX` is a byte, `=` at a line end a soft break, and
+/// trailing whitespace on a line is dropped. A malformed `=` stays as it is.
+pub fn decode_quoted_printable(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut lines = text.split(|&b| b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line).trim_ascii_end();
+        let mut rest = line;
+        let mut soft = false;
+        while let Some((&b, tail)) = rest.split_first() {
+            if b != b'=' {
+                out.push(b);
+                rest = tail;
+                continue;
+            }
+            if tail.is_empty() {
+                soft = true;
+                break;
+            }
+            let hex = |c: u8| {
+                char::from(c)
+                    .to_digit(16)
+                    .and_then(|d| u8::try_from(d).ok())
+            };
+            match (
+                tail.first().copied().and_then(hex),
+                tail.get(1).copied().and_then(hex),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h.wrapping_shl(4) | l);
+                    rest = tail.get(2..).unwrap_or_default();
+                }
+                _ => {
+                    out.push(b);
+                    rest = tail;
+                }
+            }
+        }
+        if !soft && lines.peek().is_some() {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// Unpacks a gzip member (RFC 1952) to at most `limit` bytes. The header's optional fields
+/// are skipped; the trailer's length must match; the CRC is not checked.
+pub fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, MimeError> {
+    let bad = |why: &str| MimeError::Gzip(why.to_string());
+    let header: [u8; 10] = data
+        .get(..10)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| bad("truncated header"))?;
+    let [0x1f, 0x8b, method, flags, _, _, _, _, _, _] = header else {
+        return Err(bad("not gzip"));
+    };
+    if method != 8 {
+        return Err(bad("not deflate"));
+    }
+    let mut at = 10usize;
+    if flags & 0x04 != 0 {
+        let len = data
+            .get(at..at.saturating_add(2))
+            .and_then(|b| <[u8; 2]>::try_from(b).ok())
+            .map(u16::from_le_bytes)
+            .ok_or_else(|| bad("truncated extra field"))?;
+        at = at.saturating_add(2).saturating_add(usize::from(len));
+    }
+    for flag in [0x08u8, 0x10] {
+        if flags & flag != 0 {
+            let nul = data
+                .get(at..)
+                .and_then(|r| r.iter().position(|&b| b == 0))
+                .ok_or_else(|| bad("truncated name or comment"))?;
+            at = at.saturating_add(nul).saturating_add(1);
+        }
+    }
+    if flags & 0x02 != 0 {
+        at = at.saturating_add(2);
+    }
+    let stream = data.get(at..).ok_or_else(|| bad("truncated header"))?;
+    let out =
+        miniz_oxide::inflate::decompress_to_vec_with_limit(stream, limit).map_err(|e| {
+            match e.status {
+                miniz_oxide::inflate::TINFLStatus::HasMoreOutput => {
+                    MimeError::Gzip(format!("unpacks to more than {limit} bytes"))
+                }
+                s => MimeError::Gzip(format!("bad deflate data ({s:?})")),
+            }
+        })?;
+    // ISIZE, the last 4 bytes: the unpacked length modulo 2^32.
+    let isize = data
+        .len()
+        .checked_sub(4)
+        .and_then(|s| data.get(s..))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_le_bytes)
+        .ok_or_else(|| bad("truncated trailer"))?;
+    if u64::from(isize) != (u64::try_from(out.len()).unwrap_or(u64::MAX) & 0xffff_ffff) {
+        return Err(bad("length in the trailer does not match"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
+mod tests {
+    use super::*;
+
+    fn types(parts: &[Part]) -> Vec<(&str, Option<&str>, String)> {
+        parts
+            .iter()
+            .map(|p| {
+                (
+                    p.content_type.as_str(),
+                    p.filename.as_deref(),
+                    String::from_utf8_lossy(&p.payload).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn not_mime() {
+        for (data, want) in [
+            ("#!/bin/sh\necho hi\n", Some("text/x-shellscript")),
+            ("#cloud-config\na: b\n", Some("text/cloud-config")),
+            ("hello", Some("text/plain")),
+            ("  \n", None),
+        ] {
+            let parts = split(data.as_bytes()).unwrap();
+            assert_eq!(
+                parts.first().map(|p| p.content_type.as_str()),
+                want,
+                "case {data:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn nested_and_encodings() {
+        let doc = "Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n\
+            preamble\r\n\
+            --outer\r\n\
+            Content-Type: multipart/alternative; boundary=inner\r\n\r\n\
+            --inner\r\n\
+            Content-Type: text/x-shellscript\r\n\
+            Content-Transfer-Encoding: base64\r\n\
+            Content-Disposition: attachment; filename=\"a.sh\"\r\n\r\n\
+            IyEvYmluL3NoCmVjaG8g\r\naGkK\r\n\
+            --inner--\r\n\
+            --outer\r\n\
+            Content-Type: text/cloud-config; name=\"b.yaml\"\r\n\
+            Content-Transfer-Encoding: quoted-printable\r\n\r\n\
+            #cloud-config\r\nruncmd: [ec=\r\nho, caf=C3=A9]   \r\n\
+            --outer--\r\nepilogue\r\n";
+        let parts = split(doc.as_bytes()).unwrap();
+        assert_eq!(
+            types(&parts),
+            vec![
+                (
+                    "text/x-shellscript",
+                    Some("a.sh"),
+                    "#!/bin/sh\necho hi\n".into()
+                ),
+                (
+                    "text/cloud-config",
+                    Some("b.yaml"),
+                    "#cloud-config\nruncmd: [echo, café]".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn caps_and_garbage() {
+        let mut deep = String::new();
+        for i in 0..=MAX_DEPTH {
+            deep.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=b{i}\n\n--b{i}\n"
+            ));
+        }
+        deep.push_str("Content-Type: text/plain\n\nx\n");
+        assert_eq!(split(deep.as_bytes()), Err(MimeError::TooDeep));
+        let mut many = String::from("Content-Type: multipart/mixed; boundary=b\n\n");
+        for _ in 0..=MAX_PARTS {
+            many.push_str("--b\nContent-Type: text/plain\n\nx\n");
+        }
+        assert_eq!(split(many.as_bytes()), Err(MimeError::TooManyParts));
+        assert_eq!(
+            split(b"Content-Type: multipart/mixed\n\nx"),
+            Err(MimeError::NoBoundary)
+        );
+        for junk in [
+            &b"\x1f\x8b"[..],
+            b"\x1f\x8b\x08\x1c\0\0\0\0\0\0",
+            b"\x1f\x8b\x08\0\0\0\0\0\0\0garbage",
+            b"Content-Type: multipart/mixed; boundary=\"\n",
+            b"Content-Type:",
+            b"=\n\r:",
+        ] {
+            let _ = split(junk);
+        }
+        assert_eq!(decode_base64(b"YQ"), b"a");
+        assert_eq!(decode_base64(b"YWI"), b"ab");
+        assert_eq!(decode_quoted_printable(b"a=\nb=3D=zz"), b"ab==zz");
+    }
+
+    #[test]
+    fn gzip() {
+        // `printf '#!/bin/sh\necho gz\n' | gzip -n | base64`
+        let gz = decode_base64(b"H4sIAAAAAAAAA1NW1E/KzNMvzuBKTc7IV0iv4gIAgDxpgxIAAAA=");
+        let parts = split(&gz).unwrap();
+        assert_eq!(
+            types(&parts),
+            vec![("text/x-shellscript", None, "#!/bin/sh\necho gz\n".into())]
+        );
+        assert!(matches!(gunzip(&gz, 4), Err(MimeError::Gzip(_))));
+        let mut bad_len = gz.clone();
+        if let Some(last) = bad_len.last_mut() {
+            *last ^= 1;
+        }
+        assert!(gunzip(&bad_len, 100).is_err());
+    }
+}

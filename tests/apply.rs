@@ -1,0 +1,753 @@
+//! `preroot apply`, `status` and `clean` on root trees in temp dirs. The roots hold Debian's
+//! static busybox as `/bin/sh` (and its applets: `adduser`, `chpasswd`), a `useradd` and a
+//! `groupadd` that call busybox's, and a stand-in `ssh-keygen`; every program runs chrooted
+//! into the tree, so these tests need root and `busybox` (`busybox-static`).
+
+mod common;
+
+use common::TempDir;
+use serde_json::{json, Value};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn preroot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_preroot"))
+        .args(args)
+        .output()
+        .expect("run preroot")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn write(path: &Path, data: impl AsRef<[u8]>, mode: u32) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, data).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+fn read(path: &Path) -> String {
+    String::from_utf8_lossy(&fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .into_owned()
+}
+
+/// A minimal system root: busybox, passwd/group/shadow, useradd/groupadd/ssh-keygen stand-ins.
+fn make_root(root: &Path) {
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc/ssh", "root", "home", "tmp", "var/log",
+    ] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    // Another test thread may fork while our copy's write descriptor is still open; its child
+    // holds it until exec, and running the copy then fails with ETXTBSY. Retry briefly.
+    let mut ok = false;
+    for _ in 0..20 {
+        let st = Command::new("chroot")
+            .arg(root)
+            .args(["/bin/busybox", "--install", "-s"])
+            .status()
+            .unwrap();
+        if st.success() {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(ok, "busybox --install");
+    write(
+        &root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\n",
+        0o644,
+    );
+    write(&root.join("etc/group"), "root:x:0:\nadm:x:4:\n", 0o644);
+    write(
+        &root.join("etc/shadow"),
+        "root:*:19000:0:99999:7:::\n",
+        0o640,
+    );
+    // Debian's busybox-static has no adduser/chpasswd: shell stand-ins for shadow's tools,
+    // called exactly as preroot calls the real ones.
+    write(
+        &root.join("usr/sbin/useradd"),
+        "#!/bin/sh\n# useradd -m -s SHELL [-G GROUPS] NAME\n\
+         shell=/bin/sh\nwhile [ $# -gt 1 ]; do case \"$1\" in -s) shell=$2; shift;; -G) shift;; esac; shift; done\n\
+         id=$((999 + $(wc -l < /etc/passwd)))\n\
+         echo \"$1:x:$id:$id::/home/$1:$shell\" >> /etc/passwd\n\
+         echo \"$1:x:$id:\" >> /etc/group\n\
+         echo \"$1:!:19000:0:99999:7:::\" >> /etc/shadow\n\
+         mkdir -p /home/$1 && chown $id:$id /home/$1 && chmod 0750 /home/$1\n",
+        0o755,
+    );
+    write(
+        &root.join("usr/sbin/groupadd"),
+        "#!/bin/sh\necho \"$1:x:$((2000 + $(wc -l < /etc/group))):\" >> /etc/group\n",
+        0o755,
+    );
+    write(
+        &root.join("usr/sbin/chpasswd"),
+        "#!/bin/sh\n# chpasswd -e: USER:HASH lines on stdin\n[ \"$1\" = -e ] || exit 2\n\
+         while IFS=: read -r user hash; do\n\
+         grep -q \"^$user:\" /etc/shadow || exit 1\n\
+         sed -i \"s|^$user:[^:]*:|$user:$hash:|\" /etc/shadow\ndone\n",
+        0o755,
+    );
+    // The Heat fixture's boothook is a bash script.
+    write(
+        &root.join("bin/bash"),
+        "#!/bin/sh\nexec /bin/sh \"$@\"\n",
+        0o755,
+    );
+    write(
+        &root.join("usr/bin/ssh-keygen"),
+        "#!/bin/sh\n# stand-in: -A makes fake host keys, -l prints a fake fingerprint\n\
+         case \"$1\" in\n-A) for t in rsa ed25519; do echo \"fake $t\" > /etc/ssh/ssh_host_${t}_key; \
+         echo \"ssh-$t FAKE-$$\" > /etc/ssh/ssh_host_${t}_key.pub; done;;\n\
+         -l) echo \"256 SHA256:fake $3\";;\nesac\n",
+        0o755,
+    );
+    write(
+        &root.join("etc/ssh/ssh_host_rsa_key"),
+        "old image key\n",
+        0o600,
+    );
+}
+
+/// A state directory with a context and its secrets, as the initramfs leaves it.
+fn make_state(state: &Path, id: &str, user_data: Option<&[u8]>, vendor: Option<&[u8]>) {
+    fs::create_dir_all(state).unwrap();
+    let mut ctx = json!({
+        "schema_version": 1,
+        "platform": "openstack",
+        "source": {"kind": "config-drive", "medium": "directory", "location": "test"},
+        "instance_id": id,
+        "hostname": "vm1",
+        "ssh_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMeta meta@key"],
+        "errors": [],
+        "fallbacks": [],
+        "extra": {}
+    });
+    for (name, data) in [("user_data", user_data), ("vendor_data", vendor)] {
+        if let Some(data) = data {
+            let file = state.join(name.replace('_', "-"));
+            write(&file, data, 0o600);
+            ctx[name] =
+                json!({"path": file.to_str().unwrap(), "size": data.len(), "type": "other"});
+        }
+    }
+    fs::write(
+        state.join("context.json"),
+        serde_json::to_vec(&ctx).unwrap(),
+    )
+    .unwrap();
+}
+
+fn apply(root: &Path, state: &Path) -> Output {
+    preroot(&[
+        "apply",
+        "--root",
+        root.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ])
+}
+
+fn status_json(state: &Path) -> Value {
+    let out = preroot(&["status", "--json", "--state-dir", state.to_str().unwrap()]);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+}
+
+/// Heat's cfn-tools user data: the files in /var/lib/heat-cfntools (0700), cfn-userdata run
+/// once with its log and provision-finished; the metadata key added beside the key that was
+/// there; host keys regenerated once; nothing re-runs at the next boot; a new id runs again.
+#[test]
+fn heat_user_data_and_keys_once_per_instance() {
+    require!("heat_user_data_and_keys_once_per_instance"; root, "busybox", "chroot");
+    let tmp = TempDir::new("apply-heat");
+    let (root, state) = (tmp.path().join("root"), tmp.path().join("state"));
+    make_root(&root);
+    // The default user exists with a key of its own, which must stay.
+    let mut passwd = read(&root.join("etc/passwd"));
+    passwd.push_str("cloud-user:x:1000:1000::/home/cloud-user:/bin/sh\n");
+    write(&root.join("etc/passwd"), passwd, 0o644);
+    write(
+        &root.join("home/cloud-user/.ssh/authorized_keys"),
+        "ssh-rsa AAAAOLD old@key\n",
+        0o644,
+    );
+    let heat = fs::read(
+        common::fixtures().join("multipart/heat-cfntools/input/openstack/latest/user_data"),
+    )
+    .unwrap();
+    make_state(&state, "i-heat-1", Some(&heat), None);
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("BEGIN SSH HOST KEY FINGERPRINTS") && stdout.contains("SHA256:fake"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(read(&root.join("etc/ssh/ssh_host_rsa_key")), "fake rsa\n");
+
+    let heat_dir = root.join("var/lib/heat-cfntools");
+    assert_eq!(mode(&heat_dir), 0o700);
+    for f in [
+        "cfn-userdata",
+        "cfn-init-data",
+        "cfn-metadata-server",
+        "cfn-boto-cfg",
+    ] {
+        assert!(heat_dir.join(f).is_file(), "{f}");
+    }
+    assert_eq!(mode(&heat_dir.join("cfn-userdata")), 0o700);
+    assert_eq!(
+        read(&heat_dir.join("cfn-metadata-server")),
+        "http://server.test:123/v1/"
+    );
+    assert!(heat_dir.join("provision-finished").is_file());
+    assert_eq!(
+        read(&root.join("var/log/heat-provision.log")),
+        "user script\n"
+    );
+    assert_eq!(mode(&root.join("var/log/heat-provision.log")), 0o600);
+    // Heat's own runner script is not run: preroot ran cfn-userdata itself.
+    let log = fs::read_to_string(root.join("var/log/preroot-user-data.log")).unwrap_or_default();
+    assert!(!log.contains("loguserdata"), "{log}");
+
+    let ssh = root.join("home/cloud-user/.ssh");
+    assert_eq!(
+        read(&ssh.join("authorized_keys")),
+        "ssh-rsa AAAAOLD old@key\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMeta meta@key\n"
+    );
+    assert_eq!(mode(&ssh), 0o700);
+    assert_eq!(mode(&ssh.join("authorized_keys")), 0o600);
+    let meta = fs::metadata(ssh.join("authorized_keys")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (1000, 1000));
+
+    let st = status_json(&state);
+    assert_eq!(st["stage"], "done");
+    assert_eq!(st["new_instance"], true);
+    let ignored = st["ignored"].to_string();
+    assert!(ignored.contains("cloud-config key output"), "{ignored}");
+    assert!(ignored.contains("text/part-handler"), "{ignored}");
+
+    // Next boot: nothing once-per-instance runs again.
+    let keys_before = read(&root.join("etc/ssh/ssh_host_rsa_key.pub"));
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        read(&root.join("var/log/heat-provision.log")),
+        "user script\n"
+    );
+    assert_eq!(
+        read(&root.join("etc/ssh/ssh_host_rsa_key.pub")),
+        keys_before
+    );
+    assert_eq!(status_json(&state)["new_instance"], false);
+
+    // A new instance id: everything again.
+    make_state(&state, "i-heat-2", Some(&heat), None);
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        read(&root.join("var/log/heat-provision.log")),
+        "user script\nuser script\n"
+    );
+    assert_ne!(
+        read(&root.join("etc/ssh/ssh_host_rsa_key.pub")),
+        keys_before
+    );
+}
+
+const CLOUD_CONFIG: &str = "#cloud-config
+users:
+  - default
+  - name: bob
+    groups: [adm]
+    sudo: ALL=(ALL) NOPASSWD:ALL
+    ssh_authorized_keys: [ssh-ed25519 AAAABOB bob@key]
+write_files:
+  - path: /etc/motd
+    content: aGVsbG8K
+    encoding: b64
+    permissions: '0600'
+    owner: bob:bob
+  - path: /opt/app/app.conf
+    content: x=1
+runcmd:
+  - echo runcmd >> /root/runcmd-count
+  - [sh, -c, \"echo 'quoted arg' > /root/argv\"]
+bootcmd:
+  - echo boot >> /root/boot-count
+hostname: web1
+password: hunter2-secret
+packages: [nginx]
+vendor_data: {enabled: false}
+";
+
+fn multipart(parts: &[(&str, &str, &str)]) -> Vec<u8> {
+    let mut s =
+        String::from("Content-Type: multipart/mixed; boundary=\"BOUND\"\nMIME-Version: 1.0\n\n");
+    for (ctype, name, body) in parts {
+        s.push_str(&format!(
+            "--BOUND\nContent-Type: {ctype}; charset=\"us-ascii\"\nContent-Disposition: attachment; filename=\"{name}\"\n\n{body}\n"
+        ));
+    }
+    s.push_str("--BOUND--\n");
+    s.into_bytes()
+}
+
+/// Cloud-config users, sudo, write_files, runcmd, bootcmd, hostname and a password, a
+/// failing script with its exit status recorded, vendor data turned off by user data.
+#[test]
+fn cloud_config_scripts_and_passwords() {
+    require!("cloud_config_scripts_and_passwords"; root, "busybox", "chroot");
+    let tmp = TempDir::new("apply-cc");
+    let (root, state) = (tmp.path().join("root"), tmp.path().join("state"));
+    make_root(&root);
+    let user = multipart(&[
+        ("text/cloud-config", "cc.yaml", CLOUD_CONFIG),
+        (
+            "text/x-shellscript",
+            "fail.sh",
+            "#!/bin/sh\necho script output\necho script stderr >&2\nexit 3",
+        ),
+    ]);
+    let vendor = b"#!/bin/sh\ntouch /root/vendor-ran\n";
+    // An absolute link inside the root: write_files follows it as the booted system would.
+    fs::create_dir_all(root.join("srv/app")).unwrap();
+    std::os::unix::fs::symlink("/srv", root.join("opt")).unwrap();
+    make_state(&state, "i-cc-1", Some(&user), Some(vendor));
+    let out = apply(&root, &state);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the failing script: {}",
+        text(&out)
+    );
+    assert!(text(&out).contains("exit status 3"), "{}", text(&out));
+    assert!(
+        !root.join("root/vendor-ran").exists(),
+        "vendor data disabled"
+    );
+
+    let passwd = read(&root.join("etc/passwd"));
+    assert!(
+        passwd.contains("\nbob:") && passwd.contains("\ncloud-user:"),
+        "{passwd}"
+    );
+    let shadow = read(&root.join("etc/shadow"));
+    assert!(shadow.contains("\ncloud-user:$6$"), "{shadow}");
+    assert_eq!(mode(&root.join("etc/shadow")), 0o640);
+    assert_eq!(
+        read(&root.join("home/bob/.ssh/authorized_keys")),
+        "ssh-ed25519 AAAABOB bob@key\n"
+    );
+    let sudoers = root.join("etc/sudoers.d/90-preroot-users");
+    assert_eq!(mode(&sudoers), 0o440);
+    let sudo = read(&sudoers);
+    assert!(
+        sudo.contains("bob ALL=(ALL) NOPASSWD:ALL") && sudo.contains("cloud-user ALL"),
+        "{sudo}"
+    );
+    assert_eq!(read(&root.join("etc/motd")), "hello\n");
+    assert_eq!(mode(&root.join("etc/motd")), 0o600);
+    let bob_uid = fs::metadata(root.join("home/bob")).unwrap().uid();
+    assert_eq!(fs::metadata(root.join("etc/motd")).unwrap().uid(), bob_uid);
+    assert_eq!(read(&root.join("srv/app/app.conf")), "x=1");
+    assert_eq!(read(&root.join("etc/hostname")), "web1\n");
+    assert_eq!(read(&root.join("root/runcmd-count")), "runcmd\n");
+    assert_eq!(read(&root.join("root/argv")), "quoted arg\n");
+    assert_eq!(read(&root.join("root/boot-count")), "boot\n");
+    let log = read(&root.join("var/log/preroot-user-data.log"));
+    assert!(
+        log.contains("script output") && log.contains("script stderr"),
+        "{log}"
+    );
+    assert_eq!(mode(&root.join("var/log/preroot-user-data.log")), 0o600);
+
+    let st = status_json(&state);
+    let steps = st["steps"].to_string();
+    assert!(steps.contains("exit 3"), "{steps}");
+    assert!(st["ignored"].to_string().contains("key packages"), "{st}");
+    // The password is nowhere but hashed in shadow: not in status, logs or output.
+    for (what, s) in [
+        ("status", st.to_string()),
+        ("log", log.clone()),
+        ("output", text(&out)),
+        ("instance state", walk_text(&root.join("var/lib/preroot"))),
+    ] {
+        assert!(!s.contains("hunter2-secret"), "password in {what}");
+    }
+
+    // Next boot: bootcmd again, nothing else.
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(read(&root.join("root/boot-count")), "boot\nboot\n");
+    assert_eq!(read(&root.join("root/runcmd-count")), "runcmd\n");
+    assert_eq!(read(&root.join("var/log/preroot-user-data.log")), log);
+}
+
+/// Every file's content under `dir`, concatenated.
+fn walk_text(dir: &Path) -> String {
+    let mut s = String::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                s.push_str(&walk_text(&p));
+            } else {
+                s.push_str(&String::from_utf8_lossy(&fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    s
+}
+
+/// Heat parts whose names would leave /var/lib/heat-cfntools are refused, and nothing lands
+/// outside it.
+#[test]
+fn cfn_part_names_are_checked() {
+    require!("cfn_part_names_are_checked"; root, "busybox", "chroot");
+    let tmp = TempDir::new("apply-cfn");
+    let (root, state) = (tmp.path().join("root"), tmp.path().join("state"));
+    make_root(&root);
+    let shadow = read(&root.join("etc/shadow"));
+    let user = multipart(&[
+        ("text/x-cfninitdata", "../../etc/shadow", "owned::0:0:::::"),
+        ("text/x-cfninitdata", "a/b", "x"),
+        ("text/x-cfninitdata", "cfn-init-data", "{}"),
+    ]);
+    make_state(&state, "i-cfn", Some(&user), None);
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = text(&out);
+    assert!(
+        err.contains("../../etc/shadow") && err.contains("a/b"),
+        "{err}"
+    );
+    let after = read(&root.join("etc/shadow"));
+    assert!(
+        after.starts_with(&shadow) && !after.contains("owned"),
+        "{after}"
+    );
+    assert!(!root.join("var/lib/heat-cfntools/a").exists());
+    assert_eq!(
+        read(&root.join("var/lib/heat-cfntools/cfn-init-data")),
+        "{}"
+    );
+    assert!(!root
+        .join("var/lib/heat-cfntools/provision-finished")
+        .exists());
+}
+
+/// `status` before apply ran: exit 3; `--wait` gives up at its timeout.
+#[test]
+fn status_before_apply() {
+    let tmp = TempDir::new("status");
+    let state = tmp.path().to_str().unwrap();
+    let out = preroot(&["status", "--state-dir", state]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("no context"), "{}", text(&out));
+    // No context: nothing will ever run, --wait does not wait.
+    let t = std::time::Instant::now();
+    let out = preroot(&["status", "--wait", "--timeout", "30", "--state-dir", state]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+    // A context but no apply yet: --wait gives up at its timeout.
+    fs::write(tmp.path().join("context.json"), "{}").unwrap();
+    let t = std::time::Instant::now();
+    let out = preroot(&["status", "--wait", "--timeout", "1", "--state-dir", state]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(t.elapsed() >= std::time::Duration::from_secs(1));
+    let out = preroot(&["status", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+/// Every file under `dir` with its mode and content: what `--dry-run` must leave alone.
+fn snapshot(dir: &Path) -> Vec<(String, u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let meta = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            if meta.is_dir() {
+                todo.push(p.clone());
+                out.push((rel, meta.permissions().mode(), Vec::new()));
+            } else {
+                out.push((
+                    rel,
+                    meta.permissions().mode(),
+                    fs::read(&p).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `clean` re-arms a root: instance state, manifest files, machine-id, hand-off files and
+/// logs (truncated, modes kept); host keys and homes only with their flags; `--dry-run`
+/// changes nothing.
+#[test]
+fn clean_rearms_a_root() {
+    let tmp = TempDir::new("clean");
+    let root = tmp.path();
+    write(
+        &root.join("etc/machine-id"),
+        "0123456789abcdef0123456789abcdef\n",
+        0o444,
+    );
+    write(&root.join("etc/hostname"), "vm1\n", 0o644);
+    write(
+        &root.join("etc/hosts"),
+        "127.0.0.1 localhost\n127.0.1.1 vm1.example vm1 # preroot\n",
+        0o644,
+    );
+    write(
+        &root.join("etc/systemd/network/10-preroot-eth0.network"),
+        "[Match]\n",
+        0o644,
+    );
+    write(
+        &root.join("etc/sysconfig/network-scripts/ifcfg-eth0"),
+        "DEVICE=eth0\n",
+        0o644,
+    );
+    write(
+        &root.join("etc/sysconfig/network-scripts/ifcfg-eth0.preroot-orig"),
+        "IMAGE\n",
+        0o644,
+    );
+    write(
+        &root.join("etc/preroot/manifest.json"),
+        serde_json::to_vec(&json!({
+            "instance_id": "i-1", "renderer": "networkd",
+            "files": ["etc/systemd/network/10-preroot-eth0.network",
+                      "etc/sysconfig/network-scripts/ifcfg-eth0", "etc/hostname", "etc/hosts"],
+            "moved_aside": ["etc/sysconfig/network-scripts/ifcfg-eth0"]
+        }))
+        .unwrap(),
+        0o644,
+    );
+    write(&root.join("etc/preroot/instance-id"), "i-1\n", 0o644);
+    write(
+        &root.join("etc/preroot/preroot.conf"),
+        "default_user = debian\n",
+        0o644,
+    );
+    write(&root.join("var/lib/preroot/instances/i-1/done"), "", 0o644);
+    write(
+        &root.join("var/lib/heat-cfntools/cfn-init-data"),
+        "{\"password\": 1}",
+        0o600,
+    );
+    write(
+        &root.join("var/lib/cloud/seed/nocloud/meta-data"),
+        "instance-id: i-1\n",
+        0o600,
+    );
+    write(&root.join("var/log/syslog"), "lots\n", 0o640);
+    write(&root.join("var/log/apt/history.log"), "x\n", 0o644);
+    write(
+        &root.join("var/log/journal/abc/system.journal"),
+        "binary",
+        0o640,
+    );
+    write(&root.join("etc/ssh/ssh_host_ed25519_key"), "k", 0o600);
+    write(
+        &root.join("home/bob/.ssh/authorized_keys"),
+        "ssh-rsa A\n",
+        0o600,
+    );
+
+    let before = snapshot(root);
+    let out = preroot(&[
+        "clean",
+        "--dry-run",
+        "--ssh-host-keys",
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("would truncate /var/log/syslog"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(snapshot(root), before, "--dry-run changed the tree");
+
+    let out = preroot(&["clean", "--root", root.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(read(&root.join("etc/machine-id")), "");
+    assert_eq!(mode(&root.join("etc/machine-id")), 0o444);
+    assert_eq!(read(&root.join("etc/hosts")), "127.0.0.1 localhost\n");
+    assert!(!root.join("etc/hostname").exists());
+    assert!(!root
+        .join("etc/systemd/network/10-preroot-eth0.network")
+        .exists());
+    assert_eq!(
+        read(&root.join("etc/sysconfig/network-scripts/ifcfg-eth0")),
+        "IMAGE\n",
+        "the image's file is back"
+    );
+    assert!(!root.join("etc/preroot/manifest.json").exists());
+    assert!(!root.join("etc/preroot/instance-id").exists());
+    assert!(root.join("etc/preroot/preroot.conf").exists());
+    assert!(!root.join("var/lib/preroot").exists());
+    assert!(!root.join("var/lib/heat-cfntools").exists());
+    assert!(!root.join("var/lib/cloud/seed/nocloud").exists());
+    assert_eq!(read(&root.join("var/log/syslog")), "");
+    assert_eq!(mode(&root.join("var/log/syslog")), 0o640);
+    assert_eq!(read(&root.join("var/log/apt/history.log")), "");
+    assert_eq!(
+        read(&root.join("var/log/journal/abc/system.journal")),
+        "binary"
+    );
+    assert!(
+        root.join("etc/ssh/ssh_host_ed25519_key").exists(),
+        "no --ssh-host-keys"
+    );
+    assert!(
+        root.join("home/bob/.ssh/authorized_keys").exists(),
+        "no --homes"
+    );
+
+    let out = preroot(&[
+        "clean",
+        "--ssh-host-keys",
+        "--homes",
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!root.join("etc/ssh/ssh_host_ed25519_key").exists());
+    assert!(!root.join("home/bob/.ssh/authorized_keys").exists());
+    assert!(root.join("home/bob/.ssh").is_dir());
+}
+
+/// An image that keeps cloud-init: apply writes the NoCloud seed and the drop-in, and leaves
+/// users and user data to cloud-init; `handoff = none` in preroot.conf turns that off.
+#[test]
+fn cloud_init_handoff() {
+    let tmp = TempDir::new("apply-ci");
+    let (root, state) = (tmp.path().join("root"), tmp.path().join("state"));
+    write(
+        &root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\n",
+        0o644,
+    );
+    write(
+        &root.join("usr/bin/cloud-init"),
+        "#!/usr/bin/python3\n",
+        0o755,
+    );
+    let user = b"#cloud-config\npackages: [nginx]\n";
+    make_state(&state, "i-ci-1", Some(user), None);
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let seed = root.join("var/lib/cloud/seed/nocloud");
+    let meta: Value = serde_json::from_slice(&fs::read(seed.join("meta-data")).unwrap()).unwrap();
+    assert_eq!(meta["instance-id"], "i-ci-1");
+    assert_eq!(meta["local-hostname"], "vm1");
+    assert_eq!(
+        meta["public-keys"][0],
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMeta meta@key"
+    );
+    assert_eq!(fs::read(seed.join("user-data")).unwrap(), user);
+    assert_eq!(mode(&seed.join("user-data")), 0o600);
+    assert_eq!(read(&seed.join("network-config")), "config: disabled\n");
+    let dropin = read(&root.join("etc/cloud/cloud.cfg.d/99-preroot.cfg"));
+    assert!(
+        dropin.contains("datasource_list: [ NoCloud, None ]"),
+        "{dropin}"
+    );
+    assert!(dropin.contains("network: {config: disabled}"), "{dropin}");
+    assert!(
+        !read(&root.join("etc/passwd")).contains("cloud-user"),
+        "left to cloud-init"
+    );
+    let st = status_json(&state);
+    assert!(st["steps"].to_string().contains("cloud-init"), "{st}");
+    assert_eq!(st["ignored"], json!([]));
+
+    // Turned off in preroot.conf: preroot applies itself (here: only reports, as the tree
+    // has no programs to run and user data only asks for packages).
+    let tmp2 = TempDir::new("apply-ci-off");
+    let (root2, state2) = (tmp2.path().join("root"), tmp2.path().join("state"));
+    write(
+        &root2.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\n",
+        0o644,
+    );
+    write(
+        &root2.join("usr/bin/cloud-init"),
+        "#!/usr/bin/python3\n",
+        0o755,
+    );
+    write(
+        &root2.join("etc/preroot/preroot.conf"),
+        "handoff = none\nssh_host_keys = keep\n",
+        0o644,
+    );
+    make_state(&state2, "i-ci-2", Some(user), None);
+    let _ = apply(&root2, &state2);
+    assert!(!root2.join("var/lib/cloud/seed/nocloud").exists());
+    assert!(status_json(&state2)["ignored"]
+        .to_string()
+        .contains("key packages"));
+}
+
+/// preroot-apply.service passes systemd's checker (ExecStart pointed at the test binary) and
+/// keeps its ordering: after the network, before sshd and logins.
+#[test]
+fn apply_unit_verifies() {
+    require!("apply_unit_verifies"; "systemd-analyze");
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/preroot-apply.service");
+    let text = read(&unit);
+    for line in [
+        "After=network-online.target",
+        "Before=ssh.service sshd.service systemd-user-sessions.service",
+        "ExecStart=/usr/bin/preroot apply",
+        "TimeoutStartSec=",
+    ] {
+        assert!(text.contains(line), "{line}");
+    }
+    let tmp = TempDir::new("apply-unit");
+    let copy = tmp.path().join("preroot-apply.service");
+    fs::write(
+        &copy,
+        text.replace("/usr/bin/preroot", env!("CARGO_BIN_EXE_preroot")),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "systemd-analyze verify: {err}"
+    );
+}
