@@ -46,10 +46,12 @@ echo "qemu rc=$?"
 set -e
 grep -a 'NETBOOT \|preroot: ' "$LOG" | tr -d '\r'
 sed -n '/NETBOOT-JSON-BEGIN/,/NETBOOT-JSON-END/p' "$LOG" | tr -d '\r' | sed '1d;$d' > "$W/ctx.json"
-python3 - "$W/ctx.json" <<'PY'
+python3 - "$W/ctx.json" "$PLATFORM" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
 print("platform", c["platform"], "instance_id", c.get("instance_id"), "hostname", c.get("hostname"))
 print("dhcp", json.dumps(c["extra"].get("dhcp")))
+if c["platform"] != sys.argv[2] or not c.get("instance_id") or not c["extra"].get("dhcp"):
+    sys.exit("net-boot: the guest's context is not the expected one")
 PY
 echo "--- imds requests"; grep -c '"' "$W/imds.log" || true
