@@ -281,7 +281,7 @@ pub fn bring_up(
         }
         slots.push(Slot::Waiting(nic));
     }
-    // From here on, `guard` puts the links back if we return early.
+    // From here on, dropping `up` puts the links back (early returns included).
     let mut up = Up {
         links,
         raised,
