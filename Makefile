@@ -11,7 +11,7 @@ STATIC := target/$(MUSL)/release/preroot
 APT_PACKAGES := xorriso genisoimage dosfstools mtools gdisk e2fsprogs util-linux systemd iproute2 dnsmasq-base
 DEMO := target/demo
 
-.PHONY: all demo check test lint nopanic static size install deps deps-apt deps-rust clean qemu-net
+.PHONY: all demo check test lint nopanic static size install deps deps-apt deps-rust clean
 
 all: static
 
@@ -49,14 +49,6 @@ size: static
 	@bytes=$$(stat -c %s $(STATIC)); \
 	echo "size: $(STATIC) is $$bytes bytes ($$(( bytes / 1024 )) KiB), static musl, opt-level=z, LTO, stripped"; \
 	if ldd $(STATIC) 2>&1 | grep -q '=>'; then echo "size: $(STATIC) is not static"; exit 1; fi
-
-## make qemu-net: boot the host kernel in QEMU (TCG, user networking with restrict=on) with a
-## busybox initramfs holding preroot, which gets a lease from slirp and reads the EC2 (IMDSv2)
-## and OpenStack metadata services of the shared fixtures (qemu/net-boot.sh). Not in check.
-FIX := ../shared/fixtures
-qemu-net: static
-	qemu/net-boot.sh ec2 $(FIX)/ec2/ec2-default-ipv4-only-nic/input
-	qemu/net-boot.sh openstack $(FIX)/openstack/cloudinit-metadata-service/input
 
 ## make install DESTDIR=ROOT: the static binary, the dracut module and its units, and a
 ## dracut.conf.d file that includes the module in every initramfs built in ROOT.

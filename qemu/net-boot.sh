@@ -5,7 +5,8 @@
 # leaves the machine). The guest's preroot brings up eth0 with its own DHCP against slirp's
 # server, and reads PLATFORM's metadata service at 169.254.169.254, which guestfwd hands to
 # qemu/imds.py on 127.0.0.1. Prints the fetched context's key fields and the guest timings.
-# Needs: qemu-system-x86_64, socat, busybox, cpio, python3, a kernel in /boot.
+# Needs: qemu-system-x86_64, socat, busybox, cpio, python3, a kernel in /boot, and the static
+# binary (make static). A quick check by hand; the dracut boots are tests/qemu.rs (issue 4).
 set -euo pipefail
 PLATFORM=${1:?platform}; INPUT=${2:?fixture input dir}
 HERE=$(cd "$(dirname "$0")" && pwd)
