@@ -133,9 +133,18 @@ impl World {
                 .spawn()
                 .expect("dnsmasq");
             w.dnsmasq = Some(child);
-            // Wait until it listens (its pid file appears once it is set up).
+            // Wait until it listens on UDP port 67 (0x0043) in the peer namespace: its pid
+            // file comes earlier, and a DISCOVER sent before is lost (a 1 s retransmission).
             let until = Instant::now() + Duration::from_secs(5);
-            while !dir.join("pid").exists() && Instant::now() < until {
+            loop {
+                let udp = Command::new("ip")
+                    .args(["netns", "exec", &w.peer, "cat", "/proc/net/udp"])
+                    .output()
+                    .unwrap();
+                if String::from_utf8_lossy(&udp.stdout).contains(":0043 ") || Instant::now() > until
+                {
+                    break;
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
         }

@@ -40,8 +40,12 @@ impl DhcpSocket {
             let Some((n, unfinished)) = self.sock.recv(&mut buf)? else {
                 break;
             };
-            let Ok(d) = wire::parse_udp_ipv4(buf.get(..n).unwrap_or_default(), unfinished) else {
-                continue;
+            let d = match wire::parse_udp_ipv4(buf.get(..n).unwrap_or_default(), unfinished) {
+                Ok(d) => d,
+                Err(e) => {
+                    log::debug!("dhcp: dropped a {n}-byte packet: {e}");
+                    continue;
+                }
             };
             if d.dport == CLIENT_PORT && d.sport == SERVER_PORT {
                 out.push(d.payload.to_vec());

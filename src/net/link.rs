@@ -258,10 +258,14 @@ pub fn list(root: &Root) -> Vec<Nic> {
     nics
 }
 
-/// Does `root/sys/class/net/<name>/carrier` say the link has carrier?
+/// Is the link ready to send: carrier, and `operstate` up (or `unknown`, for drivers that do
+/// not report it)? Carrier alone is not enough: the kernel activates the queueing discipline
+/// later, from its link-watch work, and until then sent packets are dropped (a lost first
+/// DISCOVER costs a retransmission).
 pub fn has_carrier(root: &Root, name: &str) -> bool {
-    root.sys_attr(format!("sys/class/net/{name}/carrier"))
-        .is_some_and(|c| c == "1")
+    let attr = |a: &str| root.sys_attr(format!("sys/class/net/{name}/{a}"));
+    attr("carrier").is_some_and(|c| c == "1")
+        && attr("operstate").is_some_and(|o| o == "up" || o == "unknown")
 }
 
 /// The rtnetlink facade: one socket, one request at a time, each acknowledged.

@@ -111,6 +111,8 @@ pub struct Up {
     raised: Vec<u32>,
     winner: Applied,
     keep: bool,
+    /// The race's sockets, closed only when the stage is over (see `bring_up`).
+    sockets: Vec<DhcpSocket>,
     pub lease: LeaseReport,
 }
 
@@ -279,12 +281,13 @@ pub fn bring_up(
         }
         slots.push(Slot::Waiting(nic));
     }
-    // From here on, `guard` puts the links back if we return early.
+    // From here on, dropping `up` puts the links back (early returns included).
     let mut up = Up {
         links,
         raised,
         winner: Applied::default(),
         keep: false,
+        sockets: Vec::new(),
         lease: LeaseReport {
             iface: String::new(),
             mac: String::new(),
@@ -407,10 +410,14 @@ pub fn bring_up(
                                     ms(started.elapsed()),
                                 );
                                 // Closing a packet socket waits for an RCU grace period:
-                                // the losers' sockets are closed off the critical path.
-                                let _ = std::thread::Builder::new()
-                                    .name("preroot-close".into())
-                                    .spawn(move || drop(slots));
+                                // the sockets are closed with `up`, after the fetch.
+                                up.sockets = slots
+                                    .into_iter()
+                                    .filter_map(|s| match s {
+                                        Slot::Running(_, sock, _) => Some(sock),
+                                        _ => None,
+                                    })
+                                    .collect();
                                 return Ok(up);
                             }
                             Err(why) => {

@@ -6,7 +6,8 @@
 //! `PACKET_AUXDATA` on, every received packet carries a `tpacket_auxdata` control message
 //! whose `tp_status` has `TP_STATUS_CSUMNOTREADY` when the UDP checksum was left to offload
 //! that never happened (veth, virtio-net): such packets are valid and must not be dropped for
-//! their checksum. Kernel ABI: include/uapi/linux/if_packet.h (v6.1).
+//! their checksum. `TP_STATUS_CSUM_VALID` (already verified) is trusted the same way.
+//! Kernel ABI: include/uapi/linux/if_packet.h (v6.1).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -16,6 +17,7 @@ const ETH_P_IP: u16 = 0x0800;
 const SOL_PACKET: libc::c_int = 263;
 const PACKET_AUXDATA: libc::c_int = 8;
 const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
+const TP_STATUS_CSUM_VALID: u32 = 1 << 7;
 
 /// `struct tpacket_auxdata` (include/uapi/linux/if_packet.h).
 #[repr(C)]
@@ -169,7 +171,10 @@ impl PacketSocket {
                 // read_unaligned copes with any alignment.
                 let aux: TpacketAuxdata =
                     unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
-                unfinished = aux.tp_status & TP_STATUS_CSUMNOTREADY != 0;
+                // CSUMNOTREADY: the checksum field holds only the pseudo-header sum. CSUM_VALID:
+                // the kernel (or the NIC) verified it, and the field may be unfinished too
+                // (veth under load hands CHECKSUM_PARTIAL on as CHECKSUM_UNNECESSARY).
+                unfinished = aux.tp_status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) != 0;
             }
             // SAFETY: as above; returns null past the last header.
             cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
