@@ -5,12 +5,13 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 MUSL := x86_64-unknown-linux-musl
-STATIC := target/$(MUSL)/release/preroot
+# Honours $CARGO_TARGET_DIR (the QEMU tests build the static binary in their own target dir).
+STATIC := $(or $(CARGO_TARGET_DIR),target)/$(MUSL)/release/preroot
 # Tools the tests use to build real media (ISO9660, FAT, ext4, GPT) and loop devices.
 APT_PACKAGES := xorriso genisoimage dosfstools mtools gdisk e2fsprogs util-linux systemd
 DEMO := target/demo
 
-.PHONY: all demo check test lint nopanic static size install deps deps-apt deps-rust clean
+.PHONY: all demo check test lint nopanic static size install deps deps-apt deps-rust deps-qemu qemu bench clean
 
 all: static
 
@@ -26,9 +27,18 @@ demo: deps static
 	@ls -l $(DEMO)/state
 	@echo "--- binary: $$(stat -c %s $(STATIC)) bytes ($(STATIC))"
 
-## make check: every test. Under PREROOT_REQUIRE_ALL=1 (.ci/run) tests that need root, loop
-## devices or tools fail instead of skipping.
+## make check: every test, the QEMU boots (tests/qemu.rs) included. Under PREROOT_REQUIRE_ALL=1
+## (.ci/run) tests that need root, loop devices, QEMU or tools fail instead of skipping.
 check: deps lint test nopanic size
+
+## make qemu: only the QEMU boot tests (qemu/README.md): builds or reuses the cached guest
+## (PREROOT_QEMU_CACHE, default /var/cache/preroot-qemu), boots each scenario under TCG.
+qemu: deps
+	$(CARGO) test --test qemu -- --nocapture
+
+## make bench: the boot benchmark against cloud-init (not a test; qemu/README.md).
+bench: deps
+	qemu/bench
 
 test:
 	$(CARGO) test --all-targets
@@ -61,7 +71,11 @@ install: static
 		dracut/90preroot/preroot-sysroot.service $(MODDIR)/
 	install -m 0644 dracut/90-preroot.conf $(DESTDIR)/usr/lib/dracut/dracut.conf.d/90-preroot.conf
 
-deps: deps-apt deps-rust
+deps: deps-apt deps-rust deps-qemu
+
+# QEMU, debootstrap, dracut, the host kernel the guests boot ... (only those missing).
+deps-qemu:
+	@qemu/host-deps.sh
 
 deps-rust:
 	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL) || rustup target add $(MUSL)

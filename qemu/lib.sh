@@ -1,0 +1,233 @@
+# SPDX-License-Identifier: Apache-2.0
+# qemu/lib.sh: shared functions of the QEMU harness. Sourced by build-guest.sh,
+# build-initramfs.sh, scenario.sh and bench; other scenarios (PXE, LVM) build on the same
+# functions:
+#   qemu_kver                          the host kernel the guests boot (-kernel)
+#   guest_key / ensure_guest           the cached debootstrap tree ($PREROOT_QEMU_CACHE)
+#   build_initramfs OUT [opts]         make install + dracut in a chroot of a copy of the tree
+#   make_root_disk OUT gpt|mbr TREE    a disk image whose root partition is smaller than the disk
+#   make_configdrive OUT [MAC]         an OpenStack config-drive ISO (volume id config-2)
+#   make_overlay BASE OUT SIZE         a fresh qcow2 overlay, larger than its base
+#   boot_guest OUTDIR TIMEOUT ARGS...  one TCG boot, console and report on two serial ports
+#   report_section FILE NAME           one section of the guest's report
+# Nothing here touches the host's /usr/lib/dracut, and no guest packet leaves the machine:
+# networking is QEMU user mode with restrict=on only.
+
+QEMU_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$QEMU_DIR/.." && pwd)
+PREROOT_QEMU_CACHE=${PREROOT_QEMU_CACHE:-/var/cache/preroot-qemu}
+GUEST_MAC=${GUEST_MAC:-52:54:00:12:34:56}
+
+log() { echo "qemu: $*" >&2; }
+die() { echo "qemu: error: $*" >&2; exit 1; }
+
+# The newest Debian kernel installed on the host (linux-image-amd64, from host-deps.sh): the
+# guests boot it with -kernel and get its modules copied in.
+qemu_kver() {
+    if [ -n "${KVER:-}" ]; then echo "$KVER"; return; fi
+    local k
+    k=$(ls /boot/vmlinuz-*-amd64 2>/dev/null | sed 's|.*/vmlinuz-||' | sort -V | tail -1)
+    [ -n "$k" ] && [ -d "/lib/modules/$k" ] || die "no /boot/vmlinuz-*-amd64 with modules: run qemu/host-deps.sh"
+    echo "$k"
+}
+
+# The guest tree's cache key: the recipe (build-guest.sh, guest/) and the kernel. Changing
+# anything else (preroot, lib.sh, the scenarios) reuses the tree.
+guest_key() {
+    { cat "$QEMU_DIR/build-guest.sh"; find "$QEMU_DIR/guest" -type f | sort | xargs cat; qemu_kver; } \
+        | sha256sum | cut -c1-16
+}
+
+# Prints the path of the cached guest tree, building it first if needed (flock: two callers
+# never build it at once).
+ensure_guest() {
+    local dir="$PREROOT_QEMU_CACHE/guest-$(guest_key)"
+    if [ ! -e "$dir/done" ]; then
+        "$QEMU_DIR/build-guest.sh" >&2 || die "guest build failed"
+    fi
+    echo "$dir/rootfs"
+}
+
+# Runs a command chrooted into TREE with /proc, /sys and /dev mounted in a private mount
+# namespace: the mounts vanish with the command and never show up in other processes.
+in_chroot() {
+    local tree=$1; shift
+    unshare --mount --propagation private -- bash -c '
+        tree=$1; shift
+        mount -t proc proc "$tree/proc" && mount -t sysfs sys "$tree/sys" &&
+        mount --rbind /dev "$tree/dev" && exec chroot "$tree" "$@"' _ "$tree" "$@"
+}
+
+# build_initramfs OUT [--add "mod ..."] [--no-preroot]
+# Copies the guest tree (hard links: the pristine tree is never written), runs `make install
+# DESTDIR=<copy>` (binary, dracut module, units, dracut.conf.d), then dracut in a chroot of
+# the copy for the host kernel. Lean: only the dracut modules an ext4 (or, with --add, LVM/xfs)
+# root on virtio-blk needs, no-hostonly so the build machine's hardware does not matter.
+# Leaves the copy at OUT.tree (the root disk is made from it, so it carries the same preroot).
+build_initramfs() {
+    local out=$1; shift
+    local add="" preroot=1
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --add) add="$add $2"; shift 2 ;;
+            --no-preroot) preroot=0; shift ;;
+            *) die "build_initramfs: unknown option $1" ;;
+        esac
+    done
+    local tree kver work="$out.tree"
+    tree=$(ensure_guest) || exit 1
+    kver=$(qemu_kver)
+    rm -rf "$work" && mkdir -p "$(dirname "$work")"
+    cp -al "$tree" "$work"
+    # The static binary (built here if needed; honours $CARGO_TARGET_DIR), the module, the
+    # units and the dracut.conf.d file, into the copy.
+    make -s -C "$REPO_DIR" install DESTDIR="$work" >&2 || die "make install failed"
+    local modules="systemd systemd-initrd base rootfs-block fs-lib udev-rules dracut-systemd kernel-modules $add"
+    local omit="" addmod=""
+    if [ "$preroot" = 1 ]; then addmod="--add preroot"; else omit="preroot"; fi
+    # ahci/sr_mod: the config drive is a CD-ROM on q35's AHCI. ext4 (and xfs with --add lvm).
+    local drivers="virtio_blk virtio_pci virtio_net virtio_scsi ext4 ahci sd_mod sr_mod"
+    case " $add " in *" lvm "*) drivers="$drivers dm_mod xfs" ;; esac
+    log "dracut in $work for $kver (modules: $modules${add:+ +$add}${omit:+ -$omit})"
+    in_chroot "$work" dracut --force --quiet --no-hostonly --no-hostonly-cmdline \
+        --kver "$kver" --modules "$modules" $addmod ${omit:+--omit "$omit"} \
+        --drivers "$drivers" --omit-drivers "nouveau amdgpu radeon i915" \
+        --compress "zstd" /tmp/initramfs.img >&2 || die "dracut failed"
+    mv "$work/tmp/initramfs.img" "$out"
+    log "initramfs $out: $(stat -c %s "$out") bytes"
+}
+
+# make_root_disk OUT gpt|mbr TREE: a DISK_MIB (default 1536) image with one root partition of
+# ROOT_MIB (default 1200) labelled `root`, ext4 filled with mke2fs -d (no loop device, no
+# mount). The disk end stays free; the overlay adds more.
+make_root_disk() {
+    local img=$1 table=$2 tree=$3
+    local disk_mib=${DISK_MIB:-1536} root_mib=${ROOT_MIB:-1200}
+    rm -f "$img" "$img.p1"
+    truncate -s "${disk_mib}M" "$img"
+    case $table in
+        gpt) sgdisk --zap-all "$img" >/dev/null
+             sgdisk -n "1:2048:+${root_mib}M" -t 1:8304 -c 1:root \
+                 -u 1:6a1c1a3b-0000-4000-8000-000000000001 "$img" >/dev/null ;;
+        mbr) printf 'label: dos\nlabel-id: 0x6a1c1a3b\nstart=2048, size=%dM, type=83\n' "$root_mib" \
+                 | sfdisk -q "$img" ;;
+        *) die "make_root_disk: unknown table $table" ;;
+    esac
+    truncate -s "${root_mib}M" "$img.p1"
+    mkfs.ext4 -q -L root -d "$tree" "$img.p1"
+    dd if="$img.p1" of="$img" bs=1M seek=1 conv=notrunc,sparse status=none
+    rm -f "$img.p1"
+}
+
+# make_configdrive OUT [MAC]: an OpenStack config drive (ISO9660, volume id config-2) with
+# meta_data.json (uuid, hostname, keys) and network_data.json for the guest's NIC.
+make_configdrive() {
+    local iso=$1 mac=${2:-$GUEST_MAC} d
+    d=$(mktemp -d)
+    mkdir -p "$d/openstack/latest"
+    cat > "$d/openstack/latest/meta_data.json" <<JSON
+{"uuid": "6a1c1a3b-1111-4222-8333-444455556666", "name": "preroot-qemu",
+ "hostname": "preroot-qemu.example.test", "availability_zone": "nova", "launch_index": 0,
+ "public_keys": {"qemu": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheQemuHarnessOnly00000000000000 qemu"},
+ "meta": {"role": "qemu-test"}}
+JSON
+    cat > "$d/openstack/latest/network_data.json" <<JSON
+{"links": [{"id": "tap0", "type": "phy", "ethernet_mac_address": "$mac", "mtu": 1500}],
+ "networks": [{"id": "network0", "type": "ipv4", "link": "tap0", "ip_address": "10.0.2.15",
+   "netmask": "255.255.255.0",
+   "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.0.2.2"}],
+   "services": [{"type": "dns", "address": "10.0.2.3"}]}],
+ "services": [{"type": "dns", "address": "10.0.2.3"}]}
+JSON
+    printf '#cloud-config\nruncmd:\n  - [ touch, /run/user-data-ran ]\n' > "$d/openstack/latest/user_data"
+    xorriso -as mkisofs -quiet -R -J -V config-2 -o "$iso" "$d"
+    rm -rf "$d"
+}
+
+# make_overlay BASE OUT SIZE: a qcow2 overlay of SIZE over a pristine raw BASE.
+make_overlay() {
+    rm -f "$2"
+    qemu-img create -q -f qcow2 -b "$1" -F raw "$2" "$3"
+}
+
+# boot_guest OUTDIR TIMEOUT [QEMU ARGS...]: one boot under TCG (QEMU_ACCEL=kvm for KVM),
+# q35, 1 GiB, 2 vCPUs; the console goes to OUTDIR/console.log, the guest's report (ttyS1) to
+# OUTDIR/report.log. Ends by itself: -no-reboot, and `timeout` kills a guest that hangs.
+# Returns QEMU's status (124 on timeout). Writes the wall time to OUTDIR/wall.
+boot_guest() {
+    local out=$1 tmo=$2; shift 2
+    local acc
+    case ${QEMU_ACCEL:-tcg} in
+        kvm) acc=(-accel kvm -cpu host) ;;
+        *) acc=(-accel tcg,thread=multi -cpu max,-svm,-vmx) ;;
+    esac
+    mkdir -p "$out"
+    rm -f "$out/console.log" "$out/report.log"
+    local cmd=(qemu-system-x86_64 "${acc[@]}" -machine q35 -m "${QEMU_MEM:-1024}" -smp "${QEMU_SMP:-2}"
+        -nodefaults -display none -monitor none -no-reboot
+        -device virtio-rng-pci
+        -serial "file:$out/console.log" -serial "file:$out/report.log" "$@")
+    printf '%q ' "${cmd[@]}" > "$out/qemu-cmdline"; echo >> "$out/qemu-cmdline"
+    local t0 t1 rc=0
+    t0=$(date +%s%N)
+    timeout --kill-after=10 "$tmo" "${cmd[@]}" > "$out/qemu.out" 2>&1 || rc=$?
+    t1=$(date +%s%N)
+    echo $(( (t1 - t0) / 1000000 )) > "$out/wall-ms"
+    return $rc
+}
+
+# Direct kernel boot arguments for a root labelled `root`, plus extra kernel arguments.
+kernel_args() {
+    echo "root=LABEL=root rw console=ttyS0 panic=-1 rd.shell=0 rd.emergency=poweroff systemd.show_status=auto $*"
+}
+
+# The user-mode network: restrict=on (no packet leaves the machine). With a PORT, the link is
+# 169.254.0.0/16 and 169.254.169.254:80 is forwarded to 127.0.0.1:PORT on the host.
+netdev_args() {
+    local port=${1:-}
+    if [ -n "$port" ]; then
+        echo "user,id=n0,restrict=on,net=169.254.0.0/16,host=169.254.0.2,dns=169.254.0.3,guestfwd=tcp:169.254.169.254:80-cmd:socat STDIO TCP:127.0.0.1:$port"
+    else
+        echo "user,id=n0,restrict=on"
+    fi
+}
+
+# report_section FILE NAME: the lines between `@@ NAME` and the next `@@` marker.
+report_section() {
+    awk -v n="@@ $2" '$0 == n {on=1; next} /^@@/ {on=0} on' "$1"
+}
+
+# ensure_build [--no-preroot]: prints a directory holding initramfs.img, root-gpt.raw,
+# root-mbr.raw and configdrive.iso for the current preroot (built with `make static`, which
+# honours $CARGO_TARGET_DIR). Cached under $PREROOT_QEMU_CACHE/build-<key>, the key covering
+# the guest tree, the binary, the dracut module and this file; flock against concurrent callers.
+ensure_build() {
+    local variant=preroot opts=()
+    if [ "${1:-}" = --no-preroot ]; then variant=nopreroot; opts=(--no-preroot); fi
+    make -s -C "$REPO_DIR" static >&2 || die "make static failed"
+    local bin="${CARGO_TARGET_DIR:-$REPO_DIR/target}/x86_64-unknown-linux-musl/release/preroot"
+    local key dir
+    key=$( { guest_key; cat "$bin" "$QEMU_DIR/lib.sh" "$REPO_DIR/Makefile"; \
+             find "$REPO_DIR/dracut" -type f | sort | xargs cat; echo "$variant"; } | sha256sum | cut -c1-16)
+    dir=$PREROOT_QEMU_CACHE/build-$variant-$key
+    ensure_guest >/dev/null || exit 1
+    (
+        exec 9>"$dir.lock"
+        flock 9
+        [ -e "$dir/done" ] && exit 0
+        local t0; t0=$(date +%s)
+        rm -rf "$dir" && mkdir -p "$dir"
+        build_initramfs "$dir/initramfs.img" "${opts[@]}"
+        make_root_disk "$dir/root-gpt.raw" gpt "$dir/initramfs.img.tree"
+        make_root_disk "$dir/root-mbr.raw" mbr "$dir/initramfs.img.tree"
+        rm -rf "$dir/initramfs.img.tree"
+        make_configdrive "$dir/configdrive.iso"
+        echo $(( $(date +%s) - t0 )) > "$dir/build-seconds"
+        touch "$dir/done"
+        log "built $dir in $(cat "$dir/build-seconds") s"
+    ) || die "build of $dir failed"
+    # Old builds of other binaries are not kept: one per variant is enough for a cache.
+    find "$PREROOT_QEMU_CACHE" -maxdepth 1 -name "build-$variant-*" ! -name "build-$variant-$key*" \
+        -mmin +60 -exec rm -rf {} + 2>/dev/null || true
+    echo "$dir"
+}

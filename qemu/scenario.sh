@@ -1,0 +1,43 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# scenario.sh NAME OUTDIR: one boot of a scenario on a fresh overlay; the guest's report ends
+# up in OUTDIR/report.log (console in OUTDIR/console.log). Exit status: QEMU's (124: timeout).
+#   gpt-configdrive  (a) GPT disk, ext4 root, OpenStack config-drive ISO as a CD-ROM, DMI as
+#                    Nova sets it
+#   mbr-configdrive  (c) MBR disk, ext4 root, the same config drive
+#   ec2              (a)'s disk, DMI "Amazon EC2", no medium; 169.254.169.254:80 forwarded to
+#                    127.0.0.1:$META_PORT (the caller's metadata server)
+# Env: PREROOT_QEMU_CACHE, QEMU_ACCEL=kvm, QEMU_TIMEOUT (s, default 420), KARGS (extra kernel
+# arguments), DISK_SIZE (the overlay's size, default 3G: larger than the 1.5 GiB image).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+NAME=${1:?usage: scenario.sh NAME OUTDIR}
+OUT=${2:?usage: scenario.sh NAME OUTDIR}
+mkdir -p "$OUT"
+BUILD=$(ensure_build)
+KVER=$(qemu_kver)
+args=(-kernel "/boot/vmlinuz-$KVER" -initrd "$BUILD/initramfs.img")
+case $NAME in
+    gpt-configdrive|mbr-configdrive)
+        table=${NAME%%-*}
+        make_overlay "$BUILD/root-$table.raw" "$OUT/disk.qcow2" "${DISK_SIZE:-3G}"
+        # As Nova: DMI names OpenStack, and the config drive is a CD-ROM on the AHCI controller.
+        args+=(-smbios "type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova"
+               -drive "file=$BUILD/configdrive.iso,media=cdrom,readonly=on"
+               -netdev "$(netdev_args)") ;;
+    ec2)
+        [ -n "${META_PORT:-}" ] || die "ec2 needs META_PORT (the metadata server on 127.0.0.1)"
+        make_overlay "$BUILD/root-gpt.raw" "$OUT/disk.qcow2" "${DISK_SIZE:-3G}"
+        args+=(-smbios "type=1,manufacturer=Amazon EC2,product=t3.micro"
+               -netdev "$(netdev_args "$META_PORT")") ;;
+    *) die "unknown scenario $NAME" ;;
+esac
+args+=(-drive "file=$OUT/disk.qcow2,if=virtio,format=qcow2,cache=unsafe"
+       -device "virtio-net-pci,netdev=n0,mac=$GUEST_MAC"
+       -append "$(kernel_args "${KARGS:-}")")
+log "booting $NAME (output in $OUT)"
+rc=0
+boot_guest "$OUT" "${QEMU_TIMEOUT:-420}" "${args[@]}" || rc=$?
+rm -f "$OUT/disk.qcow2"
+log "$NAME: qemu exit $rc after $(cat "$OUT/wall-ms") ms"
+exit $rc
