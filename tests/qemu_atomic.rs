@@ -85,15 +85,34 @@ fn tail(path: &Path, lines: usize) -> String {
 
 #[test]
 fn atomic_layout_pxe_boot_reads_config2_partition() {
-    require!("atomic_layout_pxe_boot_reads_config2_partition";
-        root, "qemu-system-x86_64", "qemu-img", "debootstrap", "sgdisk", "xorriso", "busybox",
-        "mkfs.ext4", "dracut");
+    let test = "atomic_layout_pxe_boot_reads_config2_partition";
+    require!(test; root, "qemu-system-x86_64", "qemu-img", "debootstrap", "sgdisk", "xorriso",
+        "busybox", "mkfs.ext4", "cpio", "flock", "unshare");
+    let kernel = std::fs::read_dir("/boot").ok().is_some_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"))
+    });
+    if !kernel {
+        common::missing(
+            test,
+            "a Debian kernel in /boot (qemu/host-deps.sh installs it)",
+        );
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     // Kept after the test (console, report, overlay) for a look when it fails.
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu-atomic");
     let started = std::time::Instant::now();
-    let status = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("qemu/atomic.sh"))
+    // The static binary gets its own target dir, as in tests/qemu.rs: the outer `cargo test`
+    // may hold the lock on the default one.
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| repo.join("target"))
+        .join("qemu");
+    let status = Command::new(repo.join("qemu/atomic.sh"))
         .arg("run")
         .arg(&out)
+        .env("CARGO_TARGET_DIR", &target)
         .status()
         .expect("run qemu/atomic.sh");
     eprintln!("atomic: qemu/atomic.sh run took {:?}", started.elapsed());
