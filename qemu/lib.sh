@@ -58,7 +58,7 @@ in_chroot() {
         mount --rbind /dev "$tree/dev" && exec chroot "$tree" "$@"' _ "$tree" "$@"
 }
 
-# build_initramfs OUT [--add "mod ..."] [--no-preroot]
+# build_initramfs OUT [--add "mod ..."] [--no-preroot] [--tree TREE]
 # Copies the guest tree (hard links: the pristine tree is never written), runs `make install
 # DESTDIR=<copy>` (binary, dracut module, units, dracut.conf.d), then dracut in a chroot of
 # the copy for the host kernel. Lean: only the dracut modules an ext4 (or, with --add, LVM/xfs)
@@ -66,16 +66,17 @@ in_chroot() {
 # Leaves the copy at OUT.tree (the root disk is made from it, so it carries the same preroot).
 build_initramfs() {
     local out=$1; shift
-    local add="" preroot=1
+    local add="" preroot=1 tree=""
     while [ $# -gt 0 ]; do
         case $1 in
             --add) add="$add $2"; shift 2 ;;
             --no-preroot) preroot=0; shift ;;
+            --tree) tree=$2; shift 2 ;;
             *) die "build_initramfs: unknown option $1" ;;
         esac
     done
-    local tree kver work="$out.tree"
-    tree=$(ensure_guest) || exit 1
+    local kver work="$out.tree"
+    [ -n "$tree" ] || tree=$(ensure_guest) || exit 1
     kver=$(qemu_kver)
     rm -rf "$work" && mkdir -p "$(dirname "$work")"
     cp -al "$tree" "$work"
@@ -197,27 +198,73 @@ report_section() {
     awk -v n="@@ $2" '$0 == n {on=1; next} /^@@/ {on=0} on' "$1"
 }
 
-# ensure_build [--no-preroot]: prints a directory holding initramfs.img, root-gpt.raw,
-# root-mbr.raw and configdrive.iso for the current preroot (built with `make static`, which
-# honours $CARGO_TARGET_DIR). Cached under $PREROOT_QEMU_CACHE/build-<key>, the key covering
-# the guest tree, the binary, the dracut module and this file; flock against concurrent callers.
+# ensure_cloudinit_guest: prints the path of the benchmark's cloud-init guest: the base tree
+# plus Debian's cloud-init (ConfigDrive datasource, networkd renderer, growpart and resizefs as
+# Debian ships them), cached beside it.
+ensure_cloudinit_guest() {
+    local base dir
+    base=$(ensure_guest) || exit 1
+    dir="$PREROOT_QEMU_CACHE/guest-cloudinit-$( { guest_key; declare -f ensure_cloudinit_guest; } | sha256sum | cut -c1-16)"
+    (
+        exec 9>"$dir.lock"
+        flock 9
+        [ -e "$dir/done" ] && exit 0
+        rm -rf "$dir" && mkdir -p "$dir"
+        cp -a "$base" "$dir/rootfs"
+        local root=$dir/rootfs
+        cp /etc/resolv.conf "$root/etc/resolv.conf"
+        printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"; chmod +x "$root/usr/sbin/policy-rc.d"
+        # debootstrap's resolver cannot install cloud-init (virtual packages): apt can.
+        in_chroot "$root" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends cloud-init cloud-guest-utils' \
+            > "$dir/apt.log" 2>&1 || { tail -20 "$dir/apt.log" >&2; exit 1; }
+        rm -f "$root/usr/sbin/policy-rc.d" "$root/etc/resolv.conf"
+        in_chroot "$root" systemctl enable cloud-init-local.service cloud-init.service \
+            cloud-config.service cloud-final.service >/dev/null 2>&1
+        cat > "$root/etc/cloud/cloud.cfg.d/90-bench.cfg" <<'CFG'
+datasource_list: [ ConfigDrive, None ]
+# C.UTF-8 needs no locale-gen (the default en_US.UTF-8 fails on minbase)
+locale: C.UTF-8
+system_info:
+  network:
+    renderers: [ 'networkd' ]
+    activators: [ 'networkd' ]
+CFG
+        rm -f "$root/etc/cloud/cloud.cfg.d/90_dpkg.cfg"
+        in_chroot "$root" apt-get clean
+        rm -rf "$root/var/lib/apt/lists/"* "$root/var/lib/cloud" "$root/var/log/cloud-init"*
+        touch "$dir/done"
+    ) >&2 || die "cloud-init guest build failed"
+    echo "$dir/rootfs"
+}
+
+# ensure_build [preroot|nopreroot|cloudinit]: prints a directory holding initramfs.img,
+# root-gpt.raw, root-mbr.raw and configdrive.iso. `preroot` (the default) is the current
+# preroot (built with `make static`, which honours $CARGO_TARGET_DIR) in the initramfs and on
+# the disk; `nopreroot` the same guest without it; `cloudinit` the cloud-init guest without
+# preroot. Cached under $PREROOT_QEMU_CACHE/build-<variant>-<key>, the key covering the guest
+# tree, the binary, the dracut module and this file; flock against concurrent callers.
 ensure_build() {
-    local variant=preroot opts=()
-    if [ "${1:-}" = --no-preroot ]; then variant=nopreroot; opts=(--no-preroot); fi
+    local variant=${1:-preroot} opts=() tree
+    case $variant in
+        preroot) tree=$(ensure_guest) || exit 1 ;;
+        nopreroot) tree=$(ensure_guest) || exit 1; opts=(--no-preroot) ;;
+        cloudinit) tree=$(ensure_cloudinit_guest) || exit 1; opts=(--no-preroot) ;;
+        *) die "ensure_build: unknown variant $variant" ;;
+    esac
     make -s -C "$REPO_DIR" static >&2 || die "make static failed"
     local bin="${CARGO_TARGET_DIR:-$REPO_DIR/target}/x86_64-unknown-linux-musl/release/preroot"
     local key dir
-    key=$( { guest_key; cat "$bin" "$QEMU_DIR/lib.sh" "$REPO_DIR/Makefile"; \
-             find "$REPO_DIR/dracut" -type f | sort | xargs cat; echo "$variant"; } | sha256sum | cut -c1-16)
+    key=$( { echo "$tree"; cat "$bin" "$QEMU_DIR/lib.sh" "$REPO_DIR/Makefile"; \
+             find "$REPO_DIR/dracut" -type f | sort | xargs cat; } | sha256sum | cut -c1-16)
     dir=$PREROOT_QEMU_CACHE/build-$variant-$key
-    ensure_guest >/dev/null || exit 1
     (
         exec 9>"$dir.lock"
         flock 9
         [ -e "$dir/done" ] && exit 0
         local t0; t0=$(date +%s)
         rm -rf "$dir" && mkdir -p "$dir"
-        build_initramfs "$dir/initramfs.img" "${opts[@]}"
+        build_initramfs "$dir/initramfs.img" --tree "$tree" "${opts[@]}"
         make_root_disk "$dir/root-gpt.raw" gpt "$dir/initramfs.img.tree"
         make_root_disk "$dir/root-mbr.raw" mbr "$dir/initramfs.img.tree"
         rm -rf "$dir/initramfs.img.tree"
@@ -226,7 +273,7 @@ ensure_build() {
         touch "$dir/done"
         log "built $dir in $(cat "$dir/build-seconds") s"
     ) || die "build of $dir failed"
-    # Old builds of other binaries are not kept: one per variant is enough for a cache.
+    # Builds of older binaries are not kept: one per variant is enough for a cache.
     find "$PREROOT_QEMU_CACHE" -maxdepth 1 -name "build-$variant-*" ! -name "build-$variant-$key*" \
         -mmin +60 -exec rm -rf {} + 2>/dev/null || true
     echo "$dir"

@@ -4,26 +4,29 @@
 # up in OUTDIR/report.log (console in OUTDIR/console.log). Exit status: QEMU's (124: timeout).
 #   gpt-configdrive  (a) GPT disk, ext4 root, OpenStack config-drive ISO as a CD-ROM, DMI as
 #                    Nova sets it
-#   mbr-configdrive  (c) MBR disk, ext4 root, the same config drive
+#   mbr-configdrive  (c) MBR disk, ext4 root, the same config drive, DMI naming no cloud
 #   ec2              (a)'s disk, DMI "Amazon EC2", no medium; 169.254.169.254:80 forwarded to
 #                    127.0.0.1:$META_PORT (the caller's metadata server)
-# Env: PREROOT_QEMU_CACHE, QEMU_ACCEL=kvm, QEMU_TIMEOUT (s, default 420), KARGS (extra kernel
+# Env: VARIANT=preroot|nopreroot|cloudinit (the guest and initramfs, see ensure_build in
+# lib.sh; default preroot), PREROOT_QEMU_CACHE, QEMU_ACCEL=kvm, QEMU_TIMEOUT (s, default 420), KARGS (extra kernel
 # arguments), DISK_SIZE (the overlay's size, default 3G: larger than the 1.5 GiB image).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 NAME=${1:?usage: scenario.sh NAME OUTDIR}
 OUT=${2:?usage: scenario.sh NAME OUTDIR}
 mkdir -p "$OUT"
-BUILD=$(ensure_build)
+BUILD=$(ensure_build "${VARIANT:-preroot}")
 KVER=$(qemu_kver)
 args=(-kernel "/boot/vmlinuz-$KVER" -initrd "$BUILD/initramfs.img")
 case $NAME in
     gpt-configdrive|mbr-configdrive)
         table=${NAME%%-*}
         make_overlay "$BUILD/root-$table.raw" "$OUT/disk.qcow2" "${DISK_SIZE:-3G}"
-        # As Nova: DMI names OpenStack, and the config drive is a CD-ROM on the AHCI controller.
-        args+=(-smbios "type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova"
-               -drive "file=$BUILD/configdrive.iso,media=cdrom,readonly=on"
+        # (a) as Nova: DMI names OpenStack, and the config drive is a CD-ROM on the AHCI
+        # controller. (c) plain QEMU DMI: only the medium's label says OpenStack, so preroot
+        # must find a CD-ROM that nothing announced (its driver loads after the root disk's).
+        [ "$table" = gpt ] && args+=(-smbios "type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova")
+        args+=(-drive "file=$BUILD/configdrive.iso,media=cdrom,readonly=on"
                -netdev "$(netdev_args)") ;;
     ec2)
         [ -n "${META_PORT:-}" ] || die "ec2 needs META_PORT (the metadata server on 127.0.0.1)"

@@ -30,6 +30,15 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often the block devices are scanned again while waiting.
 const MEDIA_POLL: Duration = Duration::from_millis(100);
 
+/// Present while udevd has events queued or running; systemd's `udev_queue_is_empty()` and
+/// `udevadm settle` test the same file (systemd >= 247).
+const UDEV_QUEUE: &str = "run/udev/queue";
+
+/// With no hint of a medium, the longest wait for udev's coldplug to drain (within the
+/// deadline): a stuck event must not cost every machine without a datasource its whole
+/// `preroot.timeout=`.
+const UDEV_SETTLE_MAX: Duration = Duration::from_secs(10);
+
 /// A point in time every blocking step must finish by.
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline(Instant);
@@ -153,6 +162,17 @@ pub fn gather(cmd: &Cmdline, root: &Root, state: &StateDir, media_wait: Duration
     let wait = if expects_medium(cmd, &dmi) {
         Deadline::after(media_wait)
     } else {
+        // Nothing says a medium is coming, yet one may be there (a NoCloud seed or a config
+        // drive on a machine whose DMI names no cloud). fetch starts once the root disk is
+        // there, while udev may still be loading the driver of another controller (AHCI for a
+        // CD-ROM: seen in QEMU, where sr0 came a second after fetch had looked). Loading a
+        // driver probes its devices before the event completes, so once udev's queue is
+        // empty every coldplugged medium has its node. Wait for that (bounded), look once.
+        if !wait_udev_settled(root, Deadline::after(media_wait.min(UDEV_SETTLE_MAX))) {
+            log::warn!(
+                "detect: udev still busy after {UDEV_SETTLE_MAX:?}; looking for media anyway"
+            );
+        }
         Deadline::after(Duration::ZERO)
     };
     let mut media = detect::scan_media(root);
@@ -193,6 +213,19 @@ pub fn gather(cmd: &Cmdline, root: &Root, state: &StateDir, media_wait: Duration
         ctx.error("datasource", &e.object, e.message);
         ctx
     })
+}
+
+/// Waits until udev's event queue is empty (`<root>/run/udev/queue` absent) or `deadline`
+/// passes; true when it is empty. Without udev (no `run/udev`), there is nothing to wait for.
+fn wait_udev_settled(root: &Root, deadline: Deadline) -> bool {
+    let queue = root.join(UDEV_QUEUE);
+    while queue.exists() {
+        if deadline.passed() {
+            return false;
+        }
+        std::thread::sleep(MEDIA_POLL.min(deadline.remaining()));
+    }
+    true
 }
 
 /// Reads the datasource on a detected medium.
@@ -394,6 +427,38 @@ mod tests {
         assert!(expects_medium(&c("ds=nocloud"), &Dmi::default()));
         assert!(expects_medium(&c("preroot.platform=opennebula"), &ec2));
         assert!(!expects_medium(&c("preroot.platform=none"), &nova));
+    }
+
+    #[test]
+    fn waits_for_udev_queue_to_drain() {
+        let dir = std::env::temp_dir().join(format!("preroot-udevq-{}", std::process::id()));
+        let root = Root::new(&dir);
+        let queue = root.join(UDEV_QUEUE);
+        std::fs::create_dir_all(queue.parent().unwrap()).unwrap();
+        // No queue: no wait.
+        assert!(wait_udev_settled(&root, Deadline::after(Duration::ZERO)));
+        // A queue that never drains: false once the deadline passes.
+        std::fs::write(&queue, b"").unwrap();
+        let t = Instant::now();
+        assert!(!wait_udev_settled(
+            &root,
+            Deadline::after(Duration::from_millis(250))
+        ));
+        assert!(t.elapsed() >= Duration::from_millis(250));
+        // A queue that drains meanwhile: true, before the deadline.
+        let q = queue.clone();
+        let drain = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            std::fs::remove_file(q).unwrap();
+        });
+        let t = Instant::now();
+        assert!(wait_udev_settled(
+            &root,
+            Deadline::after(Duration::from_secs(30))
+        ));
+        assert!(t.elapsed() < Duration::from_secs(5));
+        drain.join().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -96,18 +96,11 @@ fn boot(test: &str, scenario: &str, env: &[(&str, String)]) -> Report {
     let out = std::env::temp_dir().join(format!("preroot-qemu-{scenario}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
-    // The static binary has its own target dir: the outer `cargo test` may hold the lock on
-    // the default one while the tests run.
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo.join("target"))
-        .join("qemu");
     let started = std::time::Instant::now();
     let status = Command::new("bash")
         .arg(repo.join("qemu/scenario.sh"))
         .arg(scenario)
         .arg(&out)
-        .env("CARGO_TARGET_DIR", &target)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .status()
         .expect("run qemu/scenario.sh");
