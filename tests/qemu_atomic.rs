@@ -103,16 +103,9 @@ fn atomic_layout_pxe_boot_reads_config2_partition() {
     // Kept after the test (console, report, overlay) for a look when it fails.
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu-atomic");
     let started = std::time::Instant::now();
-    // The static binary gets its own target dir, as in tests/qemu.rs: the outer `cargo test`
-    // may hold the lock on the default one.
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| repo.join("target"))
-        .join("qemu");
     let status = Command::new(repo.join("qemu/atomic.sh"))
         .arg("run")
         .arg(&out)
-        .env("CARGO_TARGET_DIR", &target)
         .status()
         .expect("run qemu/atomic.sh");
     eprintln!("atomic: qemu/atomic.sh run took {:?}", started.elapsed());
