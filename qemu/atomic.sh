@@ -70,11 +70,13 @@ atomic_initrd() {
     echo "$dir"
 }
 
-# atomic_prune PREFIX KEEP: removes the other PREFIX-* cache entries nobody holds a lock on.
+# atomic_prune PREFIX KEEP: removes the PREFIX-* cache entries but KEEP and the newest other
+# one (switching between two branches does not rebuild), when nobody holds their lock.
 atomic_prune() {
-    local d
-    for d in "$PREROOT_QEMU_CACHE/$1"-*; do
+    local d kept=0
+    for d in $(ls -1dt "$PREROOT_QEMU_CACHE/$1"-* 2>/dev/null); do
         [ -d "$d" ] && [ "$d" != "$2" ] || continue
+        [ $kept -eq 0 ] && { kept=1; continue; }
         ( exec 8>"$d.lock"; flock -n 8 && rm -rf "$d" && rm -f "$d.lock" ) || true
     done
 }
