@@ -109,6 +109,9 @@ fn atomic_layout_pxe_boot_reads_config2_partition() {
         .status()
         .expect("run qemu/atomic.sh");
     eprintln!("atomic: qemu/atomic.sh run took {:?}", started.elapsed());
+    if let Ok(r) = std::fs::read_to_string(out.join("result.env")) {
+        eprintln!("atomic: {}", r.replace('\n', " "));
+    }
     let console = out.join("console.log");
     let report_text =
         String::from_utf8_lossy(&std::fs::read(out.join("report.log")).unwrap_or_default())
@@ -168,6 +171,20 @@ fn atomic_layout_pxe_boot_reads_config2_partition() {
         .collect();
     assert_eq!(phases, ["fetch", "grow", "sysroot"], "{}", ctx["phases"]);
     assert_eq!(ctx["phases"][0]["outcome"], "ok", "{}", ctx["phases"]);
+    let switch_root_us: u64 = units
+        .lines()
+        .find_map(|l| l.strip_prefix("initrd-switch-root.target "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    assert!(switch_root_us > 0, "no initrd switch root:\n{units}");
+    for p in ctx["phases"].as_array().unwrap() {
+        let started_ms = p["started_ms"].as_u64().expect("started_ms");
+        assert!(
+            started_ms * 1000 < switch_root_us,
+            "phase {p} started after the switch root ({switch_root_us} µs)"
+        );
+    }
     assert!(
         section("run-preroot").contains("context.json"),
         "{}",
