@@ -460,3 +460,20 @@ fn qemu_ec2_metadata_service() {
         imds.requests.lock().unwrap()
     );
 }
+
+#[test]
+fn report_parses_sections() {
+    // The parser alone (no QEMU): console noise around the markers, CRs, empty sections.
+    let text = "noise\r\n@@@ BEGIN\r\n@@ state\r\nrunning\r\n@@ failed\r\n@@ units\r\n\
+                multi-user.target 36601157 active\r\nsysroot.mount 0 inactive\r\n\
+                @@ show-json\r\n{\"platform\": \"ec2\"}\r\n@@@ END\r\nPowering off.\r\n";
+    let r = Report::parse(text, Path::new("/x")).expect("complete report");
+    assert_eq!(r.get("state"), "running\n");
+    assert_eq!(r.get("failed"), "");
+    assert_eq!(r.unit_active_us("multi-user.target"), 36_601_157);
+    assert_eq!(r.unit_active_us("sysroot.mount"), 0);
+    assert_eq!(r.unit_active_us("absent.target"), 0);
+    assert_eq!(r.context()["platform"], "ec2");
+    // A guest that died mid-report wrote no END: no report.
+    assert!(Report::parse("@@@ BEGIN\n@@ state\nrunning\n", Path::new("/x")).is_none());
+}
