@@ -347,6 +347,7 @@ walk(json.load(sys.stdin)["blockdevices"], 0)' || true
     return $rc
 }
 
+[ "$(id -u)" = 0 ] || die "atomic.sh needs root (debootstrap, chroot, the guest's files)"
 case ${1:-} in
     base) atomic_base ;;
     run) atomic_run "${2:?usage: atomic.sh run OUTDIR}" ;;
