@@ -15,20 +15,28 @@ APT_PACKAGES := xorriso genisoimage dosfstools mtools gdisk fdisk e2fsprogs xfsp
 	cloud-guest-utils systemd iproute2 dnsmasq-base busybox-static
 DEMO := target/demo
 
-.PHONY: all demo check test lint nopanic fuzz-smoke fuzz-deps static size install deps deps-apt deps-rust deps-qemu qemu bench clean
+.PHONY: all demo demo-offline check test lint nopanic fuzz-smoke fuzz-deps static size install deps deps-apt deps-rust deps-qemu qemu bench clean
 
 all: static
 
-## make demo: build the static binary, pack the bundled sample config drive into an ISO9660
-## image, and show the context preroot reads from it (no mount, no root needed).
+## make demo: scenario (b) of the QEMU harness end to end (qemu/atomic.sh): the Fedora-Atomic-like
+## disk (GPT, ext4 /boot, LVM VG atomicos with an xfs root LV, Ironic's config-2 partition at the
+## disk end) built in a builder guest and cached, then PXE-booted like Ironic (iPXE over QEMU's
+## TFTP, user networking restricted to the machine); prints what preroot did in the initramfs.
+## Needs root; the first run builds the guest (minutes), later ones reuse the cache.
 demo: deps static
-	@rm -rf $(DEMO) && mkdir -p $(DEMO)/state
-	xorriso -as mkisofs -quiet -R -J -V config-2 -o $(DEMO)/config-2.iso tests/data/sample-configdrive
-	@echo "--- preroot context --from configdrive:$(DEMO)/config-2.iso --root tests/data/sample-machine"
-	@$(STATIC) context --from configdrive:$(DEMO)/config-2.iso \
-		--root tests/data/sample-machine --state-dir $(DEMO)/state
+	qemu/atomic.sh demo $(DEMO)/atomic
+
+## make demo-offline: no VM, no root: the context preroot reads from the bundled sample config
+## drive packed into an ISO9660 image (no mount).
+demo-offline: deps-apt static
+	@rm -rf $(DEMO)/offline && mkdir -p $(DEMO)/offline/state
+	xorriso -as mkisofs -quiet -R -J -V config-2 -o $(DEMO)/offline/config-2.iso tests/data/sample-configdrive
+	@echo "--- preroot context --from configdrive:$(DEMO)/offline/config-2.iso --root tests/data/sample-machine"
+	@$(STATIC) context --from configdrive:$(DEMO)/offline/config-2.iso \
+		--root tests/data/sample-machine --state-dir $(DEMO)/offline/state
 	@echo "--- secrets handed to userspace (mode 0600), never printed:"
-	@ls -l $(DEMO)/state
+	@ls -l $(DEMO)/offline/state
 	@echo "--- binary: $$(stat -c %s $(STATIC)) bytes ($(STATIC))"
 
 ## make check: every test, the QEMU boots (tests/qemu.rs) included. Under PREROOT_REQUIRE_ALL=1
@@ -42,7 +50,7 @@ TEST_FEATURES := --features fault-injection
 ## make qemu: only the QEMU boot tests (qemu/README.md): builds or reuses the cached guest
 ## (PREROOT_QEMU_CACHE, default /var/cache/preroot-qemu), boots each scenario under TCG.
 qemu: deps
-	$(CARGO) test --test qemu -- --nocapture
+	$(CARGO) test --test qemu --test qemu_atomic -- --nocapture
 
 ## make bench: the boot benchmark against cloud-init (not a test; qemu/README.md).
 bench: deps

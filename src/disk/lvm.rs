@@ -3,8 +3,8 @@
 //!
 //! Owns reading `lvm`'s JSON report (`--reportformat json`, lvm2 ≥ 2.02.158) into the few
 //! numbers the decisions need ([`parse_lv`], [`parse_pv`], pure and unit-tested on captured
-//! output), and running `lvm` without udev (`activation { udev_sync = 0 udev_rules = 0 }`)
-//! under the deadline, with its stderr in the error. Each step is skipped when the report
+//! output), and running `lvm` under the deadline with udev synchronisation on (lvm falls
+//! back by itself where udev is not running), with its stderr in the error. Each step is skipped when the report
 //! says it would change nothing, so a second run writes no LVM metadata.
 //!
 //! Not supported: PVs on whole disks (nothing to grow below them), thin pools, RAID LVs.
@@ -16,8 +16,10 @@ use std::time::Duration;
 
 /// Where `lvm` is looked for (dracut's `90lvm` installs `/usr/sbin/lvm` or `/sbin/lvm`).
 const LVM_PATHS: &[&str] = &["/usr/sbin/lvm", "/sbin/lvm", "/usr/bin/lvm", "/bin/lvm"];
-/// No udev: lvm must not wait for udev events that may never come in the initramfs.
-const LVM_CONFIG: &str = "activation { udev_sync = 0 udev_rules = 0 }";
+/// With udev synchronisation: in a systemd initramfs udev runs, and an LV changed behind
+/// its back is left marked not ready, so systemd never mounts the root (seen in the QEMU
+/// Atomic boot). lvm checks for a running udev itself and skips the wait without one.
+const LVM_CONFIG: &str = "activation { udev_sync = 1 udev_rules = 1 }";
 /// Reports larger than this are refused.
 const MAX_REPORT: usize = 1 << 20;
 
