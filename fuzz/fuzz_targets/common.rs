@@ -67,3 +67,20 @@ pub fn image(data: &[u8]) -> std::path::PathBuf {
     std::fs::write(&path, data).expect("scratch image");
     path
 }
+
+/// Lists a medium two levels down (the root and the config drive's directories) and reads
+/// every file found: what detection and the datasource readers do with an image.
+pub fn walk(tree: &dyn preroot::media::Tree) {
+    for dir in ["", "openstack", "openstack/latest"] {
+        if let Ok(Some(names)) = tree.list(dir) {
+            for name in names.iter().take(64) {
+                let file = if dir.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{dir}/{name}")
+                };
+                let _ = tree.read(&file, 1 << 20);
+            }
+        }
+    }
+}
