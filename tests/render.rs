@@ -81,6 +81,10 @@ fn networkd_facts(files: &[(String, String)]) -> BTreeMap<String, Facts> {
             }
             continue;
         }
+        if path.ends_with(".link") {
+            // preroot's name pin ([Match] MACAddress, [Link] Name): no interface facts.
+            continue;
+        }
         let name = get("Match", "Name").expect("network Match Name");
         let f = by_name.entry(name).or_default();
         f.dhcp = normalize_dhcp(&get("Network", "DHCP").unwrap_or_default());

@@ -26,6 +26,15 @@ impl Renderer for Networkd {
         let links = named_links(ctx)?;
         let mut files = Vec::new();
         for (link, name) in &links {
+            // The booted system's udev would give the NIC another name than the initramfs
+            // saw (`eth0` here, `enp0s2` there); pin the name the files use to the MAC.
+            // `Type=ether` keeps VLANs and bonds, which share the MAC, out of the match.
+            if let (LinkKind::Physical, Some(mac)) = (&link.kind, &link.mac) {
+                let pin = format!(
+                    "{HEADER}[Match]\nMACAddress={mac}\nType=ether\n\n[Link]\nName={name}\n"
+                );
+                files.push(file(name, "link", pin));
+            }
             if let Some(netdev) = netdev(link, name)? {
                 files.push(file(name, "netdev", netdev));
             }
@@ -316,7 +325,13 @@ mod tests {
             .push("10.0.0.53".parse().unwrap());
         ctx.network.dns.search.push("example.org".into());
         let files = Networkd.render(&ctx).unwrap();
-        assert_eq!(files.len(), 1);
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[0].path, "etc/systemd/network/10-preroot-ens3.link");
+        assert_eq!(
+            files[0].content,
+            "# Written by preroot from the instance's metadata.\n[Match]\nMACAddress=52:54:00:00:00:01\nType=ether\n\n[Link]\nName=ens3\n"
+        );
+        let files = &files[1..];
         assert_eq!(files[0].path, "etc/systemd/network/10-preroot-ens3.network");
         let want = "# Written by preroot from the instance's metadata.\n[Match]\nName=ens3\nMACAddress=52:54:00:00:00:01\n\n[Network]\nDHCP=no\nDNS=10.0.0.53\nDomains=example.org\n\n[Address]\nAddress=10.0.0.5/24\n\n[Route]\nDestination=0.0.0.0/0\nGateway=10.0.0.1\n";
         assert_eq!(files[0].content, want);
