@@ -165,12 +165,19 @@ impl fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
+/// A status worth asking again for: 429 and the 5xx that mean "not now". 501 (the method
+/// is not implemented: an IMDS without IMDSv2, a plain static server) and 505 will not
+/// change, so they are answers, not reasons to wait out the deadline.
+fn transient_status(status: u16) -> bool {
+    status == 429 || (status >= 500 && status != 501 && status != 505)
+}
+
 impl HttpError {
     /// Worth trying again (before the deadline)?
     fn transient(&self) -> bool {
         match self {
             HttpError::Timeout | HttpError::Io(_) => true,
-            HttpError::Status(s) => *s >= 500 || *s == 429,
+            HttpError::Status(s) => transient_status(*s),
             _ => false,
         }
     }
@@ -414,7 +421,7 @@ impl Client {
         loop {
             let result = self.follow(method, url, extra, body, cap);
             let retry = match &result {
-                Ok(r) => r.status >= 500 || r.status == 429,
+                Ok(r) => transient_status(r.status),
                 Err(e) => e.transient(),
             };
             if !retry || self.deadline.remaining() <= backoff {
@@ -532,6 +539,22 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn which_statuses_are_asked_again() {
+        for (status, again) in [
+            (429, true),
+            (500, true),
+            (502, true),
+            (503, true),
+            (501, false),
+            (505, false),
+            (404, false),
+            (200, false),
+        ] {
+            assert_eq!(transient_status(status), again, "case {status}");
+        }
+    }
 
     fn done(r: Result<Parse, HttpError>) -> Response {
         match r {
