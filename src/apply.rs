@@ -354,6 +354,19 @@ impl Applier<'_> {
     }
 
     /// Writes `script` into `dir` (0700) and runs it, output to `log`.
+    /// Runs a user-data script (log: [`USER_DATA_LOG`]); a non-zero exit is an error. Returns
+    /// the outcome recorded for the step.
+    fn run_user_script(&mut self, dir: &str, script: &Script) -> String {
+        match self.run_script(dir, script, USER_DATA_LOG) {
+            Some(0) => "exit 0".to_string(),
+            Some(c) => {
+                self.err(format!("{}: exit status {c}", script.name));
+                format!("exit {c}")
+            }
+            None => "not run".into(),
+        }
+    }
+
     fn run_script(&mut self, dir: &str, script: &Script, log: &str) -> Option<i32> {
         let rel = format!("{dir}/{}", component(&script.name));
         let mut body = script.body.clone();
@@ -380,14 +393,7 @@ impl Applier<'_> {
     fn boot_scripts(&mut self, plans: &[&Plan]) {
         let dir = format!("{}/boot", self.inst);
         for script in plans.iter().flat_map(|p| p.boot.iter()) {
-            let outcome = match self.run_script(&dir, script, USER_DATA_LOG) {
-                Some(0) => "exit 0".to_string(),
-                Some(c) => {
-                    self.err(format!("{}: exit status {c}", script.name));
-                    format!("exit {c}")
-                }
-                None => "not run".into(),
-            };
+            let outcome = self.run_user_script(&dir, script);
             self.step(&script.name, outcome);
         }
     }
@@ -811,14 +817,7 @@ impl Applier<'_> {
                 continue;
             }
             self.mark(&step, "started");
-            let outcome = match self.run_script(&dir, script, USER_DATA_LOG) {
-                Some(0) => "exit 0".to_string(),
-                Some(c) => {
-                    self.err(format!("{}: exit status {c}", script.name));
-                    format!("exit {c}")
-                }
-                None => "not run".into(),
-            };
+            let outcome = self.run_user_script(&dir, script);
             self.mark(&step, &outcome);
             self.step(&step, outcome);
         }
