@@ -48,7 +48,7 @@ pub fn write(ctx: &mut Context, root: &Path) {
         ctx.error("handoff", &format!("/{METADATA_ENV}"), e.to_string());
     }
     if let Some(seed) = ctx.random_seed.clone() {
-        match crate::providers::opennebula::decode_base64(&seed) {
+        match crate::base64::strict(&seed) {
             Some(bytes) => {
                 let urandom = root.join("dev/urandom");
                 if let Err(e) = std::fs::OpenOptions::new()

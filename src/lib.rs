@@ -11,6 +11,7 @@
 )]
 
 pub mod apply;
+pub mod base64;
 pub mod clean;
 pub mod cli;
 pub mod cloudconfig;

@@ -247,7 +247,7 @@ fn entity(data: &[u8], depth: usize, out: &mut Vec<Part>) -> Result<(), MimeErro
         .trim()
         .to_ascii_lowercase();
     let payload = match encoding.as_str() {
-        "base64" => decode_base64(body),
+        "base64" => crate::base64::lenient(body),
         "quoted-printable" => decode_quoted_printable(body),
         _ => body.to_vec(),
     };
@@ -312,46 +312,6 @@ fn multipart_bodies<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
         parts.push(body.get(start..).unwrap_or_default());
     }
     parts
-}
-
-/// Base64 as Python's `email` decodes it: characters outside the alphabet are skipped, a
-/// missing final padding is tolerated, data after the padding ignored.
-pub fn decode_base64(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity((text.len() / 4).saturating_mul(3));
-    let mut acc: u32 = 0;
-    let mut count: u8 = 0;
-    for &b in text {
-        let v = match b {
-            b'A'..=b'Z' => b.wrapping_sub(b'A'),
-            b'a'..=b'z' => b.wrapping_sub(b'a').wrapping_add(26),
-            b'0'..=b'9' => b.wrapping_sub(b'0').wrapping_add(52),
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => continue,
-        };
-        acc = acc.wrapping_shl(6) | u32::from(v);
-        count = count.saturating_add(1);
-        if count == 4 {
-            let [_, x, y, z] = acc.to_be_bytes();
-            out.extend_from_slice(&[x, y, z]);
-            acc = 0;
-            count = 0;
-        }
-    }
-    // 2 or 3 leftover characters carry 1 or 2 bytes; 1 carries none.
-    match count {
-        2 => {
-            let [_, _, _, x] = (acc >> 4).to_be_bytes();
-            out.push(x);
-        }
-        3 => {
-            let [_, _, x, y] = (acc >> 2).to_be_bytes();
-            out.extend_from_slice(&[x, y]);
-        }
-        _ => {}
-    }
-    out
 }
 
 /// Quoted-printable (RFC 2045 §6.7): `=XX` is a byte, `=` at a line end a soft break, and
@@ -557,15 +517,13 @@ mod tests {
         ] {
             let _ = split(junk);
         }
-        assert_eq!(decode_base64(b"YQ"), b"a");
-        assert_eq!(decode_base64(b"YWI"), b"ab");
         assert_eq!(decode_quoted_printable(b"a=\nb=3D=zz"), b"ab==zz");
     }
 
     #[test]
     fn gzip() {
         // `printf '#!/bin/sh\necho gz\n' | gzip -n | base64`
-        let gz = decode_base64(b"H4sIAAAAAAAAA1NW1E/KzNMvzuBKTc7IV0iv4gIAgDxpgxIAAAA=");
+        let gz = crate::base64::lenient(b"H4sIAAAAAAAAA1NW1E/KzNMvzuBKTc7IV0iv4gIAgDxpgxIAAAA=");
         let parts = split(&gz).unwrap();
         assert_eq!(
             types(&parts),

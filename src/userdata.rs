@@ -476,11 +476,11 @@ fn write_files(node: &Node, what: &str, out: &mut Plan) {
             .unwrap_or("text")
             .to_ascii_lowercase();
         let content = match encoding.as_str() {
-            "b64" | "base64" => Ok(crate::mime::decode_base64(raw.as_bytes())),
+            "b64" | "base64" => Ok(crate::base64::lenient(raw.as_bytes())),
             "gz" | "gzip" => crate::mime::gunzip(raw.as_bytes(), crate::mime::MAX_UNPACKED)
                 .map_err(|e| e.to_string()),
             "gz+b64" | "gzip+base64" | "gz+base64" | "gzip+b64" => crate::mime::gunzip(
-                &crate::mime::decode_base64(raw.as_bytes()),
+                &crate::base64::lenient(raw.as_bytes()),
                 crate::mime::MAX_UNPACKED,
             )
             .map_err(|e| e.to_string()),

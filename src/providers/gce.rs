@@ -13,7 +13,6 @@
 //! not trust in the initramfs). NICs: `networkInterfaces[].mac` (or `network-interfaces`), each
 //! DHCPv4. Keys are accepted in GCE's camelCase and in the path spelling (`machine-type`).
 
-use super::opennebula::decode_base64;
 use super::{add_ssh_keys, set_hostname, store_secret, DatasourceError, MAX_LINKS};
 use crate::context::{normalize_mac, Addressing, Context, Link, LinkKind};
 use crate::state::StateDir;
@@ -102,7 +101,7 @@ pub fn apply(ctx: &mut Context, doc: &Value, state: &StateDir) -> Result<(), Dat
     if let Some(data) = scalar(attrs.get("user-data")) {
         let encoding = scalar(attrs.get("user-data-encoding")).unwrap_or_default();
         let bytes = if encoding.trim() == "base64" {
-            match decode_base64(&data) {
+            match crate::base64::strict(&data) {
                 Some(b) => Some(b),
                 None => {
                     ctx.error(

@@ -15,7 +15,7 @@
 //!   `get_hostname` does. Validated; an invalid one is an error in the context, not kept.
 //! - SSH keys: `SSH_KEY`, else `SSH_PUBLIC_KEY`, one per line, `#` lines skipped.
 //! - User data: `USER_DATA`, else `USERDATA`, base64-decoded when `USERDATA_ENCODING` (or
-//!   `USER_DATA_ENCODING`) is `base64` ([`decode_base64`] is strict: bad base64 is an error,
+//!   `USER_DATA_ENCODING`) is `base64` ([`crate::base64::strict`] is strict: bad base64 is an error,
 //!   not garbage user data). Without user data, `START_SCRIPT_BASE64` or `START_SCRIPT`
 //!   becomes the user data, as a script: `#!/bin/sh` is prepended when it has no `#!`, which
 //!   is how one-context runs it. `extra.user_data_source` names the variable used.
@@ -148,7 +148,7 @@ fn maybe_base64(ctx: &mut Context, key: &str, value: &str, base64: bool) -> Opti
     if !base64 {
         return Some(value.as_bytes().to_vec());
     }
-    match decode_base64(value) {
+    match crate::base64::strict(value) {
         Some(data) => Some(data),
         None => {
             ctx.error("datasource", &object(key), "not valid base64; dropped");
@@ -483,60 +483,6 @@ fn parse_route(entry: &str) -> Option<Route> {
         metric: None,
         table: None,
     })
-}
-
-/// Strict base64 (RFC 4648 standard alphabet, `=` padding required). ASCII whitespace is
-/// skipped (long values are often wrapped); anything else outside the alphabet, data after
-/// padding, or non-zero leftover bits is `None`. cloud-init's decoder silently drops invalid
-/// characters; we would rather refuse than hand on corrupted user data.
-pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len().checked_div(4)?.saturating_mul(3));
-    let mut acc: u32 = 0;
-    let mut count: u8 = 0;
-    let mut pad: u8 = 0;
-    for b in text.bytes() {
-        if b.is_ascii_whitespace() {
-            continue;
-        }
-        if b == b'=' {
-            pad = pad.saturating_add(1);
-            continue;
-        }
-        if pad > 0 {
-            return None;
-        }
-        let v = match b {
-            b'A'..=b'Z' => b.wrapping_sub(b'A'),
-            b'a'..=b'z' => b.wrapping_sub(b'a').wrapping_add(26),
-            b'0'..=b'9' => b.wrapping_sub(b'0').wrapping_add(52),
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = acc.wrapping_shl(6) | u32::from(v);
-        count = count.saturating_add(1);
-        if count == 4 {
-            let [_, x, y, z] = acc.to_be_bytes();
-            out.extend_from_slice(&[x, y, z]);
-            acc = 0;
-            count = 0;
-        }
-    }
-    match (count, pad) {
-        (0, 0) => {}
-        // 12 bits: one byte and 4 bits that must be zero.
-        (2, 2) if acc & 0xf == 0 => {
-            let [_, _, _, x] = acc.wrapping_shr(4).to_be_bytes();
-            out.push(x);
-        }
-        // 18 bits: two bytes and 2 bits that must be zero.
-        (3, 1) if acc & 0x3 == 0 => {
-            let [_, _, x, y] = acc.wrapping_shr(2).to_be_bytes();
-            out.extend_from_slice(&[x, y]);
-        }
-        _ => return None,
-    }
-    Some(out)
 }
 
 /// Parses `context.sh` as the shell would, without running it.
@@ -904,30 +850,6 @@ mod tests {
                 Ok(v) => panic!("case {text:?}: accepted {v:?}"),
                 Err(e) => assert_eq!(e, want, "case {text:?}"),
             }
-        }
-    }
-
-    #[test]
-    fn base64_strict() {
-        let cases: &[(&str, Option<&[u8]>)] = &[
-            ("", Some(b"")),
-            ("aGk=", Some(b"hi")),
-            ("aGk", None),
-            ("aGV5", Some(b"hey")),
-            ("aGVsbG8=", Some(b"hello")),
-            ("aGVs\nbG8=\n", Some(b"hello")),
-            ("I2Nsb3VkLWNvbmZpZwo=", Some(b"#cloud-config\n")),
-            ("/+/+", Some(&[0xff, 0xef, 0xfe])),
-            ("aGk=aGk=", None),
-            ("aG!=", None),
-            ("aGl=", None),
-            ("aR==", None),
-            ("a===", None),
-            ("=", None),
-            ("aGk-", None),
-        ];
-        for (text, want) in cases {
-            assert_eq!(decode_base64(text).as_deref(), *want, "case {text:?}");
         }
     }
 
