@@ -23,7 +23,7 @@ impl Renderer for Eni {
     }
 
     fn render(&self, ctx: &Context) -> Result<Vec<RenderedFile>, RenderError> {
-        let mut s = String::from("# Written by preroot from the instance's metadata.\n");
+        let mut s = String::from(super::HEADER);
         let links = named_links(ctx)?;
         if links.is_empty() {
             return Ok(Vec::new());

@@ -10,15 +10,13 @@
 //! tables switch `route-<name>` to its `ip route` argument form (`… table N`), and policy
 //! rules go to `rule-<name>`/`rule6-<name>` (`ip rule` arguments), both read by `ifup-routes`.
 
-use super::{dns_name, name_of, named_links, RenderError, RenderedFile, Renderer};
+use super::{dns_name, name_of, named_links, RenderError, RenderedFile, Renderer, HEADER};
 use crate::context::{Addressing, Context, Link, LinkKind, Route};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Directory of the files, relative to the root.
 pub const DIR: &str = "etc/sysconfig/network-scripts";
-
-const HEADER: &str = "# Written by preroot from the instance's metadata.\n";
 
 pub struct Ifcfg;
 

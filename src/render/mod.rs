@@ -17,6 +17,9 @@ pub mod nm;
 use crate::context::{Context, Link};
 use std::fmt;
 
+/// The first line of every file a renderer writes (`#` is a comment in all four formats).
+pub const HEADER: &str = "# Written by preroot from the instance's metadata.\n";
+
 /// One file to write, relative to the root (`etc/systemd/network/10-preroot-eth0.network`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedFile {

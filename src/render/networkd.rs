@@ -8,7 +8,7 @@
 //! carries `VLAN=`. Bond options are mapped to their `[Bond]` keys; an option networkd has no
 //! key for is refused rather than dropped silently.
 
-use super::{dns_name, name_of, named_links, RenderError, RenderedFile, Renderer};
+use super::{dns_name, name_of, named_links, RenderError, RenderedFile, Renderer, HEADER};
 use crate::context::{Addressing, Context, Link, LinkKind};
 use std::fmt::Write as _;
 
@@ -51,8 +51,6 @@ fn file(name: &str, ext: &str, content: String) -> RenderedFile {
         mode: 0o644,
     }
 }
-
-const HEADER: &str = "# Written by preroot from the instance's metadata.\n";
 
 /// `[Bond]` key for a bond option (kernel sysfs name), and how to convert its value.
 fn bond_key(option: &str, value: &str) -> Option<(&'static str, String)> {

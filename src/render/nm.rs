@@ -80,7 +80,7 @@ fn plain(value: &str, object: &str) -> Result<(), RenderError> {
 }
 
 fn keyfile(ctx: &Context, link: &Link, name: &str) -> Result<String, RenderError> {
-    let mut s = String::from("# Written by preroot from the instance's metadata.\n\n");
+    let mut s = format!("{}\n", super::HEADER);
     let kind = match &link.kind {
         LinkKind::Physical => "ethernet",
         LinkKind::Bond { .. } => "bond",
