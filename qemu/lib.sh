@@ -83,6 +83,8 @@ build_initramfs() {
     # The static binary (built here if needed; honours $CARGO_TARGET_DIR), the module, the
     # units and the dracut.conf.d file, into the copy.
     make -s -C "$REPO_DIR" install DESTDIR="$work" >&2 || die "make install failed"
+    # As a distribution package would (a preset): the userspace half runs in the booted guest.
+    [ "$preroot" = 1 ] && in_chroot "$work" systemctl enable preroot-apply.service >/dev/null 2>&1
     local modules="systemd systemd-initrd base rootfs-block fs-lib udev-rules dracut-systemd kernel-modules $add"
     local omit="" addmod=""
     if [ "$preroot" = 1 ]; then addmod="--add preroot"; else omit="preroot"; fi
@@ -122,12 +124,14 @@ make_root_disk() {
 
 # make_configdrive OUT [MAC]: an OpenStack config drive (ISO9660, volume id config-2) with
 # meta_data.json (uuid, hostname, keys) and network_data.json for the guest's NIC.
+# Env: CD_UUID (the instance id), CD_USER_DATA (a file: the user data; default a cloud-config
+# runcmd that touches /run/user-data-ran).
 make_configdrive() {
-    local iso=$1 mac=${2:-$GUEST_MAC} d
+    local iso=$1 mac=${2:-$GUEST_MAC} d uuid=${CD_UUID:-6a1c1a3b-1111-4222-8333-444455556666}
     d=$(mktemp -d)
     mkdir -p "$d/openstack/latest"
     cat > "$d/openstack/latest/meta_data.json" <<JSON
-{"uuid": "6a1c1a3b-1111-4222-8333-444455556666", "name": "preroot-qemu",
+{"uuid": "$uuid", "name": "preroot-qemu",
  "hostname": "preroot-qemu.example.test", "availability_zone": "nova", "launch_index": 0,
  "public_keys": {"qemu": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheQemuHarnessOnly00000000000000 qemu"},
  "meta": {"role": "qemu-test"}}
@@ -140,7 +144,11 @@ JSON
    "services": [{"type": "dns", "address": "10.0.2.3"}]}],
  "services": [{"type": "dns", "address": "10.0.2.3"}]}
 JSON
-    printf '#cloud-config\nruncmd:\n  - [ touch, /run/user-data-ran ]\n' > "$d/openstack/latest/user_data"
+    if [ -n "${CD_USER_DATA:-}" ]; then
+        cp "$CD_USER_DATA" "$d/openstack/latest/user_data"
+    else
+        printf '#cloud-config\nruncmd:\n  - [ touch, /run/user-data-ran ]\n' > "$d/openstack/latest/user_data"
+    fi
     xorriso -as mkisofs -quiet -R -J -V config-2 -o "$iso" "$d"
     rm -rf "$d"
 }
@@ -198,13 +206,42 @@ report_section() {
     awk -v n="@@ $2" '$0 == n {on=1; next} /^@@/ {on=0} on' "$1"
 }
 
-# ensure_cloudinit_guest: prints the path of the benchmark's cloud-init guest: the base tree
-# plus Debian's cloud-init (ConfigDrive datasource, networkd renderer, growpart and resizefs as
-# Debian ships them), cached beside it.
-ensure_cloudinit_guest() {
-    local base dir
+# Extra guests: the base tree plus Debian packages and a setup step, cached beside it (key:
+# the base tree, the package list and the setup function). One line per guest here:
+#   cloudinit  Debian's cloud-init (the benchmark's baseline and the hand-off scenario)
+extra_guest_packages() {
+    case $1 in
+        cloudinit) echo "cloud-init cloud-guest-utils" ;;
+        *) die "unknown extra guest $1" ;;
+    esac
+}
+
+# Setup of the cloud-init guest: ConfigDrive datasource, networkd renderer, growpart and
+# resizefs as Debian ships them.
+extra_guest_setup_cloudinit() {
+    local root=$1
+    in_chroot "$root" systemctl enable cloud-init-local.service cloud-init.service \
+        cloud-config.service cloud-final.service >/dev/null 2>&1
+    cat > "$root/etc/cloud/cloud.cfg.d/90-bench.cfg" <<'CFG'
+datasource_list: [ ConfigDrive, None ]
+# C.UTF-8 needs no locale-gen (the default en_US.UTF-8 fails on minbase)
+locale: C.UTF-8
+system_info:
+  network:
+    renderers: [ 'networkd' ]
+    activators: [ 'networkd' ]
+CFG
+    rm -f "$root/etc/cloud/cloud.cfg.d/90_dpkg.cfg"
+    rm -rf "$root/var/lib/cloud" "$root/var/log/cloud-init"*
+}
+
+# ensure_extra_guest NAME: prints the path of the extra guest NAME's tree, building it first
+# if needed (apt in a chroot of a copy of the base tree; flock against concurrent callers).
+ensure_extra_guest() {
+    local name=$1 base dir pkgs setup=extra_guest_setup_$1
     base=$(ensure_guest) || exit 1
-    dir="$PREROOT_QEMU_CACHE/guest-cloudinit-$( { guest_key; declare -f ensure_cloudinit_guest; } | sha256sum | cut -c1-16)"
+    pkgs=$(extra_guest_packages "$name") || exit 1
+    dir="$PREROOT_QEMU_CACHE/guest-$name-$( { guest_key; echo "$pkgs"; declare -f ensure_extra_guest "$setup" 2>/dev/null; } | sha256sum | cut -c1-16)"
     (
         exec 9>"$dir.lock"
         flock 9
@@ -214,42 +251,32 @@ ensure_cloudinit_guest() {
         local root=$dir/rootfs
         cp /etc/resolv.conf "$root/etc/resolv.conf"
         printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"; chmod +x "$root/usr/sbin/policy-rc.d"
-        # debootstrap's resolver cannot install cloud-init (virtual packages): apt can.
-        in_chroot "$root" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-            apt-get install -y -qq --no-install-recommends cloud-init cloud-guest-utils' \
+        # debootstrap's resolver cannot install everything (virtual packages): apt can.
+        in_chroot "$root" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends $pkgs" \
             > "$dir/apt.log" 2>&1 || { tail -20 "$dir/apt.log" >&2; exit 1; }
         rm -f "$root/usr/sbin/policy-rc.d" "$root/etc/resolv.conf"
-        in_chroot "$root" systemctl enable cloud-init-local.service cloud-init.service \
-            cloud-config.service cloud-final.service >/dev/null 2>&1
-        cat > "$root/etc/cloud/cloud.cfg.d/90-bench.cfg" <<'CFG'
-datasource_list: [ ConfigDrive, None ]
-# C.UTF-8 needs no locale-gen (the default en_US.UTF-8 fails on minbase)
-locale: C.UTF-8
-system_info:
-  network:
-    renderers: [ 'networkd' ]
-    activators: [ 'networkd' ]
-CFG
-        rm -f "$root/etc/cloud/cloud.cfg.d/90_dpkg.cfg"
+        if declare -F "$setup" >/dev/null; then "$setup" "$root" || exit 1; fi
         in_chroot "$root" apt-get clean
-        rm -rf "$root/var/lib/apt/lists/"* "$root/var/lib/cloud" "$root/var/log/cloud-init"*
+        rm -rf "$root/var/lib/apt/lists/"* "$root/usr/share/doc/"* "$root/usr/share/man/"*
         touch "$dir/done"
-    ) >&2 || die "cloud-init guest build failed"
+    ) >&2 || die "$name guest build failed"
     echo "$dir/rootfs"
 }
 
-# ensure_build [preroot|nopreroot|cloudinit]: prints a directory holding initramfs.img,
-# root-gpt.raw, root-mbr.raw and configdrive.iso. `preroot` (the default) is the current
-# preroot (built with `make static`, which honours $CARGO_TARGET_DIR) in the initramfs and on
-# the disk; `nopreroot` the same guest without it; `cloudinit` the cloud-init guest without
-# preroot. Cached under $PREROOT_QEMU_CACHE/build-<variant>-<key>, the key covering the guest
+# ensure_build [preroot|nopreroot|cloudinit|preroot+EXTRA]: prints a directory holding
+# initramfs.img, root-gpt.raw, root-mbr.raw and configdrive.iso. `preroot` (the default) is the
+# current preroot (built with `make static`, which honours $CARGO_TARGET_DIR) in the initramfs
+# and on the disk; `nopreroot` the same guest without it; `cloudinit` the cloud-init guest
+# without preroot; `preroot+EXTRA` preroot on the extra guest EXTRA (ensure_extra_guest). Cached under $PREROOT_QEMU_CACHE/build-<variant>-<key>, the key covering the guest
 # tree, the binary, the dracut module and this file; flock against concurrent callers.
 ensure_build() {
     local variant=${1:-preroot} opts=() tree
     case $variant in
         preroot) tree=$(ensure_guest) || exit 1 ;;
         nopreroot) tree=$(ensure_guest) || exit 1; opts=(--no-preroot) ;;
-        cloudinit) tree=$(ensure_cloudinit_guest) || exit 1; opts=(--no-preroot) ;;
+        cloudinit) tree=$(ensure_extra_guest cloudinit) || exit 1; opts=(--no-preroot) ;;
+        preroot+*) tree=$(ensure_extra_guest "${variant#preroot+}") || exit 1 ;;
         *) die "ensure_build: unknown variant $variant" ;;
     esac
     make -s -C "$REPO_DIR" static >&2 || die "make static failed"

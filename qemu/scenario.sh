@@ -7,9 +7,11 @@
 #   mbr-configdrive  (c) MBR disk, ext4 root, the same config drive, DMI naming no cloud
 #   ec2              (a)'s disk, DMI "Amazon EC2", no medium; 169.254.169.254:80 forwarded to
 #                    127.0.0.1:$META_PORT (the caller's metadata server)
-# Env: VARIANT=preroot|nopreroot|cloudinit (the guest and initramfs, see ensure_build in
+# Env: VARIANT=preroot|nopreroot|cloudinit|preroot+EXTRA (the guest and initramfs, see ensure_build in
 # lib.sh; default preroot), PREROOT_QEMU_CACHE, QEMU_ACCEL=kvm, QEMU_TIMEOUT (s, default 420), KARGS (extra kernel
-# arguments), DISK_SIZE (the overlay's size, default 3G: larger than the 1.5 GiB image).
+# arguments), DISK_SIZE (the overlay's size, default 3G: larger than the 1.5 GiB image), BOOTS
+# (default 1: boots on the same disk, below), CONFIGDRIVE (an ISO instead of the build's, e.g.
+# from make_configdrive with CD_UUID / CD_USER_DATA).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 NAME=${1:?usage: scenario.sh NAME OUTDIR}
@@ -26,7 +28,7 @@ case $NAME in
         # controller. (c) plain QEMU DMI: only the medium's label says OpenStack, so preroot
         # must find a CD-ROM that nothing announced (its driver loads after the root disk's).
         [ "$table" = gpt ] && args+=(-smbios "type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova")
-        args+=(-drive "file=$BUILD/configdrive.iso,media=cdrom,readonly=on"
+        args+=(-drive "file=${CONFIGDRIVE:-$BUILD/configdrive.iso},media=cdrom,readonly=on"
                -netdev "$(netdev_args)") ;;
     ec2)
         [ -n "${META_PORT:-}" ] || die "ec2 needs META_PORT (the metadata server on 127.0.0.1)"
@@ -38,9 +40,15 @@ esac
 args+=(-drive "file=$OUT/disk.qcow2,if=virtio,format=qcow2,cache=unsafe"
        -device "virtio-net-pci,netdev=n0,mac=$GUEST_MAC"
        -append "$(kernel_args "${KARGS:-}")")
-log "booting $NAME (output in $OUT)"
+# BOOTS=N boots N times on the same disk (a re-boot of the same instance): the first boot's
+# files are in OUT, boot K's (K >= 2) in OUT/bootK. Stops at the first failing boot.
 rc=0
-boot_guest "$OUT" "${QEMU_TIMEOUT:-420}" "${args[@]}" || rc=$?
+for ((k = 1; k <= ${BOOTS:-1}; k++)); do
+    dir=$OUT; [ "$k" -gt 1 ] && dir=$OUT/boot$k
+    log "booting $NAME${BOOTS:+ ($k of $BOOTS)} (output in $dir)"
+    boot_guest "$dir" "${QEMU_TIMEOUT:-420}" "${args[@]}" || rc=$?
+    log "$NAME: boot $k: qemu exit $rc after $(cat "$dir/wall-ms") ms"
+    [ "$rc" = 0 ] || break
+done
 rm -f "$OUT/disk.qcow2"
-log "$NAME: qemu exit $rc after $(cat "$OUT/wall-ms") ms"
 exit $rc

@@ -92,8 +92,14 @@ impl Report {
 
 /// Boots `scenario` and returns the guest's report. `env` goes to `qemu/scenario.sh`.
 fn boot(test: &str, scenario: &str, env: &[(&str, String)]) -> Report {
+    boots(test, scenario, env, 1).remove(0)
+}
+
+/// Boots `scenario` `n` times on the same disk (`BOOTS=n`: a re-boot of the same instance)
+/// and returns the guest's reports, first boot first.
+fn boots(test: &str, scenario: &str, env: &[(&str, String)], n: usize) -> Vec<Report> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = std::env::temp_dir().join(format!("preroot-qemu-{scenario}-{}", std::process::id()));
+    let out = std::env::temp_dir().join(format!("preroot-qemu-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
     let started = std::time::Instant::now();
@@ -101,28 +107,35 @@ fn boot(test: &str, scenario: &str, env: &[(&str, String)]) -> Report {
         .arg(repo.join("qemu/scenario.sh"))
         .arg(scenario)
         .arg(&out)
+        .env("BOOTS", n.to_string())
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .status()
         .expect("run qemu/scenario.sh");
     let wall = started.elapsed();
-    let report = std::fs::read(out.join("report.log")).unwrap_or_default();
-    let report = String::from_utf8_lossy(&report);
-    let console_tail = || {
-        let c = std::fs::read(out.join("console.log")).unwrap_or_default();
-        let c = String::from_utf8_lossy(&c).into_owned();
-        let lines: Vec<&str> = c.lines().collect();
-        lines[lines.len().saturating_sub(60)..].join("\n")
-    };
-    let parsed = Report::parse(&report, &out).unwrap_or_else(|| {
-        panic!(
-            "{test}: the guest wrote no complete report (scenario.sh {status}, {wall:?}); \
-             files in {}; console tail:\n{}",
-            out.display(),
-            console_tail()
-        )
-    });
+    let reports = (1..=n)
+        .map(|k| {
+            let dir = if k == 1 {
+                out.clone()
+            } else {
+                out.join(format!("boot{k}"))
+            };
+            let report = std::fs::read(dir.join("report.log")).unwrap_or_default();
+            let report = String::from_utf8_lossy(&report);
+            Report::parse(&report, &dir).unwrap_or_else(|| {
+                let c = std::fs::read(dir.join("console.log")).unwrap_or_default();
+                let c = String::from_utf8_lossy(&c).into_owned();
+                let lines: Vec<&str> = c.lines().collect();
+                panic!(
+                    "{test}: boot {k} of {n}: the guest wrote no complete report (scenario.sh \
+                     {status}, {wall:?}); files in {}; console tail:\n{}",
+                    dir.display(),
+                    lines[lines.len().saturating_sub(60)..].join("\n")
+                )
+            })
+        })
+        .collect();
     eprintln!(
-        "{test}: {scenario} booted and reported in {:.1} s (host wall time incl. build)",
+        "{test}: {scenario} booted {n}x and reported in {:.1} s (host wall time incl. build)",
         wall.as_secs_f64()
     );
     assert!(
@@ -130,7 +143,7 @@ fn boot(test: &str, scenario: &str, env: &[(&str, String)]) -> Report {
         "{test}: scenario.sh {scenario} exited {status}; files in {}",
         out.display()
     );
-    parsed
+    reports
 }
 
 /// What every scenario asserts: the boot reached multi-user.target, preroot ran its three
