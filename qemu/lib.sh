@@ -162,6 +162,7 @@ make_overlay() {
 # boot_guest OUTDIR TIMEOUT [QEMU ARGS...]: one boot under TCG (QEMU_ACCEL=kvm for KVM),
 # q35, 1 GiB, 2 vCPUs; the console goes to OUTDIR/console.log, the guest's report (ttyS1) to
 # OUTDIR/report.log. Ends by itself: -no-reboot, and `timeout` kills a guest that hangs.
+# Boots on one machine are serialized by a lock in $PREROOT_QEMU_CACHE.
 # Returns QEMU's status (124 on timeout). Writes the wall time to OUTDIR/wall.
 boot_guest() {
     local out=$1 tmo=$2; shift 2
@@ -178,9 +179,14 @@ boot_guest() {
         -serial "file:$out/console.log" -serial "file:$out/report.log" "$@")
     printf '%q ' "${cmd[@]}" > "$out/qemu-cmdline"; echo >> "$out/qemu-cmdline"
     local t0 t1 rc=0
+    # One guest at a time on this machine (two cores; TCG uses both): callers queue here.
+    mkdir -p "$PREROOT_QEMU_CACHE"
+    exec {lockfd}>"$PREROOT_QEMU_CACHE/boot.lock"
+    flock "$lockfd"
     t0=$(date +%s%N)
     timeout --kill-after=10 "$tmo" "${cmd[@]}" > "$out/qemu.out" 2>&1 || rc=$?
     t1=$(date +%s%N)
+    exec {lockfd}>&-
     echo $(( (t1 - t0) / 1000000 )) > "$out/wall-ms"
     return $rc
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod metadata;
+pub mod qemu;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,338 @@
+//! The QEMU harness from the tests' side (issue 4): boot a scenario of `qemu/scenario.sh`
+//! (once, or several times on the same disk), parse the report the guest wrote to its second
+//! serial port, and the assertions every scenario shares. Used by the `tests/qemu*.rs` files.
+
+use super::{has_tool, is_root, missing};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// One boot at a time: the guest build is shared and the machine has two cores.
+pub static BOOTS: Mutex<()> = Mutex::new(());
+
+/// preroot's `fetch` deadline when `preroot.timeout=` is not given (`run::DEFAULT_TIMEOUT`).
+pub const FETCH_DEADLINE_MS: u64 = 20_000;
+
+/// The guest's report: the sections between `@@@ BEGIN` and `@@@ END`.
+#[derive(Debug)]
+pub struct Report {
+    pub sections: BTreeMap<String, String>,
+    /// Where the raw files are, for assertion messages.
+    pub dir: PathBuf,
+}
+
+impl Report {
+    pub fn parse(text: &str, dir: &Path) -> Option<Report> {
+        let body = text.split("@@@ BEGIN").nth(1)?;
+        let body = body
+            .split("@@@ END")
+            .next()
+            .filter(|_| text.contains("@@@ END"))?;
+        let mut sections = BTreeMap::new();
+        let mut name: Option<String> = None;
+        let mut buf = String::new();
+        for line in body.lines() {
+            let line = line.trim_end_matches('\r');
+            if let Some(n) = line.strip_prefix("@@ ") {
+                if let Some(prev) = name.take() {
+                    sections.insert(prev, std::mem::take(&mut buf));
+                }
+                name = Some(n.trim().to_string());
+            } else if name.is_some() {
+                buf.push_str(line);
+                buf.push('\n');
+            }
+        }
+        if let Some(prev) = name {
+            sections.insert(prev, buf);
+        }
+        Some(Report {
+            sections,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn get(&self, name: &str) -> &str {
+        self.sections.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    /// `preroot show --json` as the booted system printed it.
+    pub fn context(&self) -> Value {
+        serde_json::from_str(self.get("show-json")).unwrap_or_else(|e| {
+            panic!(
+                "preroot show --json is not JSON ({e}); report in {}:\n{}",
+                self.dir.display(),
+                self.get("show-json")
+            )
+        })
+    }
+
+    /// Monotonic time (µs since kernel start) at which `unit` became active, 0 if never.
+    pub fn unit_active_us(&self, unit: &str) -> u64 {
+        self.get("units")
+            .lines()
+            .find_map(|l| {
+                let mut f = l.split_whitespace();
+                (f.next() == Some(unit)).then(|| f.next().and_then(|t| t.parse().ok()))?
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// Boots `scenario` and returns the guest's report. `env` goes to `qemu/scenario.sh`.
+pub fn boot(test: &str, scenario: &str, env: &[(&str, String)]) -> Report {
+    boots(test, scenario, env, 1).remove(0)
+}
+
+/// Boots `scenario` `n` times on the same disk (`BOOTS=n`: a re-boot of the same instance)
+/// and returns the guest's reports, first boot first.
+pub fn boots(test: &str, scenario: &str, env: &[(&str, String)], n: usize) -> Vec<Report> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::env::temp_dir().join(format!("preroot-qemu-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let started = std::time::Instant::now();
+    let status = Command::new("bash")
+        .arg(repo.join("qemu/scenario.sh"))
+        .arg(scenario)
+        .arg(&out)
+        .env("BOOTS", n.to_string())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .status()
+        .expect("run qemu/scenario.sh");
+    let wall = started.elapsed();
+    let reports = (1..=n)
+        .map(|k| {
+            let dir = if k == 1 {
+                out.clone()
+            } else {
+                out.join(format!("boot{k}"))
+            };
+            let report = std::fs::read(dir.join("report.log")).unwrap_or_default();
+            let report = String::from_utf8_lossy(&report);
+            Report::parse(&report, &dir).unwrap_or_else(|| {
+                let c = std::fs::read(dir.join("console.log")).unwrap_or_default();
+                let c = String::from_utf8_lossy(&c).into_owned();
+                let lines: Vec<&str> = c.lines().collect();
+                panic!(
+                    "{test}: boot {k} of {n}: the guest wrote no complete report (scenario.sh \
+                     {status}, {wall:?}); files in {}; console tail:\n{}",
+                    dir.display(),
+                    lines[lines.len().saturating_sub(60)..].join("\n")
+                )
+            })
+        })
+        .collect();
+    eprintln!(
+        "{test}: {scenario} booted {n}x and reported in {:.1} s (host wall time incl. build)",
+        wall.as_secs_f64()
+    );
+    assert!(
+        status.success(),
+        "{test}: scenario.sh {scenario} exited {status}; files in {}",
+        out.display()
+    );
+    reports
+}
+
+/// What every scenario asserts: the boot reached multi-user.target, preroot ran its three
+/// phases in the initramfs and left its context in /run/preroot.
+pub fn assert_booted_with_preroot(test: &str, r: &Report) -> Value {
+    let state = r.get("state").trim();
+    assert!(
+        state == "running",
+        "{test}: system state {state:?}, not running; failed units:\n{}\njobs:\n{}",
+        r.get("failed"),
+        r.get("jobs")
+    );
+    let multi_user = r.unit_active_us("multi-user.target");
+    assert!(
+        multi_user > 0,
+        "{test}: multi-user.target never became active:\n{}",
+        r.get("units")
+    );
+    let switch_root = r.unit_active_us("initrd-switch-root.target");
+    assert!(
+        switch_root > 0 && switch_root < multi_user,
+        "{test}: no initrd (initrd-switch-root.target at {switch_root} µs)"
+    );
+    assert!(
+        r.get("run-preroot").contains("context.json"),
+        "{test}: /run/preroot/context.json missing:\n{}",
+        r.get("run-preroot")
+    );
+    let ctx = r.context();
+    let phases: Vec<&str> = ctx["phases"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["phase"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        phases,
+        ["fetch", "grow", "sysroot"],
+        "{test}: phases recorded in the initramfs; context:\n{ctx:#}"
+    );
+    // The phases ran before the switch to the real root (their start is in ms since boot).
+    for p in ctx["phases"].as_array().into_iter().flatten() {
+        let start_us = p["started_ms"]
+            .as_u64()
+            .unwrap_or(u64::MAX)
+            .saturating_mul(1000);
+        assert!(
+            start_us < switch_root,
+            "{test}: phase {} started at {start_us} µs, after the switch root at {switch_root} µs",
+            p["phase"]
+        );
+    }
+    eprintln!(
+        "{test}: initrd left at {:.1} s, multi-user.target at {:.1} s; phases: {}",
+        switch_root as f64 / 1e6,
+        multi_user as f64 / 1e6,
+        ctx["phases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| format!("{} {} ms", p["phase"], p["duration_ms"]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    ctx
+}
+
+/// The OpenStack config drive of `lib.sh make_configdrive`, read in the initramfs.
+pub fn assert_configdrive(test: &str, ctx: &Value) {
+    assert_eq!(ctx["platform"], "openstack", "{test}: platform; {ctx:#}");
+    assert_eq!(
+        ctx["source"]["kind"], "config-drive",
+        "{test}: source; {ctx:#}"
+    );
+    assert_eq!(
+        ctx["instance_id"], "6a1c1a3b-1111-4222-8333-444455556666",
+        "{test}: instance id from meta_data.json"
+    );
+    assert!(
+        ctx["hostname"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("preroot-qemu")),
+        "{test}: hostname from meta_data.json; {ctx:#}"
+    );
+    assert_eq!(
+        ctx["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{test}: errors; {ctx:#}"
+    );
+    assert_eq!(
+        ctx["phases"][0]["outcome"], "ok",
+        "{test}: fetch outcome; {ctx:#}"
+    );
+}
+
+/// The root is vda1 (ext4, label root) on a disk with partition table `pttype`, and the disk
+/// is larger than the image (the overlay grew it), so there is space to grow into.
+/// The root partition was grown to the disk's end (1 MiB aligned; GPT keeps its backup
+/// table after it) and the mounted ext4 with it (issues 5's assertions in a real boot).
+pub fn assert_root_disk(test: &str, r: &Report, ctx: &Value, pttype: &str) {
+    let lsblk: Value = serde_json::from_str(r.get("lsblk"))
+        .unwrap_or_else(|e| panic!("{test}: lsblk -J: {e}:\n{}", r.get("lsblk")));
+    let vda = lsblk["blockdevices"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["name"] == "vda"))
+        .unwrap_or_else(|| panic!("{test}: no vda in lsblk: {lsblk:#}"));
+    assert_eq!(vda["pttype"], pttype, "{test}: partition table; {vda:#}");
+    let root = &vda["children"][0];
+    assert_eq!(
+        (&root["name"], &root["label"], &root["mountpoint"]),
+        (
+            &Value::from("vda1"),
+            &Value::from("root"),
+            &Value::from("/")
+        ),
+        "{test}: root partition; {vda:#}"
+    );
+    let (disk, part) = (
+        vda["size"].as_u64().unwrap_or(0),
+        root["size"].as_u64().unwrap_or(0),
+    );
+    // The partition starts at 1 MiB and ends on the last whole MiB before the end (GPT: before
+    // its 33-sector backup), so at most 3 MiB of the disk are outside it.
+    assert!(
+        part + (3 << 20) >= disk && part < disk,
+        "{test}: root partition {part} bytes not grown to the {disk}-byte disk; grow report: {:#}",
+        ctx["extra"]["grow"]
+    );
+    let fs_size: u64 = r
+        .get("rootfs")
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        fs_size >= part / 100 * 90,
+        "{test}: root filesystem {fs_size} bytes, partition {part}: ext4 not grown; {:#}",
+        ctx["extra"]["grow_filesystem"]
+    );
+    assert_eq!(
+        ctx["extra"]["grow_filesystem"]["status"], "done",
+        "{test}: filesystem growth; {:#}",
+        ctx["extra"]["grow_filesystem"]
+    );
+}
+
+/// The network files preroot wrote were read by the guest's systemd-networkd, which gave
+/// the NIC `address`; the hostname came from the metadata (issue 7's assertions).
+pub fn assert_configured(test: &str, r: &Report, address: &str, hostname: &str) {
+    let files = r.get("network-files");
+    assert!(
+        files.contains("# /etc/systemd/network/10-preroot-"),
+        "{test}: no preroot networkd file in the guest:\n{files}"
+    );
+    let ip: Value = serde_json::from_str(r.get("ip")).unwrap_or(Value::Null);
+    let has = ip.as_array().into_iter().flatten().any(|l| {
+        l["addr_info"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|a| a["local"] == address)
+    });
+    assert!(
+        has,
+        "{test}: {address} not configured by networkd; ip -j addr: {ip:#}\nfiles:\n{files}"
+    );
+    assert_eq!(r.get("hostname").trim(), hostname, "{test}: hostname");
+}
+
+pub fn require_qemu(test: &str) -> bool {
+    let needs = [
+        "qemu-system-x86_64",
+        "qemu-img",
+        "debootstrap",
+        "xorriso",
+        "sgdisk",
+        "sfdisk",
+        "mkfs.ext4",
+        "socat",
+        "flock",
+        "unshare",
+    ];
+    if !is_root() {
+        missing(test, "root (debootstrap, chroot)");
+        return false;
+    }
+    if let Some(t) = needs.iter().find(|t| !has_tool(t)) {
+        missing(
+            test,
+            &format!("the tool `{t}` (qemu/host-deps.sh installs it)"),
+        );
+        return false;
+    }
+    let kernel = std::fs::read_dir("/boot").ok().is_some_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"))
+    });
+    if !kernel {
+        missing(test, "a Debian kernel in /boot (linux-image-amd64)");
+        return false;
+    }
+    true
+}
