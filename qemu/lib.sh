@@ -209,7 +209,8 @@ netdev_args() {
 
 # report_section FILE NAME: the lines between `@@ NAME` and the next `@@` marker.
 report_section() {
-    awk -v n="@@ $2" '$0 == n {on=1; next} /^@@/ {on=0} on' "$1"
+    # The serial port writes CRLF.
+    awk -v n="@@ $2" '{sub(/\r$/, "")} $0 == n {on=1; next} /^@@/ {on=0} on' "$1"
 }
 
 # Extra guests: the base tree plus Debian packages and a setup step, cached beside it (key:
