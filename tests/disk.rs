@@ -66,6 +66,23 @@ fn make_disk(dir: &Path, name: &str, ss: u32, mib: u64, table: &str, grown_mib: 
     img
 }
 
+/// A test disk: `make_disk`'s image in its own temporary directory, attached with sector size
+/// `ss`; dropping it detaches the loop device and removes the directory.
+struct Disk {
+    lo: LoopDev,
+    img: PathBuf,
+    dir: TempDir,
+}
+
+impl Disk {
+    fn new(tag: &str, ss: u32, mib: u64, table: &str, grown_mib: u64) -> Disk {
+        let dir = TempDir::new(tag);
+        let img = make_disk(dir.path(), "d.img", ss, mib, table, grown_mib);
+        let lo = LoopDev::attach(&img, Some(ss));
+        Disk { lo, img, dir }
+    }
+}
+
 /// `sgdisk -v` finds no problem (or, with `grown_ok`, only the backup header not being at the
 /// end of a disk that grew, as before any run).
 fn verify_gpt(dev: &str, grown_ok: bool) {
@@ -128,16 +145,13 @@ fn action<'a>(report: &'a Value, kind: &str) -> &'a Value {
 fn gpt_grows_512_and_4096() {
     require!("gpt_grows_512_and_4096"; loop, "sgdisk", "partx");
     for ss in [512u32, 4096] {
-        let dir = TempDir::new("gpt");
-        let img = make_disk(
-            dir.path(),
-            "d.img",
+        let Disk { dir: _dir, img, lo } = Disk::new(
+            "gpt",
             ss,
             64,
             "sgdisk -n 1:1M:+20M -n 2:0:+8M $D >/dev/null",
             256,
         );
-        let lo = LoopDev::attach(&img, Some(ss));
         let p1 = lo.partition(1);
         let p2 = lo.partition(2);
         let data = fill(&p1, 1);
@@ -183,11 +197,13 @@ fn gpt_grows_512_and_4096() {
 #[test]
 fn gpt_keeps_numbers_1_14_15() {
     require!("gpt_keeps_numbers_1_14_15"; loop, "sgdisk", "partx", "sfdisk");
-    let dir = TempDir::new("gpt-gaps");
     // Ubuntu's cloud image layout: 14 (BIOS boot) and 15 (ESP) first, root 1 after them.
     let table = "sgdisk -n 14:1M:+4M -t 14:ef02 -n 15:0:+8M -t 15:ef00 -n 1:0:+16M -c 1:cloudimg-rootfs $D >/dev/null";
-    let img = make_disk(dir.path(), "d.img", 512, 64, table, 128);
-    let lo = LoopDev::attach(&img, None);
+    let Disk {
+        dir: _dir,
+        img: _img,
+        lo,
+    } = Disk::new("gpt-gaps", 512, 64, table, 128);
     let (p1, p14, p15) = (lo.partition(1), lo.partition(14), lo.partition(15));
     let (d14, d15) = (fill(&p14, 14), fill(&p15, 15));
     let before = sfdisk(&lo.dev);
@@ -215,11 +231,13 @@ fn gpt_keeps_numbers_1_14_15() {
 #[test]
 fn gpt_stops_at_config2() {
     require!("gpt_stops_at_config2"; loop, "sgdisk", "partx", "mkfs.vfat");
-    let dir = TempDir::new("gpt-cfg2");
     // Ironic: the image's root, free space, then config-2 in the disk's last 64 MiB.
     let table = "sgdisk -n 1:1M:+16M -n 2:-64M:0 -c 2:config-2 $D >/dev/null";
-    let img = make_disk(dir.path(), "d.img", 512, 256, table, 256);
-    let lo = LoopDev::attach(&img, None);
+    let Disk {
+        dir: _dir,
+        img: _img,
+        lo,
+    } = Disk::new("gpt-cfg2", 512, 256, table, 256);
     let (p1, p2) = (lo.partition(1), lo.partition(2));
     ok(
         &sh(&format!(
@@ -253,16 +271,8 @@ fn gpt_stops_at_config2() {
 #[test]
 fn gpt_full_disk_writes_nothing() {
     require!("gpt_full_disk_writes_nothing"; loop, "sgdisk", "partx");
-    let dir = TempDir::new("gpt-full");
-    let img = make_disk(
-        dir.path(),
-        "d.img",
-        512,
-        64,
-        "sgdisk -n 1:1M:63M $D >/dev/null",
-        64,
-    );
-    let lo = LoopDev::attach(&img, None);
+    let Disk { dir: _dir, img, lo } =
+        Disk::new("gpt-full", 512, 64, "sgdisk -n 1:1M:63M $D >/dev/null", 64);
     let p1 = lo.partition(1);
     let before = read(&img);
     let r = grow(&p1);
@@ -311,16 +321,13 @@ fn crc32(data: &[u8]) -> u32 {
 fn gpt_hostile_tables_are_refused() {
     require!("gpt_hostile_tables_are_refused"; loop, "sgdisk", "partx");
     for case in ["huge entry count", "overlapping entries"] {
-        let dir = TempDir::new("gpt-hostile");
-        let img = make_disk(
-            dir.path(),
-            "d.img",
+        let Disk { dir: _dir, img, lo } = Disk::new(
+            "gpt-hostile",
             512,
             64,
             "sgdisk -n 1:1M:+16M -n 2:0:+8M $D >/dev/null",
             128,
         );
-        let lo = LoopDev::attach(&img, None);
         let p1 = lo.partition(1);
         // Patch the primary table through the loop device (so its cache sees it).
         let mut t = std::fs::read(&lo.dev).unwrap();
@@ -361,11 +368,9 @@ fn gpt_hostile_tables_are_refused() {
 #[test]
 fn mbr_primary_and_logical() {
     require!("mbr_primary_and_logical"; loop, "sfdisk", "partx");
-    let dir = TempDir::new("mbr");
     // Primary 1, then extended 2 holding logicals 5 and 6; and a disk with a lone primary.
     let table = "printf 'label: dos\\n%sp1 : start=2048, size=32768, type=83\\n%sp2 : start=34816, size=61440, type=5\\n%sp5 : start=36864, size=16384, type=83\\n%sp6 : start=55296, size=16384, type=83\\n' $D $D $D $D | sfdisk -q $D";
-    let img = make_disk(dir.path(), "d.img", 512, 64, table, 128);
-    let lo = LoopDev::attach(&img, None);
+    let Disk { dir, img: _img, lo } = Disk::new("mbr", 512, 64, table, 128);
     let (p1, p5, p6) = (lo.partition(1), lo.partition(5), lo.partition(6));
     let (d1, d5) = (fill(&p1, 1), fill(&p5, 5));
     let r = grow(&p6);
@@ -469,9 +474,11 @@ fn fault_injection_at_every_write() {
     ] {
         // GPT growth makes 3 writes: backup, primary, protective MBR.
         for k in 1..=3u32 {
-            let dir = TempDir::new("fault");
-            let img = make_disk(dir.path(), "d.img", ss, 64, table, 128);
-            let lo = LoopDev::attach(&img, Some(ss));
+            let Disk {
+                dir: _dir,
+                img: _img,
+                lo,
+            } = Disk::new("fault", ss, 64, table, 128);
             let p1 = lo.partition(1);
             let data = fill(&p1, 7);
             let out = preroot(
@@ -522,9 +529,11 @@ fn fault_injection_mbr_logical() {
     let table = "printf 'label: dos\\n%sp1 : start=2048, size=32768, type=83\\n%sp2 : start=34816, size=61440, type=5\\n%sp5 : start=36864, size=16384, type=83\\n' $D $D $D | sfdisk -q $D";
     // Growing logical 5 writes sector 0 (the extended partition), then its EBR.
     for k in 1..=2u32 {
-        let dir = TempDir::new("fault-mbr");
-        let img = make_disk(dir.path(), "d.img", 512, 64, table, 128);
-        let lo = LoopDev::attach(&img, None);
+        let Disk {
+            dir: _dir,
+            img: _img,
+            lo,
+        } = Disk::new("fault-mbr", 512, 64, table, 128);
         let p5 = lo.partition(5);
         let data = fill(&p5, 5);
         let out = preroot(
@@ -561,16 +570,8 @@ fn in_mount_ns(script: &str) -> Output {
 #[test]
 fn xfs_grows_online() {
     require!("xfs_grows_online"; loop, "sgdisk", "partx", "mkfs.xfs", "xfs_info", "unshare");
-    let dir = TempDir::new("xfs");
-    let img = make_disk(
-        dir.path(),
-        "d.img",
-        512,
-        400,
-        "sgdisk -n 1:1M:+320M $D >/dev/null",
-        1024,
-    );
-    let lo = LoopDev::attach(&img, None);
+    let Disk { dir, img, lo } =
+        Disk::new("xfs", 512, 400, "sgdisk -n 1:1M:+320M $D >/dev/null", 1024);
     let p1 = lo.partition(1);
     ok(&sh(&format!("mkfs.xfs -q {}", p1.display())), "mkfs.xfs");
     let mnt = dir.path().join("mnt");
@@ -656,16 +657,8 @@ fn xfs_grows_online() {
 #[test]
 fn ext4_grows_online() {
     require!("ext4_grows_online"; loop, "sgdisk", "partx", "mkfs.ext4", "dumpe2fs", "unshare");
-    let dir = TempDir::new("ext4");
-    let img = make_disk(
-        dir.path(),
-        "d.img",
-        512,
-        64,
-        "sgdisk -n 1:1M:+32M $D >/dev/null",
-        256,
-    );
-    let lo = LoopDev::attach(&img, None);
+    let Disk { dir, img: _img, lo } =
+        Disk::new("ext4", 512, 64, "sgdisk -n 1:1M:+32M $D >/dev/null", 256);
     let p1 = lo.partition(1);
     ok(
         &sh(&format!("mkfs.ext4 -q -b 4096 {}", p1.display())),
@@ -735,16 +728,8 @@ fn boot_phase_grow_and_opt_outs() {
             false,
         ),
     ] {
-        let dir = TempDir::new("phase");
-        let img = make_disk(
-            dir.path(),
-            "d.img",
-            512,
-            64,
-            "sgdisk -n 1:1M:+16M $D >/dev/null",
-            128,
-        );
-        let lo = LoopDev::attach(&img, None);
+        let Disk { dir, img: _img, lo } =
+            Disk::new("phase", 512, 64, "sgdisk -n 1:1M:+16M $D >/dev/null", 128);
         let p1 = lo.partition(1);
         // A machine tree whose sys and dev are the host's, with our own kernel command line.
         let root = dir.path().join("root");
