@@ -507,6 +507,11 @@ impl Applier<'_> {
         if home.is_empty() {
             return self.err(format!("user {name}: home is /"));
         }
+        // The directories above the home are the system's, and may be links (an ostree
+        // system's /home -> var/home, /root -> var/roothome): resolved as the booted system
+        // would, confined to the root. The home itself and what is in it belong to the user:
+        // no link there is followed.
+        let home = self.resolve_parent(home);
         let ssh = format!("{home}/.ssh");
         let file = format!("{ssh}/authorized_keys");
         let result = (|| -> std::io::Result<()> {

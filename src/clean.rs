@@ -13,8 +13,9 @@
 //! - every regular file under `var/log/` truncated in place — mode, owner and the file itself
 //!   stay (chromogenic's rule); `var/log/journal/` is left alone (binary journals);
 //! - with `--ssh-host-keys`: `etc/ssh/ssh_host_*`;
-//! - with `--homes`: `.ssh/authorized_keys` and `.bash_history` of `root` and each `home/*`.
-//!   Home directories are never touched otherwise.
+//! - with `--homes`: `.ssh/authorized_keys` and `.bash_history` of `root` and each `home/*`
+//!   (`root` and `home` themselves may be links, as on ostree systems). Home directories are
+//!   never touched otherwise.
 //!
 //! `--dry-run` prints the same list and changes nothing.
 
@@ -131,10 +132,20 @@ pub fn plan(root: &RootDir, what: &What) -> Vec<Action> {
     }
     logs(root, "var/log", 0, &mut out);
     if what.homes {
-        let mut homes = vec!["root".to_string()];
-        for (name, is_dir) in root.list("home").unwrap_or_default() {
+        // `root` and `home` may be the system's links (an ostree system's /root ->
+        // var/roothome, /home -> var/home): resolved as the booted system would, confined to
+        // the root. What is inside them is not followed.
+        let system_dir = |d: &str| {
+            crate::sysroot::resolve_in(root.path(), &format!("/{d}"))
+                .ok()
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| d.to_string())
+        };
+        let home = system_dir("home");
+        let mut homes = vec![system_dir("root")];
+        for (name, is_dir) in root.list(&home).unwrap_or_default() {
             if is_dir {
-                homes.push(format!("home/{name}"));
+                homes.push(format!("{home}/{name}"));
             }
         }
         for h in homes {

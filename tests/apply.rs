@@ -276,6 +276,66 @@ fn heat_user_data_and_keys_once_per_instance() {
     );
 }
 
+/// An ostree system's layout (`/home -> var/home`, `/root -> var/roothome`, as
+/// `qemu/ostree.sh` and Fedora CoreOS have it): the ssh keys land in the home under
+/// `var/home`, since the links above a home are the system's; a link that *is* a user's home
+/// (the user's own) is still not followed. Found by the QEMU ostree boot, where apply failed
+/// with "/home: is a symlink".
+#[test]
+fn keys_through_an_ostree_home_link() {
+    require!("keys_through_an_ostree_home_link"; root, "busybox", "chroot");
+    let tmp = TempDir::new("apply-ostree-home");
+    let (root, state) = (tmp.path().join("root"), tmp.path().join("state"));
+    make_root(&root);
+    for (link, dir) in [("home", "var/home"), ("root", "var/roothome")] {
+        fs::remove_dir_all(root.join(link)).unwrap();
+        fs::create_dir_all(root.join(dir)).unwrap();
+        std::os::unix::fs::symlink(dir, root.join(link)).unwrap();
+    }
+    let mut passwd = read(&root.join("etc/passwd"));
+    passwd.push_str("cloud-user:x:1000:1000::/home/cloud-user:/bin/sh\n");
+    passwd.push_str("eve:x:1001:1001::/home/eve:/bin/sh\n");
+    write(&root.join("etc/passwd"), passwd, 0o644);
+    fs::create_dir_all(root.join("var/home/cloud-user")).unwrap();
+    // eve's home is a link out of the homes: her keys must not follow it.
+    std::os::unix::fs::symlink("/etc", root.join("var/home/eve")).unwrap();
+    let user = b"#cloud-config\nusers:\n  - default\n  - name: eve\n    ssh_authorized_keys: [ssh-ed25519 AAAAEVE eve@key]\n";
+    make_state(&state, "i-ostree-1", Some(user), None);
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(1), "eve's home: {}", text(&out));
+    assert_eq!(
+        read(&root.join("var/home/cloud-user/.ssh/authorized_keys")),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMeta meta@key\n",
+        "{}",
+        text(&out)
+    );
+    assert_eq!(mode(&root.join("var/home/cloud-user/.ssh")), 0o700);
+    assert!(
+        !root.join("etc/.ssh").exists(),
+        "followed eve's home link: {}",
+        text(&out)
+    );
+    let errors = status_json(&state)["errors"].to_string();
+    assert!(
+        errors.contains("var/home/eve/.ssh/authorized_keys") && !errors.contains("/home: is a"),
+        "{errors}"
+    );
+
+    // `clean --homes` finds the homes through the same links.
+    write(&root.join("var/roothome/.bash_history"), "ls\n", 0o600);
+    let out = preroot(&["clean", "--homes", "--root", root.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        !root
+            .join("var/home/cloud-user/.ssh/authorized_keys")
+            .exists()
+            && !root.join("var/roothome/.bash_history").exists(),
+        "clean --homes through the links: {}",
+        text(&out)
+    );
+    assert!(root.join("etc/passwd").exists() && root.join("home").is_symlink());
+}
+
 const CLOUD_CONFIG: &str = "#cloud-config
 users:
   - default
