@@ -7,7 +7,8 @@ set -euo pipefail
 # Another process (a concurrent build, unattended upgrades) may hold the dpkg lock: wait for it.
 
 PKGS=(debootstrap dracut-core linux-image-amd64 lvm2 xfsprogs xorriso gdisk socat ipxe-qemu
-      cloud-guest-utils busybox-static fdisk dosfstools mtools e2fsprogs qemu-utils python3 util-linux)
+      cloud-guest-utils busybox-static fdisk dosfstools mtools e2fsprogs qemu-utils python3 util-linux
+      ostree)
 BPO_PKGS=(qemu-system-x86)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }

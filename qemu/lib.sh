@@ -216,9 +216,12 @@ report_section() {
 # Extra guests: the base tree plus Debian packages and a setup step, cached beside it (key:
 # the base tree, the package list and the setup function). One line per guest here:
 #   cloudinit  Debian's cloud-init (the benchmark's baseline and the hand-off scenario)
+#   ostree     Debian's ostree and ostree-boot (the dracut module with ostree-prepare-root);
+#              qemu/ostree.sh turns a copy of it into an ostree deployment
 extra_guest_packages() {
     case $1 in
         cloudinit) echo "cloud-init cloud-guest-utils" ;;
+        ostree) echo "ostree ostree-boot" ;;
         *) die "unknown extra guest $1" ;;
     esac
 }
@@ -240,6 +243,45 @@ system_info:
 CFG
     rm -f "$root/etc/cloud/cloud.cfg.d/90_dpkg.cfg"
     rm -rf "$root/var/lib/cloud" "$root/var/log/cloud-init"*
+}
+
+# Setup of the ostree guest: the report's probe of the deployments (section x-ostree). It
+# prints whether the system booted as an ostree deployment, `ostree admin status`, and for
+# every deployment on the disk whether it is the booted one (same inode as /) and what of
+# preroot's is in its /etc; then what lies at the top of the physical root (/sysroot), where
+# preroot must write nothing; and the initramfs's order of ostree-prepare-root and preroot's
+# sysroot phase.
+extra_guest_setup_ostree() {
+    local root=$1
+    mkdir -p "$root/etc/preroot-report.d"
+    cat > "$root/etc/preroot-report.d/ostree" <<'PROBE'
+#!/bin/bash
+echo "ostree-booted $([ -e /run/ostree-booted ] && echo yes || echo no)"
+echo "## status"
+ostree admin status 2>&1
+echo "## deployments"
+root_id=$(stat -c %d:%i /)
+for d in /sysroot/ostree/deploy/*/deploy/*.[0-9]; do
+    [ -d "$d" ] || continue
+    role=other; [ "$(stat -c %d:%i "$d")" = "$root_id" ] && role=booted
+    id=$(cat "$d/etc/preroot/instance-id" 2>/dev/null || echo none)
+    echo "$d $role instance-id=$id hostname=$(cat "$d/etc/hostname" 2>/dev/null)" \
+         "network=$(cd "$d/etc/systemd/network" 2>/dev/null && ls | grep -c preroot)"
+done
+echo "## sysroot-top"
+ls -A1 /sysroot
+echo "## preroot-outside-deployments"
+find /sysroot -xdev -path /sysroot/ostree -prune -o \( -name '*preroot*' -o -path '*/etc/hostname' \) -print
+find /sysroot/ostree -xdev -path /sysroot/ostree/repo -prune -o -path /sysroot/ostree/deploy -prune \
+     -o -name '*preroot*' -print
+# The initramfs's order (its journal is kept in /run): systemd's Starting/Finished lines of
+# ostree-prepare-root and preroot's sysroot phase, in monotonic time.
+echo "## order"
+journalctl -b -o short-monotonic --no-pager -u ostree-prepare-root.service \
+    -u preroot-sysroot.service | grep -E ' (Starting|Finished) '
+echo "## end"
+PROBE
+    chmod 0755 "$root/etc/preroot-report.d/ostree"
 }
 
 # ensure_extra_guest NAME: prints the path of the extra guest NAME's tree, building it first

@@ -7,6 +7,9 @@
 #   mbr-configdrive  (c) MBR disk, ext4 root, the same config drive, DMI naming no cloud
 #   ec2              (a)'s disk, DMI "Amazon EC2", no medium; 169.254.169.254:80 forwarded to
 #                    127.0.0.1:$META_PORT (the caller's metadata server)
+#   ostree           an ostree deployment (qemu/ostree.sh): the kernel, initramfs and kernel
+#                    arguments (ostree=) of its BLS entry, (a)'s config drive and DMI; VARIANT
+#                    does not apply
 # Env: VARIANT=preroot|nopreroot|cloudinit|preroot+EXTRA (the guest and initramfs, see ensure_build in
 # lib.sh; default preroot), PREROOT_QEMU_CACHE, QEMU_ACCEL=kvm, QEMU_TIMEOUT (s, default 420), KARGS (extra kernel
 # arguments), DISK_SIZE (the overlay's size, default 3G: larger than the 1.5 GiB image), BOOTS
@@ -17,12 +20,20 @@ set -euo pipefail
 NAME=${1:?usage: scenario.sh NAME OUTDIR}
 OUT=${2:?usage: scenario.sh NAME OUTDIR}
 mkdir -p "$OUT"
-BUILD=$(ensure_build "${VARIANT:-preroot}")
 KVER=$(qemu_kver)
-args=(-kernel "/boot/vmlinuz-$KVER" -initrd "$BUILD/initramfs.img")
+if [ "$NAME" = ostree ]; then
+    . "$QEMU_DIR/ostree.sh"
+    BUILD=$(ensure_ostree_build)
+    args=(-kernel "$BUILD/vmlinuz" -initrd "$BUILD/initramfs.img")
+    append="$(cat "$BUILD/kargs") ${KARGS:-}"
+else
+    BUILD=$(ensure_build "${VARIANT:-preroot}")
+    args=(-kernel "/boot/vmlinuz-$KVER" -initrd "$BUILD/initramfs.img")
+    append=$(kernel_args "${KARGS:-}")
+fi
 case $NAME in
-    gpt-configdrive|mbr-configdrive)
-        table=${NAME%%-*}
+    gpt-configdrive|mbr-configdrive|ostree)
+        case $NAME in ostree) table=gpt ;; *) table=${NAME%%-*} ;; esac
         make_overlay "$BUILD/root-$table.raw" "$OUT/disk.qcow2" "${DISK_SIZE:-3G}"
         # (a) as Nova: DMI names OpenStack, and the config drive is a CD-ROM on the AHCI
         # controller. (c) plain QEMU DMI: only the medium's label says OpenStack, so preroot
@@ -39,7 +50,7 @@ case $NAME in
 esac
 args+=(-drive "file=$OUT/disk.qcow2,if=virtio,format=qcow2,cache=unsafe"
        -device "virtio-net-pci,netdev=n0,mac=$GUEST_MAC"
-       -append "$(kernel_args "${KARGS:-}")")
+       -append "$append")
 # BOOTS=N boots N times on the same disk (a re-boot of the same instance): the first boot's
 # files are in OUT, boot K's (K >= 2) in OUT/bootK. Stops at the first failing boot.
 rc=0
