@@ -519,19 +519,125 @@ impl Client {
             .write_all(&build_request(method, url, &own, body))
             .map_err(io)?;
         let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
+        let mut chunk = vec![0u8; 64 * 1024];
         let total_cap = cap.saturating_add(HEAD_CAP).saturating_add(64 * 1024);
+        // Once the head is in, only the new bytes are looked at until the body is complete
+        // (then `parse_response` runs once more): parsing everything after every read made a
+        // 16 MiB chunked body quadratic, and a 100 MiB one outlived the deadline.
+        let mut framing: Option<BodyFraming> = None;
         loop {
             stream.set_read_timeout(Some(left()?)).map_err(io)?;
             let n = stream.read(&mut chunk).map_err(io)?;
             buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            if buf.len() > total_cap {
+                return Err(HttpError::TooLarge { cap });
+            }
+            if n != 0 {
+                let complete = match &mut framing {
+                    None => true,
+                    Some(f) => f.complete(&buf, cap)?,
+                };
+                if !complete {
+                    continue;
+                }
+            }
             match parse_response(&buf, n == 0, cap)? {
                 Parse::Done(r) => return Ok(r),
-                Parse::Incomplete if buf.len() > total_cap => {
+                Parse::Incomplete => {
+                    if framing.is_none() {
+                        framing = BodyFraming::of(&buf);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How a response's body ends, known once its head is in: [`Client::once`] asks
+/// [`BodyFraming::complete`] after each read, which looks only at bytes it has not seen.
+#[derive(Debug)]
+enum BodyFraming {
+    /// `Content-Length`: complete at `start + len` bytes.
+    Length { start: usize, len: usize },
+    /// Chunked: `pos` is the next chunk's size line (an offset in the buffer), `body` the
+    /// body bytes before it.
+    Chunked { pos: usize, body: usize },
+    /// Until the connection closes (only the cap is checked on the way).
+    ToEof { start: usize },
+}
+
+impl BodyFraming {
+    /// The framing of the response whose head is at the start of `buf`; `None` while the
+    /// head is incomplete or for `100 Continue` (then the full parser runs after each read).
+    fn of(buf: &[u8]) -> Option<BodyFraming> {
+        let head_end = find(buf, b"\r\n\r\n")?;
+        let head = std::str::from_utf8(buf.get(..head_end)?).ok()?;
+        let mut lines = head.split("\r\n");
+        if lines.next()?.split(' ').nth(1)? == "100" {
+            return None;
+        }
+        let start = head_end.saturating_add(4);
+        let mut length = None;
+        for (name, value) in lines.filter_map(|l| l.split_once(':')) {
+            if name.eq_ignore_ascii_case("transfer-encoding")
+                && value.trim().eq_ignore_ascii_case("chunked")
+            {
+                return Some(BodyFraming::Chunked {
+                    pos: start,
+                    body: 0,
+                });
+            }
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().ok();
+            }
+        }
+        Some(match length {
+            Some(len) => BodyFraming::Length { start, len },
+            None => BodyFraming::ToEof { start },
+        })
+    }
+
+    /// Is the body complete in `buf` (the whole response read so far)? Errors as
+    /// [`parse_response`] would give them: too large, a bad chunk size line.
+    fn complete(&mut self, buf: &[u8], cap: usize) -> Result<bool, HttpError> {
+        match self {
+            BodyFraming::Length { start, len } => {
+                Ok(buf.len().saturating_sub(*start) >= *len || *len > cap)
+            }
+            BodyFraming::ToEof { start } => {
+                if buf.len().saturating_sub(*start) > cap {
                     return Err(HttpError::TooLarge { cap });
                 }
-                Parse::Incomplete => {}
+                Ok(false)
             }
+            BodyFraming::Chunked { pos, body } => loop {
+                let rest = buf.get(*pos..).unwrap_or_default();
+                let Some(eol) = find(rest, b"\r\n") else {
+                    if rest.len() > 1024 {
+                        return Err(HttpError::Malformed("chunk size line too long".into()));
+                    }
+                    return Ok(false);
+                };
+                let line = std::str::from_utf8(rest.get(..eol).unwrap_or_default())
+                    .map_err(|_| HttpError::Malformed("chunk size line is not UTF-8".into()))?;
+                let size_text = line.split(';').next().unwrap_or_default().trim();
+                let size = usize::from_str_radix(size_text, 16)
+                    .map_err(|_| HttpError::Malformed(format!("bad chunk size {size_text:?}")))?;
+                if size == 0 {
+                    // The last chunk; the trailers end with an empty line.
+                    let after = rest.get(eol.saturating_add(2)..).unwrap_or_default();
+                    return Ok(find(after, b"\r\n").is_some());
+                }
+                if size > cap.saturating_sub(*body) {
+                    return Err(HttpError::TooLarge { cap });
+                }
+                let need = eol.saturating_add(4).saturating_add(size);
+                if rest.len() < need {
+                    return Ok(false);
+                }
+                *pos = pos.saturating_add(need);
+                *body = body.saturating_add(size);
+            },
         }
     }
 }
@@ -610,6 +716,44 @@ mod tests {
             Err(HttpError::TooLarge { cap: 4 })
         );
         assert!(parse_response(&raw[..raw.len() - 1], true, 100).is_err());
+    }
+
+    #[test]
+    fn body_framing_sees_the_end_without_parsing_again() {
+        // Fed byte by byte, as reads may come: complete exactly when parse_response is Done.
+        let cases: [&[u8]; 4] = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n1\r\na\r\n0\r\nT: v\r\n\r\n",
+            b"HTTP/1.1 404 X\r\ncontent-length: 0\r\n\r\n",
+        ];
+        for (i, full) in cases.iter().enumerate() {
+            let mut framing: Option<BodyFraming> = None;
+            for end in 1..=full.len() {
+                let buf = &full[..end];
+                let complete = match &mut framing {
+                    None => true,
+                    Some(f) => f.complete(buf, 100).unwrap(),
+                };
+                let done = matches!(parse_response(buf, false, 100), Ok(Parse::Done(_)));
+                if framing.is_some() {
+                    assert_eq!(complete, done, "case {i} at {end} bytes");
+                }
+                if framing.is_none() {
+                    framing = BodyFraming::of(buf);
+                }
+            }
+            assert!(framing.is_some(), "case {i}: head seen");
+        }
+        // Over the cap: said as soon as a chunk size or the length shows it.
+        let mut f =
+            BodyFraming::of(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+        let big = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n";
+        assert_eq!(f.complete(big, 100), Err(HttpError::TooLarge { cap: 100 }));
+        let mut f = BodyFraming::of(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+        let eof = [b"HTTP/1.1 200 OK\r\n\r\n".as_slice(), &[b'x'; 101]].concat();
+        assert_eq!(f.complete(&eof, 100), Err(HttpError::TooLarge { cap: 100 }));
+        assert!(BodyFraming::of(b"HTTP/1.1 100 Continue\r\n\r\n").is_none());
     }
 
     #[test]

@@ -184,8 +184,17 @@ pub fn fetch(
         Platform::Openstack => match super::configdrive::read_drive(&input) {
             Ok(ctx) => ctx,
             Err(e) => {
-                // No openstack/ tree: the service's EC2-style tree, as cloud-init falls back.
+                // No openstack/ tree at all (its listing is 404): the service's EC2-style
+                // tree, which must name the instance. A tree that is there but bad (truncated
+                // JSON, too large, a refused redirect, a timeout) is the error itself: reading
+                // another tree would hide it behind an empty context.
+                if !matches!(tree.list("openstack"), Ok(None)) {
+                    return Err(e);
+                }
                 let mut ctx = ec2::read_tree(&input, Platform::Openstack).map_err(|_| e.clone())?;
+                if ctx.instance_id.is_none() {
+                    return Err(e);
+                }
                 ctx.fallbacks.push(Fallback {
                     kind: "openstack-ec2-tree".into(),
                     reason: format!("{e}; read latest/meta-data instead"),
