@@ -85,8 +85,10 @@ fuzz-smoke: fuzz-deps
 fuzz-deps: deps-rust
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 
+# STATIC_FEATURES=fault-injection: the QEMU fault tests' build (qemu/lib.sh `preroot-fault`,
+# in its own CARGO_TARGET_DIR); never for a release.
 static: deps-rust
-	$(CARGO) build --release --target $(MUSL)
+	$(CARGO) build --release --target $(MUSL) $(if $(STATIC_FEATURES),--features $(STATIC_FEATURES))
 
 size: static
 	@bytes=$$(stat -c %s $(STATIC)); \

@@ -191,6 +191,74 @@ boot_guest() {
     return $rc
 }
 
+# kill_on OUTDIR REGEX DELAY_MS: while a boot_guest into OUTDIR runs (started with
+# `-pidfile OUTDIR/qemu.pid`), waits for REGEX (ERE) in its console, then DELAY_MS ms, then
+# SIGKILLs that QEMU: a power cut at a point the guest announced. Writes OUTDIR/killed (the
+# matched line, the delay, the console lines after it). Returns 1 if the guest ended first.
+kill_on() {
+    local dir=$1 re=$2 delay=$3 line="" pid
+    while :; do
+        line=$(grep -m1 -aE "$re" "$dir/console.log" 2>/dev/null) && break
+        if [ -s "$dir/qemu.pid" ] && ! kill -0 "$(cat "$dir/qemu.pid")" 2>/dev/null; then return 1; fi
+        [ -e "$dir/wall-ms" ] && return 1
+        sleep 0.005
+    done
+    [ "$delay" -gt 0 ] && sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
+    pid=$(cat "$dir/qemu.pid")
+    kill -KILL "$pid"
+    { echo "matched: $line"; echo "delay_ms: $delay";
+      echo "console after the match:"; grep -aE -A15 "$re" "$dir/console.log" | tail -n +2; } > "$dir/killed"
+}
+
+# check_disk DISK.qcow2 gpt|mbr OUT.env: the host's view of a disk after a power cut, as
+# KEY=VALUE lines: the table verified by sgdisk -v (GPT) or sfdisk -V (MBR), partition 1's
+# start and size, e2fsck -fn of the root partition extracted at its offset (and, if that
+# found the journal unreplayed, e2fsck -fy on the copy then -fn again), its size, and the
+# sentinel file compared with what the build wrote. Full outputs beside OUT.env.
+check_disk() {
+    local disk=$1 table=$2 env=$3 raw img rc start size n
+    raw=$env.disk.raw img=$env.root.img
+    qemu-img convert -O raw "$disk" "$raw"
+    {
+        echo "disk_bytes=$(stat -c %s "$raw")"
+        rc=0
+        if [ "$table" = gpt ]; then sgdisk -v "$raw" > "$env.table-check" 2>&1 || rc=$?
+        else sfdisk -V "$raw" > "$env.table-check" 2>&1 || rc=$?; fi
+        echo "table_check_rc=$rc"
+        # sgdisk: "Identified N problems!" or "No problems found."; sfdisk: "No errors detected."
+        if [ "$table" = gpt ]; then
+            n=$(sed -nE 's/^Identified ([0-9]+) problems.*/\1/p' "$env.table-check")
+            grep -q 'No problems found' "$env.table-check" && n=0
+        else
+            n=1; grep -q 'No errors detected' "$env.table-check" && n=0
+        fi
+        echo "table_check_problems=${n:-unknown}"
+        echo "table_backup_not_at_end=$(grep -c "doesn't reside" "$env.table-check")"
+        sfdisk -d "$raw" > "$env.sfdisk-d" 2>&1 || true
+        start=$(sed -nE 's/.*\.raw1 *: *start= *([0-9]+),.*/\1/p' "$env.sfdisk-d")
+        size=$(sed -nE 's/.*\.raw1 *:.*size= *([0-9]+),.*/\1/p' "$env.sfdisk-d")
+        echo "part_start=$start"
+        echo "part_sectors=$size"
+        dd if="$raw" of="$img" bs=4M iflag=skip_bytes,count_bytes skip=$((start * 512)) \
+            count=$((size * 512)) conv=sparse status=none
+        rc=0; e2fsck -fn "$img" > "$env.fsck" 2>&1 || rc=$?
+        echo "fsck_rc=$rc"
+        echo "fsck_journal_unreplayed=$(grep -c 'skipping journal recovery' "$env.fsck")"
+        if [ "$rc" != 0 ]; then
+            e2fsck -fy "$img" > "$env.fsck-fix" 2>&1 || true
+            rc=0; e2fsck -fn "$img" > "$env.fsck-after" 2>&1 || rc=$?
+            echo "fsck_after_replay_rc=$rc"
+        fi
+        echo "fs_bytes=$(dumpe2fs -h "$img" 2>/dev/null | awk -F: '/^Block count/ {c=$2} /^Block size/ {b=$2} END {print c*b}')"
+        if [ "$(debugfs -R 'cat /var/lib/preroot-sentinel' "$img" 2>/dev/null | sha256sum)" = "$(sentinel | sha256sum)" ]; then
+            echo "sentinel_ok=1"
+        else
+            echo "sentinel_ok=0"
+        fi
+    } > "$env"
+    rm -f "$raw" "$img"
+}
+
 # Direct kernel boot arguments for a root labelled `root`, plus extra kernel arguments.
 kernel_args() {
     echo "root=LABEL=root rw console=ttyS0 panic=-1 rd.shell=0 rd.emergency=poweroff systemd.show_status=auto $*"
@@ -313,11 +381,19 @@ ensure_extra_guest() {
     echo "$dir/rootfs"
 }
 
-# ensure_build [preroot|nopreroot|cloudinit|preroot+EXTRA]: prints a directory holding
+# sentinel: 64 MiB of known content (`preroot-fault` builds carry it as
+# /var/lib/preroot-sentinel; check_disk compares it after a power cut).
+sentinel() {
+    head -c 64M < <(yes 'preroot sentinel: this line must survive a power cut during growth')
+}
+
+# ensure_build [preroot|nopreroot|cloudinit|preroot+EXTRA|preroot-fault]: prints a directory holding
 # initramfs.img, root-gpt.raw, root-mbr.raw and configdrive.iso. `preroot` (the default) is the
 # current preroot (built with `make static`, which honours $CARGO_TARGET_DIR) in the initramfs
 # and on the disk; `nopreroot` the same guest without it; `cloudinit` the cloud-init guest
-# without preroot; `preroot+EXTRA` preroot on the extra guest EXTRA (ensure_extra_guest). Cached under $PREROOT_QEMU_CACHE/build-<variant>-<key>, the key covering the guest
+# without preroot; `preroot+EXTRA` preroot on the extra guest EXTRA (ensure_extra_guest);
+# `preroot-fault` preroot built with the `fault-injection` feature, its disks carrying a
+# sentinel file (the power-cut tests, tests/qemu_faults.rs). Cached under $PREROOT_QEMU_CACHE/build-<variant>-<key>, the key covering the guest
 # tree, the binary, the dracut module and this file; flock against concurrent callers.
 ensure_build() {
     local variant=${1:-preroot} opts=() tree
@@ -326,6 +402,11 @@ ensure_build() {
         nopreroot) tree=$(ensure_guest) || exit 1; opts=(--no-preroot) ;;
         cloudinit) tree=$(ensure_extra_guest cloudinit) || exit 1; opts=(--no-preroot) ;;
         preroot+*) tree=$(ensure_extra_guest "${variant#preroot+}") || exit 1 ;;
+        preroot-fault) tree=$(ensure_guest) || exit 1
+            # The fault-injection build (PREROOT_FAULT_AFTER_WRITE, PREROOT_FAULT_HOLD) in a
+            # target dir of its own, so `make static` elsewhere never ships it by mistake.
+            export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_DIR/target}/fault-injection"
+            export STATIC_FEATURES=fault-injection ;;
         *) die "ensure_build: unknown variant $variant" ;;
     esac
     make -s -C "$REPO_DIR" static >&2 || die "make static failed"
@@ -341,6 +422,10 @@ ensure_build() {
         local t0; t0=$(date +%s)
         rm -rf "$dir" && mkdir -p "$dir"
         build_initramfs "$dir/initramfs.img" --tree "$tree" "${opts[@]}"
+        # The fault tests check that data survives a power cut during growth: a known file.
+        if [ "$variant" = preroot-fault ]; then
+            sentinel > "$dir/initramfs.img.tree/var/lib/preroot-sentinel"
+        fi
         make_root_disk "$dir/root-gpt.raw" gpt "$dir/initramfs.img.tree"
         make_root_disk "$dir/root-mbr.raw" mbr "$dir/initramfs.img.tree"
         rm -rf "$dir/initramfs.img.tree"

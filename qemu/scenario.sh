@@ -10,11 +10,17 @@
 #   ostree           an ostree deployment (qemu/ostree.sh): the kernel, initramfs and kernel
 #                    arguments (ostree=) of its BLS entry, (a)'s config drive and DMI; VARIANT
 #                    does not apply
-# Env: VARIANT=preroot|nopreroot|cloudinit|preroot+EXTRA (the guest and initramfs, see ensure_build in
+# Env: VARIANT=preroot|nopreroot|cloudinit|preroot+EXTRA|preroot-fault (the guest and initramfs, see ensure_build in
 # lib.sh; default preroot), PREROOT_QEMU_CACHE, QEMU_ACCEL=kvm, QEMU_TIMEOUT (s, default 420), KARGS (extra kernel
 # arguments), DISK_SIZE (the overlay's size, default 3G: larger than the 1.5 GiB image), BOOTS
 # (default 1: boots on the same disk, below), CONFIGDRIVE (an ISO instead of the build's, e.g.
 # from make_configdrive with CD_UUID / CD_USER_DATA).
+# Power cuts (tests/qemu_faults.rs): KILL_ON=REGEX SIGKILLs the first boot's QEMU when REGEX
+# (ERE) shows on its console, KILL_DELAY_MS (default 0) later (kill_on in lib.sh), then
+# checks the disk from the host into OUTDIR/disk-check.env (check_disk) and goes on with the
+# next boot on the same disk; KARGS_FIRST are kernel arguments for the first boot only (e.g.
+# `systemd.setenv=PREROOT_FAULT_AFTER_WRITE=1 systemd.setenv=PREROOT_FAULT_HOLD=1` with
+# VARIANT=preroot-fault).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 NAME=${1:?usage: scenario.sh NAME OUTDIR}
@@ -49,15 +55,30 @@ case $NAME in
     *) die "unknown scenario $NAME" ;;
 esac
 args+=(-drive "file=$OUT/disk.qcow2,if=virtio,format=qcow2,cache=unsafe"
-       -device "virtio-net-pci,netdev=n0,mac=$GUEST_MAC"
-       -append "$append")
+       -device "virtio-net-pci,netdev=n0,mac=$GUEST_MAC")
 # BOOTS=N boots N times on the same disk (a re-boot of the same instance): the first boot's
 # files are in OUT, boot K's (K >= 2) in OUT/bootK. Stops at the first failing boot.
 rc=0
 for ((k = 1; k <= ${BOOTS:-1}; k++)); do
     dir=$OUT; [ "$k" -gt 1 ] && dir=$OUT/boot$k
     log "booting $NAME${BOOTS:+ ($k of $BOOTS)} (output in $dir)"
-    boot_guest "$dir" "${QEMU_TIMEOUT:-420}" "${args[@]}" || rc=$?
+    kargs=$append
+    [ "$k" = 1 ] && kargs="$append ${KARGS_FIRST:-}"
+    if [ "$k" = 1 ] && [ -n "${KILL_ON:-}" ]; then
+        mkdir -p "$dir"; rm -f "$dir/qemu.pid" "$dir/wall-ms" "$dir/killed" "$dir/console.log"
+        boot_guest "$dir" "${QEMU_TIMEOUT:-420}" "${args[@]}" -pidfile "$dir/qemu.pid" \
+            -append "$kargs" &
+        bootpid=$!
+        kill_on "$dir" "$KILL_ON" "${KILL_DELAY_MS:-0}" || log "$NAME: the guest ended before /$KILL_ON/ showed"
+        wait "$bootpid" || rc=$?
+        log "$NAME: boot 1: qemu exit $rc after $(cat "$dir/wall-ms") ms"
+        if [ ! -e "$dir/killed" ]; then [ "$rc" = 0 ] && rc=3; break; fi
+        rc=0
+        check_disk "$OUT/disk.qcow2" "${table:-gpt}" "$dir/disk-check.env"
+        log "$NAME: after the power cut: $(tr '\n' ' ' < "$dir/disk-check.env")"
+        continue
+    fi
+    boot_guest "$dir" "${QEMU_TIMEOUT:-420}" "${args[@]}" -append "$kargs" || rc=$?
     log "$NAME: boot $k: qemu exit $rc after $(cat "$dir/wall-ms") ms"
     [ "$rc" = 0 ] || break
 done

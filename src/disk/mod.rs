@@ -615,7 +615,9 @@ pub fn grow_partition(root: &Root, part: &BlockDev, opts: &Options) -> Result<Ac
 }
 
 /// Carries out the writes in order; `Sync` fsyncs. With the `fault-injection` feature,
-/// `PREROOT_FAULT_AFTER_WRITE=k` exits (status 99) right after the k-th write.
+/// `PREROOT_FAULT_AFTER_WRITE=k` exits (status 99) right after the k-th write; with
+/// `PREROOT_FAULT_HOLD=1` as well, it fsyncs that write and holds instead (see [`hold`]), so
+/// a QEMU test can cut the power at a known point (`tests/qemu_faults.rs`).
 pub fn apply(file: &File, steps: &[Step], object: &str) -> Result<(), GrowError> {
     #[cfg(feature = "fault-injection")]
     let fault: Option<usize> = std::env::var("PREROOT_FAULT_AFTER_WRITE")
@@ -630,6 +632,9 @@ pub fn apply(file: &File, steps: &[Step], object: &str) -> Result<(), GrowError>
                 writes = writes.saturating_add(1);
                 #[cfg(feature = "fault-injection")]
                 if fault == Some(writes) {
+                    if std::env::var_os("PREROOT_FAULT_HOLD").is_some_and(|v| v == "1") {
+                        hold(file, writes, what);
+                    }
                     eprintln!("preroot: fault injection: exiting after write {writes} ({what})");
                     std::process::exit(99);
                 }
@@ -641,6 +646,20 @@ pub fn apply(file: &File, steps: &[Step], object: &str) -> Result<(), GrowError>
     }
     let _ = writes;
     Ok(())
+}
+
+/// Fault injection for power-cut tests: fsyncs the k-th write (so it is on the disk, the
+/// next step's write is not), logs one line at error level (in the initramfs it goes to
+/// `/dev/kmsg`, so the console shows it and the host knows where the guest is), then sleeps
+/// until killed; after 600 s it returns and the caller exits 99.
+#[cfg(feature = "fault-injection")]
+fn hold(file: &File, k: usize, what: &str) {
+    let synced = file.sync_all().is_ok();
+    log::error!("fault injection: holding after write {k} ({what}), synced: {synced}");
+    let until = std::time::Instant::now() + Duration::from_secs(600);
+    while std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// After the table changed: `BLKPG_RESIZE_PARTITION` for the one partition, which works
