@@ -2,12 +2,80 @@
 //! platform does (FORMAT.md): `_index` files (or a generated listing) for directory URLs,
 //! 404 for what is absent, EC2's IMDSv2 token (enforced), GCE's `Metadata-Flavor` (enforced
 //! both ways, and `?recursive=true` as the JSON object of a directory's files).
+//!
+//! [`Fault`]s (the fault matrix in `tests/metadata.rs`) change the answer for the paths that
+//! end with a given suffix: a status, a byte at a time, a 100 MiB body, a redirect, a
+//! truncated document, another content type, GCE's header left out.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// How a [`Fault`]'s huge body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    ContentLength,
+    Chunked,
+    /// No length: the body runs until the connection closes.
+    ToEof,
+}
+
+/// What a faulty server does instead of (or to) the normal answer.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// The first `n` matching requests get `status` (an empty body), later ones the file.
+    StatusFirst(u16, usize),
+    /// Every matching request gets `status`.
+    Status(u16),
+    /// The normal answer, one byte every `Duration`.
+    Drip(Duration),
+    /// A body of `bytes` bytes (`x`), streamed in 64 KiB writes until the client hangs up.
+    Huge(u64, Framing),
+    /// `302 Found` to this `Location`.
+    Redirect(String),
+    /// Only the first `n` bytes of the document (Content-Length says `n`).
+    Truncate(usize),
+    /// The normal answer with this `Content-Type`.
+    ContentType(&'static str),
+    /// GCE: the normal answer without `Metadata-Flavor: Google`.
+    NoFlavor,
+}
+
+/// Faults by path suffix; `sent` counts the bytes of huge bodies the server got out.
+#[derive(Clone, Default)]
+pub struct Faults {
+    pub rules: Vec<(String, Fault)>,
+    pub hits: Arc<Mutex<Vec<usize>>>,
+    pub sent: Arc<AtomicU64>,
+}
+
+impl Faults {
+    pub fn new(rules: &[(&str, Fault)]) -> Faults {
+        Faults {
+            rules: rules
+                .iter()
+                .map(|(p, f)| (p.to_string(), f.clone()))
+                .collect(),
+            hits: Arc::new(Mutex::new(vec![0; rules.len()])),
+            sent: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The fault for `path` and how many matching requests came before this one.
+    fn find(&self, path: &str) -> Option<(Fault, usize)> {
+        let i = self
+            .rules
+            .iter()
+            .position(|(p, _)| path.ends_with(p.as_str()))?;
+        let mut hits = self.hits.lock().unwrap();
+        let n = hits[i];
+        hits[i] += 1;
+        Some((self.rules[i].1.clone(), n))
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -26,6 +94,7 @@ const TOKEN: &str = "AQAEAtest-token==";
 pub struct Server {
     pub addr: SocketAddr,
     pub log: Arc<Mutex<Vec<String>>>,
+    pub faults: Faults,
 }
 
 impl Server {
@@ -43,16 +112,35 @@ impl Server {
         slow: usize,
         delay: Duration,
     ) -> Server {
+        Server::serve_faulty(listener, root, mode, slow, delay, Faults::default())
+    }
+
+    /// Serves `root` on a free port of 127.0.0.1 with `faults`.
+    pub fn start_faulty(root: &Path, mode: Mode, faults: Faults) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind metadata server");
+        Server::serve_faulty(listener, root, mode, 0, Duration::ZERO, faults)
+    }
+
+    pub fn serve_faulty(
+        listener: TcpListener,
+        root: &Path,
+        mode: Mode,
+        slow: usize,
+        delay: Duration,
+        faults: Faults,
+    ) -> Server {
         let addr = listener.local_addr().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let root = root.to_path_buf();
         let log2 = log.clone();
         let counter = Arc::new(Mutex::new(0usize));
+        let faults2 = faults.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let root = root.clone();
                 let log = log2.clone();
                 let counter = counter.clone();
+                let faults = faults2.clone();
                 std::thread::spawn(move || {
                     // The first `slow` requests (not bare reachability probes) wait.
                     let pace = |_: &str| {
@@ -65,11 +153,11 @@ impl Server {
                             std::thread::sleep(delay);
                         }
                     };
-                    let _ = handle(stream, &root, mode, &log, &pace);
+                    let _ = handle(stream, &root, mode, &log, &pace, &faults);
                 });
             }
         });
-        Server { addr, log }
+        Server { addr, log, faults }
     }
 
     pub fn url(&self) -> String {
@@ -81,14 +169,86 @@ impl Server {
     }
 }
 
-fn respond(s: &mut TcpStream, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+/// The answer's bytes; with a fault for this request, the fault's version of them.
+fn respond_with(
+    s: &mut TcpStream,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    fault: Option<&Fault>,
+    sent: &AtomicU64,
+) {
+    let mut headers: Vec<(&str, &str)> = headers.to_vec();
+    let mut body = body;
+    match fault {
+        Some(Fault::ContentType(t)) => {
+            headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+            headers.push(("Content-Type", t));
+        }
+        Some(Fault::NoFlavor) => headers.retain(|(n, _)| *n != "Metadata-Flavor"),
+        Some(Fault::Truncate(n)) => body = &body[..(*n).min(body.len())],
+        Some(Fault::Huge(bytes, framing)) => return huge(s, &headers, *bytes, *framing, sent),
+        _ => {}
+    }
     let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
+    for (n, v) in &headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    let mut all = head.into_bytes();
+    all.extend_from_slice(body);
+    if let Some(Fault::Drip(every)) = fault {
+        for b in all {
+            if s.write_all(&[b]).is_err() {
+                return;
+            }
+            std::thread::sleep(*every);
+        }
+        return;
+    }
+    let _ = s.write_all(&all);
+}
+
+fn huge(
+    s: &mut TcpStream,
+    headers: &[(&str, &str)],
+    bytes: u64,
+    framing: Framing,
+    sent: &AtomicU64,
+) {
+    let mut head = String::from("HTTP/1.1 200 OK\r\n");
+    match framing {
+        Framing::ContentLength => head.push_str(&format!("Content-Length: {bytes}\r\n")),
+        Framing::Chunked => head.push_str("Transfer-Encoding: chunked\r\n"),
+        Framing::ToEof => {}
+    }
     for (n, v) in headers {
         head.push_str(&format!("{n}: {v}\r\n"));
     }
     head.push_str("Connection: close\r\n\r\n");
-    let _ = s.write_all(head.as_bytes());
-    let _ = s.write_all(body);
+    if s.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let block = vec![b'x'; 64 * 1024];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        let ok = if framing == Framing::Chunked {
+            s.write_all(format!("{n:x}\r\n").as_bytes()).is_ok()
+                && s.write_all(&block[..n]).is_ok()
+                && s.write_all(b"\r\n").is_ok()
+        } else {
+            s.write_all(&block[..n]).is_ok()
+        };
+        if !ok {
+            return;
+        }
+        sent.fetch_add(n as u64, Ordering::Relaxed);
+        left -= n as u64;
+    }
+    if framing == Framing::Chunked {
+        let _ = s.write_all(b"0\r\n\r\n");
+    }
 }
 
 fn handle(
@@ -97,6 +257,7 @@ fn handle(
     mode: Mode,
     log: &Mutex<Vec<String>>,
     pace: &dyn Fn(&str),
+    faults: &Faults,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -130,6 +291,24 @@ fn handle(
     pace(&target);
     let mut s = stream;
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let fault = faults.find(path);
+    let fault_now = match &fault {
+        Some((Fault::StatusFirst(status, n), seen)) if seen < n => Some(*status),
+        Some((Fault::Status(status), _)) => Some(*status),
+        _ => None,
+    };
+    if let Some(status) = fault_now {
+        respond_with(&mut s, status, &[], b"", None, &faults.sent);
+        return Ok(());
+    }
+    if let Some((Fault::Redirect(to), _)) = &fault {
+        respond_with(&mut s, 302, &[("Location", to)], b"", None, &faults.sent);
+        return Ok(());
+    }
+    let fault = fault.map(|(f, _)| f);
+    let respond = |s: &mut TcpStream, status: u16, headers: &[(&str, &str)], body: &[u8]| {
+        respond_with(s, status, headers, body, fault.as_ref(), &faults.sent)
+    };
     let gce_hdr: &[(&str, &str)] = if mode == Mode::Gce {
         &[("Metadata-Flavor", "Google")]
     } else {
