@@ -719,3 +719,147 @@ fn hostile_values_write_nothing() {
         );
     }
 }
+
+/// Security rule (issue 9): routes, routing rules, MTU and DNS values cannot inject a line or
+/// a section into any of the four formats: each hostile value is refused (exit 1, nothing
+/// written) or, for typed fields, the context does not load.
+#[test]
+fn hostile_routes_mtu_and_dns_write_nothing() {
+    let tmp = common::TempDir::new("render-hostile-routes");
+    let base = serde_json::json!({
+        "schema_version": 1, "platform": "openstack",
+        "source": {"kind": "config-drive", "medium": "directory", "location": "x"},
+        "instance_id": "i", "hostname": null,
+        "network": {"links": [{"id": "a", "name": "eth0", "type": "physical",
+            "addressing": [{"method": "static", "address": "10.0.0.5", "prefix": 24}]}]},
+        "errors": [], "fallbacks": [], "extra": {}
+    });
+    // The control: the same context with good values renders in every format, so a refusal
+    // below is the hostile value's doing.
+    let mut good = base.clone();
+    good["network"]["links"][0]["routes"] =
+        serde_json::json!([{"to": "10.1.0.0/16", "via": "10.0.0.1"}]);
+    good["network"]["links"][0]["mtu"] = serde_json::json!(1400);
+    good["network"]["links"][0]["dns"] =
+        serde_json::json!({"search": ["ex.com"], "nameservers": ["1.1.1.1"]});
+    let file = tmp.path().join("good.json");
+    fs::write(&file, serde_json::to_vec(&good).unwrap()).unwrap();
+    for format in ["networkd", "nm", "ifcfg", "eni"] {
+        let out_dir = tmp.path().join(format!("good-{format}"));
+        let out = run(&[
+            "render",
+            "--context",
+            file.to_str().unwrap(),
+            "--format",
+            format,
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "control: {format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let inject = "\n[Network]\nDNS=6.6.6.6\n";
+    let cases: Vec<(&str, &str, serde_json::Value)> = vec![
+        (
+            "route to",
+            "/network/links/0/routes",
+            serde_json::json!([{"to": format!("10.1.0.0/16{inject}"), "via": "10.0.0.1"}]),
+        ),
+        (
+            "route to, section",
+            "/network/links/0/routes",
+            serde_json::json!([{"to": "[Match]"}]),
+        ),
+        (
+            "route via",
+            "/network/links/0/routes",
+            serde_json::json!([{"to": "0.0.0.0/0", "via": format!("10.0.0.1{inject}")}]),
+        ),
+        (
+            "rule from",
+            "/network/links/0/rules",
+            serde_json::json!([{"from": format!("10.0.0.0/8{inject}"), "table": 100}]),
+        ),
+        (
+            "rule to",
+            "/network/links/0/rules",
+            serde_json::json!([{"to": "1.2.3.4;reboot", "table": 100}]),
+        ),
+        (
+            "mtu as text",
+            "/network/links/0/mtu",
+            serde_json::json!(format!("1500{inject}")),
+        ),
+        (
+            "link dns search",
+            "/network/links/0/dns",
+            serde_json::json!({"search": [format!("ex.com{inject}")]}),
+        ),
+        (
+            "link dns server",
+            "/network/links/0/dns",
+            serde_json::json!({"nameservers": [format!("1.1.1.1{inject}")]}),
+        ),
+        (
+            "global dns server",
+            "/network/dns",
+            serde_json::json!({"nameservers": ["1.1.1.1\n[Match]"]}),
+        ),
+        (
+            "address",
+            "/network/links/0/addressing/0/address",
+            serde_json::json!(format!("10.0.0.5{inject}")),
+        ),
+        (
+            "gateway",
+            "/network/links/0/addressing/0/gateway",
+            serde_json::json!(format!("10.0.0.1{inject}")),
+        ),
+        (
+            "mac",
+            "/network/links/0/mac",
+            serde_json::json!(format!("52:54:00:00:00:01{inject}")),
+        ),
+    ];
+    for (case, pointer, value) in cases {
+        let mut ctx = base.clone();
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        ctx.pointer_mut(parent)
+            .unwrap_or_else(|| panic!("case {case}: no {parent}"))
+            .as_object_mut()
+            .unwrap()
+            .insert(key.to_string(), value);
+        let file = tmp.path().join("ctx.json");
+        fs::write(&file, serde_json::to_vec(&ctx).unwrap()).unwrap();
+        for format in ["networkd", "nm", "ifcfg", "eni"] {
+            let out_dir = tmp.path().join(format!("out-{format}"));
+            let _ = fs::remove_dir_all(&out_dir);
+            let out = run(&[
+                "render",
+                "--context",
+                file.to_str().unwrap(),
+                "--format",
+                format,
+                "--out",
+                out_dir.to_str().unwrap(),
+            ]);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "case {case}: {format} accepted it: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            assert!(!out_dir.exists(), "case {case}: {format} wrote something");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                err.trim().lines().count(),
+                1,
+                "case {case}: {format}: {err}"
+            );
+        }
+    }
+}

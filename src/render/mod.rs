@@ -87,12 +87,67 @@ pub fn dns_name(name: &str, object: &str) -> Result<(), RenderError> {
         })
 }
 
-/// The links a renderer configures: those with a name, after checking every name.
+/// Checks a route's destination or a rule's end: an IP address, optionally with a prefix
+/// length the family allows (`10.0.0.0/8`, `::/0`, `192.0.2.1`). These are the only free
+/// text a route or rule carries (gateways and name servers are typed addresses already).
+pub fn route_end(value: &str, object: &str) -> Result<(), RenderError> {
+    let (addr, prefix) = match value.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (value, None),
+    };
+    let ok = match addr.parse::<std::net::IpAddr>() {
+        Ok(ip) => prefix.is_none_or(|p| {
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u8>().is_ok_and(|n| n <= max)
+        }),
+        Err(_) => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(RenderError {
+            object: object.to_string(),
+            message: format!("route or rule end {value:?} is not an IP address or prefix"),
+        })
+    }
+}
+
+/// Checks a MAC address: 6 to 20 octets (Ethernet, InfiniBand) of two hex digits, colon
+/// separated. It is matched on in every format, so it reaches every file.
+pub fn mac(value: &str, object: &str) -> Result<(), RenderError> {
+    let octets: Vec<&str> = value.split(':').collect();
+    let ok = (6..=20).contains(&octets.len())
+        && octets
+            .iter()
+            .all(|o| o.len() == 2 && o.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(RenderError {
+            object: object.to_string(),
+            message: format!("MAC address {value:?} is not colon-separated hex octets"),
+        })
+    }
+}
+
+/// The links a renderer configures: those with a name, after checking every name, MAC and
+/// route and rule end (all four formats rely on this: one check, not one per renderer).
 pub fn named_links(ctx: &Context) -> Result<Vec<(&Link, &str)>, RenderError> {
     let mut out = Vec::new();
     for link in &ctx.network.links {
         if let Some(name) = link.name.as_deref() {
             ifname(name, &link.id)?;
+            if let Some(m) = &link.mac {
+                mac(m, &link.id)?;
+            }
+            for r in &link.routes {
+                route_end(&r.to, &link.id)?;
+            }
+            for rule in &link.rules {
+                for end in [&rule.from, &rule.to].into_iter().flatten() {
+                    route_end(end, &link.id)?;
+                }
+            }
             out.push((link, name));
         }
     }
@@ -157,6 +212,44 @@ mod tests {
             "sixteen-chars-xx",
         ] {
             assert!(ifname(bad, "t").is_err(), "case {bad:?}");
+        }
+    }
+
+    #[test]
+    fn route_ends() {
+        for good in [
+            "0.0.0.0/0",
+            "10.0.0.0/8",
+            "192.0.2.1",
+            "::/0",
+            "2001:db8::/32",
+            "fe80::1",
+        ] {
+            assert!(route_end(good, "t").is_ok(), "case {good}");
+        }
+        for bad in [
+            "",
+            "default",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/+8",
+            "10.0.0.0/8\n[Network]",
+            "[Match]",
+            "1.2.3.4;reboot",
+            "10.0.0.0/",
+            "10.0.0.0 /8",
+        ] {
+            assert!(route_end(bad, "t").is_err(), "case {bad:?}");
+        }
+        assert!(mac("52:54:00:ab:CD:01", "t").is_ok());
+        for bad in [
+            "",
+            "52:54:00:ab:cd",
+            "52:54:00:ab:cd:0g",
+            "52:54:00:ab:cd:01\n[Match]",
+            "5254.00ab.cd01",
+        ] {
+            assert!(mac(bad, "t").is_err(), "case {bad:?}");
         }
     }
 }
