@@ -811,3 +811,102 @@ fn apply_unit_verifies() {
         "systemd-analyze verify: {err}"
     );
 }
+
+/// Every file under `dir` (relative paths), not following links.
+fn files_under(dir: &Path, skip: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p == skip {
+                continue;
+            }
+            let meta = fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Security rule (issue 9): `write_files` paths and OpenStack's injected file names cannot
+/// leave the root, whether by `..` or by a link planted in the root that points out of it.
+#[test]
+fn write_files_and_injected_files_stay_in_the_root() {
+    require!("write_files_and_injected_files_stay_in_the_root"; root, "busybox", "chroot");
+    let tmp = TempDir::new("apply-escape");
+    let (root, state) = (tmp.path().join("root"), tmp.path().join("state"));
+    make_root(&root);
+    let outside = tmp.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink("../outside", root.join("escape")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("escape-abs")).unwrap();
+    let paths = [
+        "/../outside/w1",
+        "../../outside/w2",
+        "/escape/w3",
+        "/etc/../../outside/w4",
+        "/escape-abs/w5",
+    ];
+    let mut cc = String::from("#cloud-config\nwrite_files:\n");
+    for p in paths {
+        cc.push_str(&format!("  - path: {p}\n    content: escaped\n"));
+    }
+    make_state(&state, "i-escape", Some(cc.as_bytes()), None);
+    // Injected files, as a config drive's `files` would name them.
+    let content = state.join("files-0000");
+    write(&content, "escaped", 0o600);
+    let mut ctx: Value =
+        serde_json::from_slice(&fs::read(state.join("context.json")).unwrap()).unwrap();
+    let c = json!({"path": content.to_str().unwrap(), "size": 7, "type": "other"});
+    ctx["files"] = json!([
+        {"path": "/../outside/i1", "content": c},
+        {"path": "/escape/i2", "content": c},
+        {"path": "/escape-abs/i3", "content": c},
+    ]);
+    fs::write(
+        state.join("context.json"),
+        serde_json::to_vec(&ctx).unwrap(),
+    )
+    .unwrap();
+    let out = apply(&root, &state);
+    let escaped: Vec<String> = files_under(tmp.path(), &root)
+        .into_iter()
+        .filter(|f| !f.starts_with("state/"))
+        .collect();
+    assert!(
+        escaped.is_empty(),
+        "written outside the root: {escaped:?}; {}",
+        text(&out)
+    );
+    assert!(!walk_text(&outside).contains("escaped"), "{}", text(&out));
+    let err = text(&out);
+    for name in ["w1", "w2", "w3", "w4", "w5", "i1", "i2", "i3"] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&format!("/{name}")) && l.contains("refused")
+                    || l.contains(&format!("/{name}:")) && l.contains("not")),
+            "{name} not refused by name: {err}"
+        );
+    }
+    // Nothing was written through a link.
+    for link in ["escape", "escape-abs"] {
+        assert!(
+            fs::symlink_metadata(root.join(link))
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "{link} still the planted link"
+        );
+    }
+    eprintln!(
+        "write_files escape attempts: exit {:?}\n{}",
+        out.status.code(),
+        text(&out)
+    );
+}

@@ -193,3 +193,124 @@ fn hinted_medium_wait_ends_at_the_deadline() {
         .unwrap()
         .contains("metadata service"));
 }
+
+/// Every file under `dir`, with its mode and contents.
+fn every_file(dir: &Path) -> Vec<(std::path::PathBuf, u32, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let meta = fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                todo.push(p);
+            } else {
+                let mode = meta.permissions().mode() & 0o777;
+                out.push((p.clone(), mode, fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    out
+}
+
+/// Security rule (issue 9): user data, vendor data (both kinds) and the admin password are
+/// files of mode 0600 in the state directory, and appear neither in context.json nor in the
+/// log, even at debug level on stderr (`-v`, `preroot.debug`). Public ssh keys may.
+#[test]
+fn secrets_are_0600_and_never_logged() {
+    require!("secrets_are_0600_and_never_logged"; "xorriso");
+    let tmp = TempDir::new("run-secrets");
+    let root = tmp.path().join("root");
+    common::fake_machine(&root, "preroot.debug console=ttyS0\n", &[]);
+    fs::create_dir_all(root.join("sysroot/etc")).unwrap();
+    let drive = tmp.path().join("drive/openstack/latest");
+    fs::create_dir_all(&drive).unwrap();
+    fs::write(
+        drive.join("meta_data.json"),
+        r#"{"uuid": "i-secrets", "hostname": "vm1", "admin_pass": "PASSWORD-MARK-1",
+            "public_keys": {"k": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPUBLICKEY k@h"}}"#,
+    )
+    .unwrap();
+    fs::write(
+        drive.join("user_data"),
+        "#cloud-config\npassword: PASSWORD-MARK-2\nruncmd: [echo USERDATA-MARK]\n",
+    )
+    .unwrap();
+    fs::write(
+        drive.join("vendor_data.json"),
+        r##"{"cloud-init": "#cloud-config\nruncmd: [echo VENDOR-MARK-1]\n"}"##,
+    )
+    .unwrap();
+    fs::write(
+        drive.join("vendor_data2.json"),
+        r#"{"static": {"secret": "VENDOR-MARK-2"}}"#,
+    )
+    .unwrap();
+    let iso = tmp.path().join("cd.iso");
+    let ok = Command::new("xorriso")
+        .args([
+            "-as", "mkisofs", "-quiet", "-R", "-J", "-V", "config-2", "-o",
+        ])
+        .arg(&iso)
+        .arg(tmp.path().join("drive"))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    fs::create_dir_all(root.join("sys/class/block/sr0")).unwrap();
+    fs::create_dir_all(root.join("dev")).unwrap();
+    std::os::unix::fs::symlink(&iso, root.join("dev/sr0")).unwrap();
+    let state = tmp.path().join("state");
+    let mut all = String::new();
+    for phase in ["fetch", "grow", "sysroot"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_preroot"))
+            .args(["-v", "run", "--phase", phase, "--root"])
+            .arg(&root)
+            .arg("--state-dir")
+            .arg(&state)
+            .output()
+            .unwrap();
+        all.push_str(&String::from_utf8_lossy(&out.stderr));
+        all.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    let out = preroot(&root, &state, &["show"]);
+    all.push_str(&String::from_utf8_lossy(&out.stdout));
+    // The three phases logged (the check below means something).
+    assert!(
+        all.contains("phase Fetch") && all.contains("phase Sysroot"),
+        "-v logged: {all}"
+    );
+    eprintln!("{} lines of log and output checked", all.lines().count());
+    let ctx = saved(&state);
+    assert_eq!(ctx["instance_id"], "i-secrets", "{all}");
+    let marks = [
+        "PASSWORD-MARK-1",
+        "PASSWORD-MARK-2",
+        "USERDATA-MARK",
+        "VENDOR-MARK-1",
+        "VENDOR-MARK-2",
+    ];
+    let context_text = fs::read_to_string(state.join("context.json")).unwrap();
+    for m in marks {
+        assert!(!all.contains(m), "{m} in the log or output:\n{all}");
+        assert!(!context_text.contains(m), "{m} in context.json");
+    }
+    assert!(
+        context_text.contains("PUBLICKEY"),
+        "public keys may be in the context"
+    );
+    // Every file that holds a secret is 0600, and each secret is in one.
+    for m in marks {
+        let holders: Vec<_> = every_file(&state)
+            .into_iter()
+            .filter(|(_, _, data)| data.windows(m.len()).any(|w| w == m.as_bytes()))
+            .collect();
+        assert!(!holders.is_empty(), "{m} stored nowhere");
+        for (p, mode, _) in holders {
+            assert_eq!(mode, 0o600, "{m} in {} with mode {mode:o}", p.display());
+        }
+    }
+    for field in ["user_data", "vendor_data", "vendor_data2", "password"] {
+        assert!(ctx[field]["path"].is_string(), "{field}: {ctx:#}");
+    }
+}
