@@ -37,6 +37,9 @@ enum Dhcp {
     Router,
     /// No router, only option 121 with a route to 169.254.169.254/32 via 10.77.0.1.
     Classless,
+    /// Router, and path-like host name, domain name and boot file (the security rule "a
+    /// DHCP option can set no path").
+    Hostile,
 }
 
 struct World {
@@ -123,6 +126,11 @@ impl World {
                 Dhcp::Classless => {
                     args.push("--dhcp-option=3".into());
                     args.push("--dhcp-option=121,169.254.169.254/32,10.77.0.1".into());
+                }
+                Dhcp::Hostile => {
+                    args.push("--dhcp-option=12,../../../tmp/preroot-evil-host".into());
+                    args.push("--dhcp-option=15,../../etc/preroot-evil-domain".into());
+                    args.push("--dhcp-boot=../../../etc/preroot-evil-boot".into());
                 }
                 Dhcp::None => {}
             }
@@ -511,4 +519,97 @@ fn run_fetch_phase_reads_imds_and_applies_the_link_rule() {
             assert_put_back(&w, cmdline);
         }
     }
+}
+
+/// Security rule (issue 9): a DHCP option can set no path. A lease whose host name, domain
+/// name and boot file are paths is used for its address only: the strings are recorded as
+/// data in `extra.dhcp`, no file or directory of those names appears, and a root rendered
+/// from that context gets the metadata's host name, never the lease's.
+#[test]
+fn dhcp_options_set_no_path() {
+    require!("dhcp_options_set_no_path"; root, "ip", "dnsmasq");
+    let mut w = World::new("h", 1, 0, Dhcp::Hostile);
+    let input = ec2_fixture("ec2-default-ipv4-only-nic");
+    w.serve(&input, Mode::Ec2Token, 0, Duration::ZERO);
+    let tmp = TempDir::new("netns-hostile");
+    let state = tmp.path().join("state");
+    let (code, ctx, err, _) = w.preroot(&[
+        "context",
+        "--platform",
+        "ec2",
+        "--timeout",
+        "15",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let dhcp = &ctx["extra"]["dhcp"];
+    // dnsmasq sends what it was given (or drops it): whatever arrived is data, nothing more.
+    eprintln!("lease as recorded: {dhcp}");
+    assert!(
+        dhcp["domain"].as_str().is_some_and(|d| d.contains("evil"))
+            || dhcp["hostname"]
+                .as_str()
+                .is_some_and(|h| h.contains("evil")),
+        "no hostile option reached preroot, the test proves nothing: {dhcp}"
+    );
+    for p in [
+        "/tmp/preroot-evil-host",
+        "/etc/preroot-evil-domain",
+        "/etc/preroot-evil-boot",
+    ] {
+        assert!(!Path::new(p).exists(), "{p} was created");
+    }
+    let mut names = Vec::new();
+    let mut todo = vec![tmp.path().to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            names.push(e.file_name().to_string_lossy().into_owned());
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            }
+        }
+    }
+    assert!(
+        names.iter().all(|n| !n.contains("evil")),
+        "state holds {names:?}"
+    );
+    // Rendered into a root: the hostname is the metadata's, no file carries the lease's names.
+    let ctx_file = tmp.path().join("ctx.json");
+    std::fs::write(&ctx_file, serde_json::to_vec(&ctx).unwrap()).unwrap();
+    let root = tmp.path().join("root");
+    std::fs::create_dir_all(root.join("etc/systemd/network")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_preroot"))
+        .args(["render", "--context"])
+        .arg(&ctx_file)
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut todo = vec![root.clone()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            assert!(
+                !e.file_name().to_string_lossy().contains("evil"),
+                "{}",
+                p.display()
+            );
+            if e.file_type().unwrap().is_dir() {
+                todo.push(p);
+            } else {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                assert!(!text.contains("evil"), "{} holds a lease name", p.display());
+            }
+        }
+    }
+    let hostname = std::fs::read_to_string(root.join("etc/hostname")).unwrap_or_default();
+    assert!(!hostname.contains("evil"), "{hostname}");
+    assert_put_back(&w, "hostile dhcp");
 }
