@@ -10,6 +10,9 @@
 #   make_overlay BASE OUT SIZE         a fresh qcow2 overlay, larger than its base
 #   boot_guest OUTDIR TIMEOUT ARGS...  one TCG boot, console and report on two serial ports
 #   report_section FILE NAME           one section of the guest's report
+#   kill_on OUTDIR REGEX DELAY_MS      SIGKILL a running boot when its console shows REGEX
+#   check_disk DISK gpt|mbr OUT.env    the host's check of a disk after a power cut
+#   sentinel                           the known content of preroot-fault disks' sentinel file
 # Nothing here touches the host's /usr/lib/dracut, and no guest packet leaves the machine:
 # networking is QEMU user mode with restrict=on only.
 
