@@ -289,10 +289,14 @@ report_section() {
 #   cloudinit  Debian's cloud-init (the benchmark's baseline and the hand-off scenario)
 #   ostree     Debian's ostree and ostree-boot (the dracut module with ostree-prepare-root);
 #              qemu/ostree.sh turns a copy of it into an ostree deployment
+#   nm         NetworkManager instead of systemd-networkd (preroot must choose `nm` by itself)
+#   ifupdown   Debian's ifupdown instead of systemd-networkd (preroot must choose `eni`)
 extra_guest_packages() {
     case $1 in
         cloudinit) echo "cloud-init cloud-guest-utils" ;;
         ostree) echo "ostree ostree-boot" ;;
+        nm) echo "network-manager" ;;
+        ifupdown) echo "ifupdown" ;;
         *) die "unknown extra guest $1" ;;
     esac
 }
@@ -353,6 +357,52 @@ journalctl -b -o short-monotonic --no-pager -u ostree-prepare-root.service \
 echo "## end"
 PROBE
     chmod 0755 "$root/etc/preroot-report.d/ostree"
+}
+
+# add_report_probe ROOT NAME SCRIPT: an executable /etc/preroot-report.d/NAME in the guest
+# tree ROOT; the report prints its output as section x-NAME.
+add_report_probe() {
+    mkdir -p "$1/etc/preroot-report.d"
+    printf '#!/bin/sh\n%s\n' "$3" > "$1/etc/preroot-report.d/$2"
+    chmod 0755 "$1/etc/preroot-report.d/$2"
+}
+
+# The NetworkManager guest: networkd off, NetworkManager on (its wait-online stays: preroot-apply
+# wants network-online.target, and a profile that never activates should show as a slow,
+# degraded boot, not be hidden). Probes: NetworkManager's devices, profiles and the NIC's
+# addresses, after waiting (bounded) for the Ethernet device to be activated.
+extra_guest_setup_nm() {
+    local root=$1
+    in_chroot "$root" systemctl disable systemd-networkd.service systemd-networkd.socket >/dev/null 2>&1
+    in_chroot "$root" systemctl enable NetworkManager.service >/dev/null 2>&1
+    local wait='i=0; while [ $i -lt 60 ] && ! nmcli -t -f TYPE,STATE dev 2>/dev/null | grep -q "^ethernet:connected$"; do sleep 0.5; i=$((i+1)); done'
+    add_report_probe "$root" nm-dev "$wait
+nmcli -t -f DEVICE,TYPE,STATE,CONNECTION dev"
+    add_report_probe "$root" nm-con "nmcli -t -f NAME,UUID,TYPE,DEVICE,FILENAME con show"
+    add_report_probe "$root" nm-ip 'for d in $(nmcli -t -f DEVICE,TYPE dev | sed -n "s/:ethernet$//p"); do
+    nmcli -t -f GENERAL.DEVICE,GENERAL.HWADDR,GENERAL.CONNECTION,IP4.ADDRESS,IP4.GATEWAY dev show "$d"
+done'
+    add_report_probe "$root" routes "ip -j -4 route"
+}
+
+# The ifupdown guest: networkd off, networking.service on, and the interfaces(5) file Debian
+# installs (it sources interfaces.d/, where preroot's stanza file goes). Probes: which
+# interfaces ifupdown brought up, and the routes.
+extra_guest_setup_ifupdown() {
+    local root=$1
+    in_chroot "$root" systemctl disable systemd-networkd.service systemd-networkd.socket >/dev/null 2>&1
+    in_chroot "$root" systemctl enable networking.service >/dev/null 2>&1
+    mkdir -p "$root/etc/network/interfaces.d"
+    cat > "$root/etc/network/interfaces" <<'ENI'
+# interfaces(5) file used by ifup(8) and ifdown(8)
+# Include files from /etc/network/interfaces.d:
+source /etc/network/interfaces.d/*
+
+auto lo
+iface lo inet loopback
+ENI
+    add_report_probe "$root" ifquery "ifquery --state; systemctl is-active networking.service"
+    add_report_probe "$root" routes "ip -j -4 route"
 }
 
 # ensure_extra_guest NAME: prints the path of the extra guest NAME's tree, building it first
