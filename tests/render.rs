@@ -4,7 +4,7 @@
 
 mod common;
 
-use preroot::context::{Context, Medium, Source, SourceKind};
+use preroot::context::{Addressing, Context, Link, LinkKind, Medium, Source, SourceKind};
 use preroot::providers::netconfig;
 use preroot::render::{ifcfg::Ifcfg, networkd::Networkd, nm::NetworkManager, Renderer};
 use std::collections::{BTreeMap, BTreeSet};
@@ -860,6 +860,184 @@ fn hostile_routes_mtu_and_dns_write_nothing() {
                 1,
                 "case {case}: {format}: {err}"
             );
+        }
+    }
+}
+
+/// A context as the initramfs sees it: `eth0` (MAC known, static address, a VLAN on it) and
+/// `ens9` (no MAC known, DHCP).
+fn initramfs_names_context() -> Context {
+    let mut ctx = Context::new(
+        None,
+        Source {
+            kind: SourceKind::NocloudSeed,
+            medium: Medium::Directory,
+            location: "test".into(),
+            partition_of: None,
+        },
+    );
+    let mut eth0 = Link::new("tap0", LinkKind::Physical);
+    eth0.name = Some("eth0".into());
+    eth0.mac = Some("52:54:00:12:34:56".into());
+    eth0.addressing.push(Addressing::Static {
+        address: "10.0.2.15".parse().unwrap(),
+        prefix: 24,
+        gateway: Some("10.0.2.2".parse().unwrap()),
+    });
+    let mut vlan = Link::new(
+        "v40",
+        LinkKind::Vlan {
+            id: 40,
+            parent: "tap0".into(),
+        },
+    );
+    vlan.name = Some("eth0.40".into());
+    vlan.mac = Some("52:54:00:12:34:56".into());
+    vlan.addressing.push(Addressing::Dhcp4);
+    let mut ens9 = Link::new("tap9", LinkKind::Physical);
+    ens9.name = Some("ens9".into());
+    ens9.addressing.push(Addressing::Dhcp4);
+    ctx.network.links = vec![eth0, vlan, ens9];
+    ctx
+}
+
+/// `[section]` → key → value of one keyfile or .link file (first occurrence).
+fn ini_map(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    ini(text)
+        .into_iter()
+        .fold(BTreeMap::new(), |mut m, (sec, kv)| {
+            let e: &mut BTreeMap<String, String> = m.entry(sec).or_default();
+            for (k, v) in kv {
+                e.entry(k).or_insert(v);
+            }
+            m
+        })
+}
+
+/// The booted system's udev names the NIC differently from the initramfs (`enp0s2`, not
+/// `eth0`): every format must still reach the NIC the context means. networkd, ifcfg and
+/// ifupdown keep the initramfs name with a `.link` pin on the MAC; NetworkManager matches the
+/// MAC and names no interface; a NIC without a MAC cannot be tied and keeps its name.
+#[test]
+fn every_format_finds_the_nic_in_the_booted_system() {
+    let ctx = initramfs_names_context();
+    let pin_path = "etc/systemd/network/10-preroot-eth0.link";
+    for format in ["networkd", "nm", "ifcfg", "eni"] {
+        let files = preroot::render::by_name(format)
+            .unwrap()
+            .render(&ctx)
+            .unwrap_or_else(|e| panic!("{format}: {e}"));
+        let by_path = |p: &str| files.iter().find(|f| f.path == p);
+        let pins: Vec<&str> = files
+            .iter()
+            .filter(|f| f.path.ends_with(".link"))
+            .map(|f| f.path.as_str())
+            .collect();
+        if format == "nm" {
+            assert!(
+                pins.is_empty(),
+                "nm: matches by MAC, needs no pin: {pins:?}"
+            );
+        } else {
+            assert_eq!(
+                pins,
+                [pin_path],
+                "{format}: one pin, for the physical NIC with a MAC (not the VLAN sharing it, \
+                 not ens9 without one)"
+            );
+            let pin = ini_map(&by_path(pin_path).unwrap().content);
+            assert_eq!(
+                pin["Match"].get("MACAddress").map(String::as_str),
+                Some("52:54:00:12:34:56"),
+                "{format}: {pin:?}"
+            );
+            assert_eq!(pin["Match"]["Type"], "ether", "{format}");
+            assert_eq!(pin["Link"]["Name"], "eth0", "{format}");
+            assert_eq!(by_path(pin_path).unwrap().mode, 0o644, "{format}");
+        }
+        match format {
+            "networkd" => {
+                let net = ini_map(
+                    &by_path("etc/systemd/network/10-preroot-eth0.network")
+                        .unwrap()
+                        .content,
+                );
+                assert_eq!(net["Match"]["Name"], "eth0");
+                assert_eq!(net["Match"]["MACAddress"], "52:54:00:12:34:56");
+            }
+            "nm" => {
+                let dir = "etc/NetworkManager/system-connections";
+                let eth0 = ini_map(
+                    &by_path(&format!("{dir}/preroot-eth0.nmconnection"))
+                        .unwrap()
+                        .content,
+                );
+                assert_eq!(
+                    eth0["connection"].get("interface-name"),
+                    None,
+                    "nm: eth0 is matched by MAC, not by its initramfs name: {eth0:?}"
+                );
+                assert_eq!(
+                    eth0["ethernet"]["mac-address"],
+                    "52:54:00:12:34:56".to_uppercase()
+                );
+                let vlan = ini_map(
+                    &by_path(&format!("{dir}/preroot-eth0.40.nmconnection"))
+                        .unwrap()
+                        .content,
+                );
+                assert_eq!(
+                    vlan["vlan"]["parent"], eth0["connection"]["uuid"],
+                    "nm: the VLAN names its parent by the parent profile's UUID"
+                );
+                assert_eq!(vlan["connection"]["interface-name"], "eth0.40");
+                let ens9 = ini_map(
+                    &by_path(&format!("{dir}/preroot-ens9.nmconnection"))
+                        .unwrap()
+                        .content,
+                );
+                assert_eq!(
+                    ens9["connection"]["interface-name"], "ens9",
+                    "nm: without a MAC the name is all there is"
+                );
+                assert!(!ens9.contains_key("ethernet"), "{ens9:?}");
+            }
+            "ifcfg" => {
+                let text = &by_path("etc/sysconfig/network-scripts/ifcfg-eth0")
+                    .unwrap()
+                    .content;
+                for want in ["DEVICE=eth0\n", "HWADDR=52:54:00:12:34:56\n"] {
+                    assert!(text.contains(want), "ifcfg lacks {want:?}:\n{text}");
+                }
+            }
+            "eni" => {
+                let text = &by_path("etc/network/interfaces.d/50-preroot")
+                    .unwrap()
+                    .content;
+                assert!(
+                    text.contains("auto eth0\niface eth0 inet static\n"),
+                    "eni:\n{text}"
+                );
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+/// A MAC address is written into files (`.link`, keyfiles, ifcfg): one that is not hex
+/// octets (a tampered context) is refused by every format.
+#[test]
+fn hostile_mac_is_refused_by_every_format() {
+    for bad in [
+        "52:54:00:12:34:56\n[Link]\nName=evil",
+        "52:54:00:12:34",
+        "zz:54:00:12:34:56",
+    ] {
+        let mut ctx = initramfs_names_context();
+        ctx.network.links[0].mac = Some(bad.into());
+        for format in ["networkd", "nm", "ifcfg", "eni"] {
+            let r = preroot::render::by_name(format).unwrap().render(&ctx);
+            assert!(r.is_err(), "{format} accepted MAC {bad:?}: {r:?}");
         }
     }
 }

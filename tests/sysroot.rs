@@ -395,3 +395,130 @@ fn multipart_fixtures_read_cleanly() {
         dir.display()
     );
 }
+
+/// The context's physical links with a MAC: (name, mac).
+fn physical_with_mac(ctx: &Value) -> Vec<(String, String)> {
+    ctx["network"]["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["type"] == "physical" && l["name"].is_string() && l["mac"].is_string())
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_string(),
+                l["mac"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn manifest_files(root: &Path) -> Vec<String> {
+    let m: Value =
+        serde_json::from_slice(&fs::read(root.join("etc/preroot/manifest.json")).unwrap()).unwrap();
+    m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A Debian root with ifupdown and no networkd: preroot chooses `eni` by itself, and since
+/// ifupdown knows interfaces only by the initramfs's names, each physical NIC with a MAC gets
+/// a `.link` pin (udev applies it without networkd), listed in the manifest like the stanza
+/// file, so a later instance removes it too.
+#[test]
+fn ifupdown_root_gets_stanzas_and_name_pins() {
+    let tmp = TempDir::new("sysroot-eni");
+    let ctx = sample_context(tmp.path());
+    let ctx_file = save(&tmp.path().join("ctx.json"), &ctx);
+    let root = tmp.path().join("root");
+    fs::create_dir_all(root.join("etc/network/interfaces.d")).unwrap();
+    fs::create_dir_all(root.join("usr/sbin")).unwrap();
+    fs::write(
+        root.join("etc/network/interfaces"),
+        "source /etc/network/interfaces.d/*\nauto lo\niface lo inet loopback\n",
+    )
+    .unwrap();
+    fs::write(root.join("usr/sbin/ifup"), "").unwrap();
+
+    let summary = ok(&render_root(&ctx_file, &root));
+    assert!(summary.contains("(eni)"), "{summary}");
+    let files = manifest_files(&root);
+    assert!(
+        files.contains(&"etc/network/interfaces.d/50-preroot".to_string()),
+        "{files:?}"
+    );
+    let nics = physical_with_mac(&ctx);
+    assert!(
+        nics.len() >= 2,
+        "sample has physical NICs with MACs: {nics:?}"
+    );
+    let stanzas = fs::read_to_string(root.join("etc/network/interfaces.d/50-preroot")).unwrap();
+    for (name, mac) in &nics {
+        let pin = format!("etc/systemd/network/10-preroot-{name}.link");
+        assert!(files.contains(&pin), "{pin} not in the manifest: {files:?}");
+        let text = fs::read_to_string(root.join(&pin)).unwrap();
+        assert!(
+            text.contains(&format!("MACAddress={mac}\n"))
+                && text.contains(&format!("Name={name}\n")),
+            "{pin}:\n{text}"
+        );
+        assert!(stanzas.contains(&format!("auto {name}\n")), "{stanzas}");
+    }
+    // Only pins: no networkd configuration in a root that does not run networkd.
+    let net: Vec<String> = fs::read_dir(root.join("etc/systemd/network"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(net.iter().all(|n| n.ends_with(".link")), "{net:?}");
+
+    // Another instance without network data removes the pins with the stanza file.
+    let mut other = ctx.clone();
+    other["instance_id"] = "another-instance".into();
+    other["network"]["links"] = Value::Array(Vec::new());
+    ok(&render_root(
+        &save(&tmp.path().join("o.json"), &other),
+        &root,
+    ));
+    assert_eq!(
+        fs::read_dir(root.join("etc/systemd/network"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert!(!root.join("etc/network/interfaces.d/50-preroot").exists());
+}
+
+/// A root with NetworkManager enabled: preroot chooses `nm`; physical NICs are matched by
+/// MAC (the booted system names them differently) and no pin is written.
+#[test]
+fn networkmanager_root_matches_nics_by_mac() {
+    let tmp = TempDir::new("sysroot-nm");
+    let ctx = sample_context(tmp.path());
+    let ctx_file = save(&tmp.path().join("ctx.json"), &ctx);
+    let root = tmp.path().join("root");
+    let wants = root.join("etc/systemd/system/multi-user.target.wants");
+    fs::create_dir_all(&wants).unwrap();
+    std::os::unix::fs::symlink(
+        "/lib/systemd/system/NetworkManager.service",
+        wants.join("NetworkManager.service"),
+    )
+    .unwrap();
+    let summary = ok(&render_root(&ctx_file, &root));
+    assert!(summary.contains("(nm)"), "{summary}");
+    assert!(!root.join("etc/systemd/network").exists(), "no pins for nm");
+    for (name, mac) in physical_with_mac(&ctx) {
+        let path = root.join(format!(
+            "etc/NetworkManager/system-connections/preroot-{name}.nmconnection"
+        ));
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(&format!("mac-address={}\n", mac.to_uppercase()))
+                && !text.contains("interface-name="),
+            "{name}: matched by MAC, not by name:\n{text}"
+        );
+    }
+}

@@ -3,6 +3,11 @@
 //! following interfaces(5), with the options of ifenslave (`bond-*`), vlan
 //! (`vlan-raw-device`), bridge-utils (`bridge_ports`) and resolvconf (`dns-*`).
 //!
+//! ifupdown matches interfaces by name only, and the names are the initramfs's (`eth0`); each
+//! physical NIC with a MAC also gets a `.link` file that keeps that name in the booted system
+//! ([`super::name_pin`]), where udev would otherwise rename it (`enp0s2`) and `auto eth0`
+//! would configure nothing.
+//!
 //! Extra routes become `up ip route replace …` lines (ifupdown has no route stanza), so they
 //! are idempotent on a re-up. Policy rules and other tables likewise (`ip rule add`,
 //! `ip route … table N`).
@@ -31,11 +36,15 @@ impl Renderer for Eni {
         for (link, name) in links {
             stanzas(&mut s, ctx, link, name)?;
         }
-        Ok(vec![RenderedFile {
+        let mut files = vec![RenderedFile {
             path: PATH.into(),
             content: s,
             mode: 0o644,
-        }])
+        }];
+        // ifupdown knows interfaces only by name: keep the initramfs's names in the booted
+        // system (udev applies the pins; see the module doc of `render`).
+        files.extend(super::name_pins(ctx)?);
+        Ok(files)
     }
 }
 
@@ -92,7 +101,7 @@ fn stanzas(s: &mut String, ctx: &Context, link: &Link, name: &str) -> Result<(),
                 plain(v, &object)?;
                 common.push(format!("bond-{} {v}", k.replace('_', "-")));
             }
-            if let Some(mac) = &link.mac {
+            if let Some(mac) = super::mac_of(link)? {
                 common.push(format!("hwaddress ether {mac}"));
             }
         }

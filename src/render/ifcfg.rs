@@ -2,6 +2,12 @@
 //! `route-<name>` / `route6-<name>` for its other routes, as initscripts' `ifup-eth` and
 //! NetworkManager's ifcfg-rh plugin read them (Atomic-era and RHEL ≤ 8 hosts).
 //!
+//! A physical NIC is matched by `HWADDR=` (initscripts look the device up by it, and
+//! NetworkManager's ifcfg-rh plugin requires it to match) but also by `DEVICE=`, which
+//! NetworkManager turns into `interface-name`, so the initramfs's name (`eth0`) must survive
+//! into the booted system: each such NIC also gets a `.link` file pinning it
+//! ([`super::name_pin`]).
+//!
 //! Keys follow initscripts' sysconfig.txt: `BOOTPROTO`, `IPADDR`/`NETMASK` (numbered from 1
 //! for extra addresses), `GATEWAY`, `IPV6INIT`, `IPV6ADDR`, `IPV6ADDR_SECONDARIES`,
 //! `IPV6_DEFAULTGW`, `DHCPV6C`, `IPV6_AUTOCONF`, `DNS1..`, `DOMAIN`, `MTU`, `HWADDR` (match)
@@ -50,6 +56,9 @@ impl Renderer for Ifcfg {
                 }
             }
         }
+        // `DEVICE=` and the file name must match the NIC in the booted system: keep the
+        // initramfs's names there (udev applies the pins; see the module doc of `render`).
+        files.extend(super::name_pins(ctx)?);
         Ok(files)
     }
 }
@@ -86,6 +95,7 @@ fn netmask(prefix: u8) -> Ipv4Addr {
 }
 
 fn ifcfg(ctx: &Context, link: &Link, name: &str) -> Result<String, RenderError> {
+    let mac = super::mac_of(link)?;
     let mut s = String::from(HEADER);
     let mut kv = |k: &str, v: &str| {
         let _ = if v.contains(' ') {
@@ -100,7 +110,7 @@ fn ifcfg(ctx: &Context, link: &Link, name: &str) -> Result<String, RenderError> 
     match &link.kind {
         LinkKind::Physical => {
             kv("TYPE", "Ethernet");
-            if let Some(mac) = &link.mac {
+            if let Some(mac) = &mac {
                 kv("HWADDR", mac);
             }
         }
@@ -141,7 +151,7 @@ fn ifcfg(ctx: &Context, link: &Link, name: &str) -> Result<String, RenderError> 
         }
     }
     if !matches!(link.kind, LinkKind::Physical) {
-        if let Some(mac) = &link.mac {
+        if let Some(mac) = &mac {
             kv("MACADDR", mac);
         }
     }

@@ -8,6 +8,15 @@
 //! checked here first ([`ifname`], [`dns_name`]): a name with a newline, `[`, `/`, `;`, NUL or
 //! anything outside what the format allows is refused with an error naming the link, never
 //! written. Links without a name (a physical link that matched no NIC) are skipped.
+//!
+//! **Names in the booted system.** The names in the context are the initramfs's (`eth0`: the
+//! lean initramfs does not apply udev's naming policy); the booted system's udev would rename
+//! the NIC (`enp0s2`). So every format ties its files to the NIC the booted system will see:
+//! networkd matches `MACAddress=` and pins the name; NetworkManager matches
+//! `[ethernet] mac-address=` and leaves the name out; ifcfg carries `HWADDR=` and pins the
+//! name (its `DEVICE=` and file name must stay right); ifupdown only knows names, so it relies
+//! on the pin. The pin is a systemd `.link` file ([`name_pins`]), which udev applies whether or
+//! not networkd runs. A physical link without a MAC cannot be tied: its name is written as is.
 
 pub mod eni;
 pub mod ifcfg;
@@ -161,6 +170,46 @@ pub fn name_of<'a>(ctx: &'a Context, id: &str) -> Option<&'a str> {
         .iter()
         .find(|l| l.id == id)
         .and_then(|l| l.name.as_deref())
+}
+
+/// A link's MAC address, checked ([`mac`]) and in lower case, as the files write it.
+pub fn mac_of(link: &Link) -> Result<Option<String>, RenderError> {
+    match link.mac.as_deref() {
+        None => Ok(None),
+        Some(raw) => {
+            mac(raw, &link.id)?;
+            Ok(Some(raw.to_ascii_lowercase()))
+        }
+    }
+}
+
+/// Directory of systemd `.link` (and networkd) files, relative to the root.
+pub const LINK_DIR: &str = "etc/systemd/network";
+
+/// The `.link` file that keeps a physical NIC's initramfs name in the booted system:
+/// `[Match] MACAddress=` + `Type=ether` (VLANs and bonds share the MAC; the type keeps them
+/// out), `[Link] Name=`. udev's `net_setup_link` applies the first matching `.link` file in
+/// lexical order, and `10-preroot-` sorts before the distribution's `99-default.link`
+/// (systemd.link(5)). `None` for virtual links and NICs without a MAC.
+pub fn name_pin(link: &Link, name: &str) -> Result<Option<RenderedFile>, RenderError> {
+    let mac = match (&link.kind, mac_of(link)?) {
+        (crate::context::LinkKind::Physical, Some(mac)) => mac,
+        _ => return Ok(None),
+    };
+    Ok(Some(RenderedFile {
+        path: format!("{LINK_DIR}/10-preroot-{name}.link"),
+        content: format!("{HEADER}[Match]\nMACAddress={mac}\nType=ether\n\n[Link]\nName={name}\n"),
+        mode: 0o644,
+    }))
+}
+
+/// The name pins ([`name_pin`]) of every configured physical link with a MAC.
+pub fn name_pins(ctx: &Context) -> Result<Vec<RenderedFile>, RenderError> {
+    let mut out = Vec::new();
+    for (link, name) in named_links(ctx)? {
+        out.extend(name_pin(link, name)?);
+    }
+    Ok(out)
 }
 
 /// The renderer for a `preroot.render=`/`--format` name.

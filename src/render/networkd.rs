@@ -13,7 +13,7 @@ use crate::context::{Addressing, Context, Link, LinkKind};
 use std::fmt::Write as _;
 
 /// Directory of the files, relative to the root.
-pub const DIR: &str = "etc/systemd/network";
+pub const DIR: &str = super::LINK_DIR;
 
 pub struct Networkd;
 
@@ -28,13 +28,7 @@ impl Renderer for Networkd {
         for (link, name) in &links {
             // The booted system's udev would give the NIC another name than the initramfs
             // saw (`eth0` here, `enp0s2` there); pin the name the files use to the MAC.
-            // `Type=ether` keeps VLANs and bonds, which share the MAC, out of the match.
-            if let (LinkKind::Physical, Some(mac)) = (&link.kind, &link.mac) {
-                let pin = format!(
-                    "{HEADER}[Match]\nMACAddress={mac}\nType=ether\n\n[Link]\nName={name}\n"
-                );
-                files.push(file(name, "link", pin));
-            }
+            files.extend(super::name_pin(link, name)?);
             if let Some(netdev) = netdev(link, name)? {
                 files.push(file(name, "netdev", netdev));
             }
@@ -102,7 +96,7 @@ fn netdev(link: &Link, name: &str) -> Result<Option<String>, RenderError> {
         LinkKind::Bridge { .. } => "bridge",
     };
     let _ = writeln!(s, "[NetDev]\nName={name}\nKind={kind}");
-    if let Some(mac) = &link.mac {
+    if let Some(mac) = super::mac_of(link)? {
         let _ = writeln!(s, "MACAddress={mac}");
     }
     if let Some(mtu) = link.mtu {
@@ -140,7 +134,7 @@ fn netdev(link: &Link, name: &str) -> Result<Option<String>, RenderError> {
 fn network(ctx: &Context, link: &Link, name: &str) -> Result<String, RenderError> {
     let mut s = String::from(HEADER);
     let _ = writeln!(s, "[Match]\nName={name}");
-    if let (LinkKind::Physical, Some(mac)) = (&link.kind, &link.mac) {
+    if let (LinkKind::Physical, Some(mac)) = (&link.kind, super::mac_of(link)?) {
         let _ = writeln!(s, "MACAddress={mac}");
     }
     if let (LinkKind::Physical, Some(mtu)) = (&link.kind, link.mtu) {

@@ -2,6 +2,13 @@
 //! `etc/NetworkManager/system-connections/`, mode 0600 as NetworkManager requires
 //! (nm-settings-keyfile(5), nm-settings-nmcli(5)).
 //!
+//! A physical link with a MAC is matched by `[ethernet] mac-address=` and carries no
+//! `interface-name=`: the booted system's udev names the NIC differently from the initramfs
+//! (`enp0s2`, not `eth0`), and NetworkManager then binds the profile to whatever the NIC is
+//! called. A VLAN on such a link names its parent by the parent profile's UUID, which
+//! `vlan.parent` accepts as well as a name. Virtual links (bond, bridge, VLAN) are created by
+//! NetworkManager under the name given, and links without a MAC are matched by name.
+//!
 //! Each connection gets a stable UUID derived from the interface identity ([`stable_uuid`]),
 //! so rendering again replaces the profile instead of adding a duplicate. Bond and bridge
 //! members are bound with `master=`/`slave-type=` (accepted by every NetworkManager since
@@ -79,6 +86,11 @@ fn plain(value: &str, object: &str) -> Result<(), RenderError> {
     }
 }
 
+/// Is the link's profile matched by MAC (a physical link with a MAC), not by name?
+fn by_mac(link: &Link) -> bool {
+    matches!(link.kind, LinkKind::Physical) && link.mac.is_some()
+}
+
 fn keyfile(ctx: &Context, link: &Link, name: &str) -> Result<String, RenderError> {
     let mut s = format!("{}\n", super::HEADER);
     let kind = match &link.kind {
@@ -87,11 +99,16 @@ fn keyfile(ctx: &Context, link: &Link, name: &str) -> Result<String, RenderError
         LinkKind::Vlan { .. } => "vlan",
         LinkKind::Bridge { .. } => "bridge",
     };
+    let mac = super::mac_of(link)?;
     let _ = writeln!(
         s,
-        "[connection]\nid=preroot {name}\nuuid={}\ntype={kind}\ninterface-name={name}\nautoconnect-priority=120",
+        "[connection]\nid=preroot {name}\nuuid={}\ntype={kind}",
         stable_uuid(name, link.mac.as_deref())
     );
+    if !by_mac(link) {
+        let _ = writeln!(s, "interface-name={name}");
+    }
+    let _ = writeln!(s, "autoconnect-priority=120");
     let mut member = false;
     for other in &ctx.network.links {
         let (slave_type, members) = match &other.kind {
@@ -107,7 +124,7 @@ fn keyfile(ctx: &Context, link: &Link, name: &str) -> Result<String, RenderError
 
     if matches!(link.kind, LinkKind::Physical) && (link.mac.is_some() || link.mtu.is_some()) {
         let _ = writeln!(s, "\n[ethernet]");
-        if let Some(mac) = &link.mac {
+        if let Some(mac) = &mac {
             let _ = writeln!(s, "mac-address={}", mac.to_ascii_uppercase());
         }
         if let Some(mtu) = link.mtu {
@@ -126,10 +143,23 @@ fn keyfile(ctx: &Context, link: &Link, name: &str) -> Result<String, RenderError
             }
         }
         LinkKind::Vlan { id, parent } => {
-            let parent = super::name_of(ctx, parent).ok_or_else(|| RenderError {
-                object: link.id.clone(),
-                message: format!("VLAN parent {parent:?} is not configured on this host"),
-            })?;
+            let (plink, pname) = ctx
+                .network
+                .links
+                .iter()
+                .find(|l| &l.id == parent)
+                .and_then(|l| Some((l, l.name.as_deref()?)))
+                .ok_or_else(|| RenderError {
+                    object: link.id.clone(),
+                    message: format!("VLAN parent {parent:?} is not configured on this host"),
+                })?;
+            // A parent matched by MAC has no fixed name in the booted system: refer to its
+            // profile instead.
+            let parent = if by_mac(plink) {
+                stable_uuid(pname, plink.mac.as_deref())
+            } else {
+                pname.to_string()
+            };
             let _ = writeln!(s, "\n[vlan]\nid={id}\nparent={parent}");
         }
         LinkKind::Bridge { options, .. } => {
@@ -346,7 +376,7 @@ mod tests {
         assert_eq!(files[0].mode, 0o600);
         let text = &files[0].content;
         for want in [
-            "type=ethernet\ninterface-name=ens3",
+            "type=ethernet\nautoconnect-priority=120\n",
             "mac-address=52:54:00:00:00:01",
             "[ipv4]\nmethod=manual\nmay-fail=false\naddress1=10.0.0.5/24\ngateway=10.0.0.1\ndns=10.0.0.53;",
             "[ipv6]\nmethod=auto",
