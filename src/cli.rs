@@ -31,7 +31,9 @@ Commands:
   render --context FILE --format FORMAT --out DIR
                Write the network configuration a context describes as a plain tree
                under DIR (DIR/etc/systemd/network/..., for inspection). FORMAT:
-               networkd, nm, ifcfg or eni.
+               networkd, nm, ifcfg or eni. NICs with a MAC are tied to it, since the
+               booted system renames them: nm matches the MAC, the others also write a
+               10-preroot-NAME.link that keeps the name (docs/sysroot.md).
   render --context FILE [--format FORMAT] --root DIR
                Configure the system root DIR as the boot's sysroot phase does: network
                files (FORMAT, else chosen from what DIR enables), /etc/hostname, one
