@@ -370,17 +370,18 @@ add_report_probe() {
 # The NetworkManager guest: networkd off, NetworkManager on (its wait-online stays: preroot-apply
 # wants network-online.target, and a profile that never activates should show as a slow,
 # degraded boot, not be hidden). Probes: NetworkManager's devices, profiles and the NIC's
-# addresses, after waiting (bounded) for the Ethernet device to be activated.
+# addresses, after waiting (bounded) for the Ethernet device to be activated; `-c no`, as the
+# report's ttyS1 is a terminal and nmcli would colour its output.
 extra_guest_setup_nm() {
     local root=$1
     in_chroot "$root" systemctl disable systemd-networkd.service systemd-networkd.socket >/dev/null 2>&1
     in_chroot "$root" systemctl enable NetworkManager.service >/dev/null 2>&1
-    local wait='i=0; while [ $i -lt 60 ] && ! nmcli -t -f TYPE,STATE dev 2>/dev/null | grep -q "^ethernet:connected$"; do sleep 0.5; i=$((i+1)); done'
+    local wait='i=0; while [ $i -lt 60 ] && ! nmcli -c no -t -f TYPE,STATE dev 2>/dev/null | grep -q "^ethernet:connected$"; do sleep 0.5; i=$((i+1)); done'
     add_report_probe "$root" nm-dev "$wait
-nmcli -t -f DEVICE,TYPE,STATE,CONNECTION dev"
-    add_report_probe "$root" nm-con "nmcli -t -f NAME,UUID,TYPE,DEVICE,FILENAME con show"
-    add_report_probe "$root" nm-ip 'for d in $(nmcli -t -f DEVICE,TYPE dev | sed -n "s/:ethernet$//p"); do
-    nmcli -t -f GENERAL.DEVICE,GENERAL.HWADDR,GENERAL.CONNECTION,IP4.ADDRESS,IP4.GATEWAY dev show "$d"
+nmcli -c no -t -f DEVICE,TYPE,STATE,CONNECTION dev"
+    add_report_probe "$root" nm-con "nmcli -c no -t -f NAME,UUID,TYPE,DEVICE,FILENAME con show"
+    add_report_probe "$root" nm-ip 'for d in $(nmcli -c no -t -f DEVICE,TYPE dev | sed -n "s/:ethernet$//p"); do
+    nmcli -c no -t -f GENERAL.DEVICE,GENERAL.HWADDR,GENERAL.CONNECTION,IP4.ADDRESS,IP4.GATEWAY dev show "$d"
 done'
     add_report_probe "$root" routes "ip -j -4 route"
 }
