@@ -370,7 +370,8 @@ add_report_probe() {
 # The NetworkManager guest: networkd off, NetworkManager on (its wait-online stays: preroot-apply
 # wants network-online.target, and a profile that never activates should show as a slow,
 # degraded boot, not be hidden). Probes: NetworkManager's devices, profiles and the NIC's
-# addresses, after waiting (bounded) for the Ethernet device to be activated; `-c no`, as the
+# addresses, each after waiting (bounded) for the Ethernet device to be activated (the probes
+# run in name order, and only the first would wait otherwise); `-c no`, as the
 # report's ttyS1 is a terminal and nmcli would colour its output.
 extra_guest_setup_nm() {
     local root=$1
@@ -379,8 +380,10 @@ extra_guest_setup_nm() {
     local wait='i=0; while [ $i -lt 60 ] && ! nmcli -c no -t -f TYPE,STATE dev 2>/dev/null | grep -q "^ethernet:connected$"; do sleep 0.5; i=$((i+1)); done'
     add_report_probe "$root" nm-dev "$wait
 nmcli -c no -t -f DEVICE,TYPE,STATE,CONNECTION dev"
-    add_report_probe "$root" nm-con "nmcli -c no -t -f NAME,UUID,TYPE,DEVICE,FILENAME con show"
-    add_report_probe "$root" nm-ip 'for d in $(nmcli -c no -t -f DEVICE,TYPE dev | sed -n "s/:ethernet$//p"); do
+    add_report_probe "$root" nm-con "$wait
+nmcli -c no -t -f NAME,UUID,TYPE,DEVICE,FILENAME con show"
+    add_report_probe "$root" nm-ip "$wait"'
+for d in $(nmcli -c no -t -f DEVICE,TYPE dev | sed -n "s/:ethernet$//p"); do
     nmcli -c no -t -f GENERAL.DEVICE,GENERAL.HWADDR,GENERAL.CONNECTION,IP4.ADDRESS,IP4.GATEWAY dev show "$d"
 done'
     add_report_probe "$root" routes "ip -j -4 route"
