@@ -25,6 +25,9 @@ use std::time::Duration;
 pub const HEAD_CAP: usize = 16 * 1024;
 /// Redirects followed per request (same host only).
 pub const MAX_REDIRECTS: u32 = 5;
+/// `100 Continue` responses skipped before the final response (preroot never sends
+/// `Expect: 100-continue`, so a service has no reason to send even one).
+pub const MAX_INTERIM: usize = 8;
 /// Default per-request timeout (each try; the deadline also bounds it).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -192,8 +195,21 @@ pub enum Parse {
 }
 
 /// Parses a response from `buf`, all bytes read so far; `eof` says the peer closed.
-/// Pure; never panics; `cap` bounds the body.
+/// Pure; never panics; `cap` bounds the body. At most [`MAX_INTERIM`] `100 Continue`
+/// responses are skipped before the final one.
 pub fn parse_response(buf: &[u8], eof: bool, cap: usize) -> Result<Parse, HttpError> {
+    parse_after_interim(buf, eof, cap, 0)
+}
+
+/// [`parse_response`] after `interim` skipped `100 Continue` responses. The count bounds the
+/// recursion: a server sending nothing but interim responses (a megabyte of them fits in the
+/// buffer [`Client`] allows) once overflowed the stack here.
+fn parse_after_interim(
+    buf: &[u8],
+    eof: bool,
+    cap: usize,
+    interim: usize,
+) -> Result<Parse, HttpError> {
     let Some(head_end) = find(buf, b"\r\n\r\n") else {
         if buf.len() > HEAD_CAP {
             return Err(HttpError::Malformed("response head too long".into()));
@@ -238,7 +254,12 @@ pub fn parse_response(buf: &[u8], eof: bool, cap: usize) -> Result<Parse, HttpEr
     }
     if status == 100 {
         // An interim response: drop it and parse what follows.
-        return parse_response(rest, eof, cap);
+        if interim >= MAX_INTERIM {
+            return Err(HttpError::Malformed(format!(
+                "more than {MAX_INTERIM} interim (100 Continue) responses"
+            )));
+        }
+        return parse_after_interim(rest, eof, cap, interim.saturating_add(1));
     }
     let done = |body: Vec<u8>| {
         Ok(Parse::Done(Response {
@@ -800,6 +821,27 @@ mod tests {
         let long = vec![b'a'; HEAD_CAP + 10];
         assert!(parse_response(&long, false, 100).is_err());
         assert!(parse_response(b"HTTP/1.1 200", true, 100).is_err());
+    }
+
+    #[test]
+    fn interim_responses_are_bounded() {
+        // A megabyte of `100 Continue` (within the buffer `Client` allows for a 1 MiB
+        // document) once recursed once per response and overflowed the stack.
+        let mut flood = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(40_000);
+        flood.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let r = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || parse_response(&flood, true, 1 << 20))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(
+            matches!(&r, Err(HttpError::Malformed(m)) if m.contains("interim")),
+            "{r:?}"
+        );
+        let mut some = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(MAX_INTERIM);
+        some.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        assert_eq!(done(parse_response(&some, false, 100)).body, b"ok");
     }
 
     #[test]
