@@ -371,17 +371,40 @@ fn read_at(file: &File, offset: u64, len: usize, object: &str) -> Result<Vec<u8>
 }
 
 /// A partition's table, read and planned.
-struct Planned {
-    format: &'static str,
-    start_lba: u64,
-    old_sectors: u64,
-    new_sectors: u64,
-    steps: Vec<Step>,
+#[derive(Debug)]
+pub struct Planned {
+    /// `gpt` or `mbr`.
+    pub format: &'static str,
+    pub start_lba: u64,
+    pub old_sectors: u64,
+    pub new_sectors: u64,
+    pub steps: Vec<Step>,
 }
 
 /// Reads the table of `disk` and plans growing partition `number`.
 fn plan_partition(
     file: &File,
+    disk: &str,
+    number: u32,
+    sector_size: u32,
+    disk_sectors: u64,
+) -> Result<Planned, GrowError> {
+    plan_table(
+        &mut |offset, len| read_at(file, offset, len, disk),
+        disk,
+        number,
+        sector_size,
+        disk_sectors,
+    )
+}
+
+/// Reads a disk's table through `read(offset, len)` (`len` bytes at byte `offset`, an error
+/// when the disk cannot give them) and plans growing partition `number`: the GPT (primary,
+/// and the backup's validity) when sector 0 has a protective entry, else the MBR and its EBR
+/// chain. No I/O of its own, so it runs on an image in memory (tests, fuzz/); `disk` names
+/// the disk in errors. Never panics on any bytes.
+pub fn plan_table(
+    read: &mut dyn FnMut(u64, usize) -> Result<Vec<u8>, GrowError>,
     disk: &str,
     number: u32,
     sector_size: u32,
@@ -396,7 +419,7 @@ fn plan_partition(
             format!("{}; nothing written", e.0),
         )
     };
-    let sector0 = read_at(file, 0, ss, disk)?;
+    let sector0 = read(0, ss)?;
     let protective = (0..4usize).any(|i| {
         sector0.get(
             446usize
@@ -405,7 +428,7 @@ fn plan_partition(
         ) == Some(&0xEE)
     });
     if protective {
-        let lba1 = read_at(file, u64::from(sector_size), ss, disk)?;
+        let lba1 = read(u64::from(sector_size), ss)?;
         let header = gpt::Header::parse(&lba1, 1).map_err(invalid)?;
         let len = usize::try_from(header.entries_bytes())
             .map_err(|_| invalid(TableError("entries".into())))?;
@@ -413,10 +436,10 @@ fn plan_partition(
             .entries_lba
             .checked_mul(u64::from(sector_size))
             .ok_or_else(|| invalid(TableError("entries location".into())))?;
-        let entries = read_at(file, off, len, disk)?;
+        let entries = read(off, len)?;
         let table =
             gpt::Gpt::parse(header, &entries, sector_size, disk_sectors).map_err(invalid)?;
-        let backup_ok = backup_valid(file, &table, sector_size);
+        let backup_ok = backup_valid(read, &table, sector_size);
         if !backup_ok {
             log::warn!("grow: {disk}: the backup GPT is invalid; rewriting it from the primary");
         }
@@ -433,7 +456,7 @@ fn plan_partition(
     } else {
         let m = mbr::Mbr::parse(&sector0, disk_sectors, |lba| {
             let off = lba.checked_mul(u64::from(sector_size))?;
-            read_at(file, off, 512, disk).ok()
+            read(off, 512).ok()
         })
         .map_err(invalid)?;
         let p = mbr::plan(&m, number, disk_sectors, sector_size, ALIGN).map_err(invalid)?;
@@ -448,7 +471,11 @@ fn plan_partition(
 }
 
 /// Is the backup GPT at the primary's `alternate_lba` valid and in agreement?
-fn backup_valid(file: &File, table: &gpt::Gpt, sector_size: u32) -> bool {
+fn backup_valid(
+    read: &mut dyn FnMut(u64, usize) -> Result<Vec<u8>, GrowError>,
+    table: &gpt::Gpt,
+    sector_size: u32,
+) -> bool {
     let h = &table.primary;
     let Some(off) = h.alternate_lba.checked_mul(u64::from(sector_size)) else {
         return false;
@@ -456,7 +483,7 @@ fn backup_valid(file: &File, table: &gpt::Gpt, sector_size: u32) -> bool {
     let Ok(ss) = usize::try_from(sector_size) else {
         return false;
     };
-    let Ok(sector) = read_at(file, off, ss, "") else {
+    let Ok(sector) = read(off, ss) else {
         return false;
     };
     let Ok(b) = gpt::Header::parse(&sector, h.alternate_lba) else {
@@ -474,7 +501,7 @@ fn backup_valid(file: &File, table: &gpt::Gpt, sector_size: u32) -> bool {
     ) else {
         return false;
     };
-    read_at(file, eoff, len, "").is_ok_and(|e| crc32(&e) == b.entries_crc)
+    read(eoff, len).is_ok_and(|e| crc32(&e) == b.entries_crc)
 }
 
 /// Grows one partition to fill the space after it; tells the kernel.

@@ -1,6 +1,7 @@
 //! Google Compute Engine metadata: the one document
 //! `computeMetadata/v1/?recursive=true&alt=json` (`{"instance": {...}, "project": {...}}`),
-//! parsed by [`apply`] (pure: JSON in, context fields out). `service.rs` fetches it with
+//! turned into a context by [`read`] (pure: the fetched bytes in, the context out; secrets go
+//! to the state directory) through [`apply`] (JSON in, context fields out). `service.rs` fetches it with
 //! `Metadata-Flavor: Google` and refuses a response without that header.
 //!
 //! Reads `instance.id` (a warning when missing), `instance.hostname` (required, as cloud-init's
@@ -13,8 +14,8 @@
 //! not trust in the initramfs). NICs: `networkInterfaces[].mac` (or `network-interfaces`), each
 //! DHCPv4. Keys are accepted in GCE's camelCase and in the path spelling (`machine-type`).
 
-use super::{add_ssh_keys, set_hostname, store_secret, DatasourceError, MAX_LINKS};
-use crate::context::{normalize_mac, Addressing, Context, Link, LinkKind};
+use super::{add_ssh_keys, parse_json, set_hostname, store_secret, DatasourceError, MAX_LINKS};
+use crate::context::{normalize_mac, Addressing, Context, HostNic, Link, LinkKind, Platform, Source};
 use crate::state::StateDir;
 use serde_json::Value;
 
@@ -33,6 +34,22 @@ fn scalar(v: Option<&Value>) -> Option<String> {
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
+}
+
+/// The context of the recursive document's bytes `body` (fetched from `object`, named in
+/// errors): invalid JSON, or a document without `instance.hostname`, is an error.
+pub fn read(
+    body: &[u8],
+    object: &str,
+    source: Source,
+    state: &StateDir,
+    host_nics: Vec<HostNic>,
+) -> Result<Context, DatasourceError> {
+    let doc = parse_json(body, object)?;
+    let mut ctx = Context::new(Some(Platform::Gce), source);
+    ctx.host_nics = host_nics;
+    apply(&mut ctx, &doc, state)?;
+    Ok(ctx)
 }
 
 /// Fills `ctx` from the recursive document. Missing `id` or `hostname` is an error.

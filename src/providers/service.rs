@@ -18,7 +18,7 @@
 //! Every request is bounded by the caller's [`Deadline`]; transient failures (connect errors,
 //! timeouts, 5xx) are retried inside it (`http.rs`).
 
-use super::{ec2, gce, parse_json, DatasourceError, Input};
+use super::{ec2, gce, DatasourceError, Input};
 use crate::context::{Context, Fallback, HostNic, Medium, Platform, Source, SourceKind};
 use crate::http::{Client, HttpError, Url};
 use crate::media::{self, MediaError, MediaErrorKind, Tree};
@@ -240,9 +240,5 @@ fn fetch_gce(
         .get(&url, super::METADATA_CAP.try_into().unwrap_or(usize::MAX))
         .map_err(|e| DatasourceError::new(url.to_string(), e.to_string()))?
         .ok_or_else(|| DatasourceError::new(url.to_string(), "not found (HTTP 404)"))?;
-    let doc = parse_json(&body, &url.to_string())?;
-    let mut ctx = Context::new(Some(Platform::Gce), source);
-    ctx.host_nics = host_nics;
-    gce::apply(&mut ctx, &doc, state)?;
-    Ok(ctx)
+    gce::read(&body, &url.to_string(), source, state, host_nics)
 }
