@@ -911,4 +911,38 @@ mod tests {
         assert_eq!(split_dev(0x0803), (8, 3));
         assert_eq!(split_dev((259 << 8) | 7), (259, 7));
     }
+
+    /// `plan_table` on an image in memory, as fuzz/fuzz_targets/disk.rs drives it: the plan
+    /// applied reads back, and a second plan writes nothing.
+    #[test]
+    #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+    fn plan_table_in_memory_then_nothing_to_do() {
+        let mib = 1u64 << 20;
+        let mut img = gpt::tests::image(512, 8 * mib / 512, &[(1, 2048, 4095)]);
+        img.resize(16 * mib as usize, 0);
+        let sectors = 16 * mib / 512;
+        let plan = |img: &[u8]| {
+            plan_table(
+                &mut |off, len| {
+                    let off = usize::try_from(off).unwrap();
+                    img.get(off..off + len)
+                        .map(<[u8]>::to_vec)
+                        .ok_or_else(|| gerr(ErrorKind::Io, "mem", "past the end"))
+                },
+                "mem",
+                1,
+                512,
+                sectors,
+            )
+        };
+        let first = plan(&img).unwrap();
+        assert_eq!((first.format, first.start_lba), ("gpt", 2048));
+        assert_eq!(first.new_sectors, sectors - 2048 - 2048);
+        gpt::tests::apply(&mut img, &first.steps);
+        let second = plan(&img).unwrap();
+        assert!(second.steps.is_empty(), "{second:?}");
+        assert_eq!(second.old_sectors, first.new_sectors);
+        let short = plan(&img[..4096]).unwrap_err();
+        assert_eq!(short.kind, ErrorKind::Io, "{short}");
+    }
 }
