@@ -15,7 +15,9 @@
 //! DHCPv4. Keys are accepted in GCE's camelCase and in the path spelling (`machine-type`).
 
 use super::{add_ssh_keys, parse_json, set_hostname, store_secret, DatasourceError, MAX_LINKS};
-use crate::context::{normalize_mac, Addressing, Context, HostNic, Link, LinkKind, Platform, Source};
+use crate::context::{
+    normalize_mac, Addressing, Context, HostNic, Link, LinkKind, Platform, Source,
+};
 use crate::state::StateDir;
 use serde_json::Value;
 
