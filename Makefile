@@ -68,7 +68,7 @@ nopanic:
 	$(CARGO) build --profile nopanic --features nopanic --example nopanic
 
 ## Every fuzz target (fuzz/, libFuzzer through cargo fuzz on the stable toolchain with
-## RUSTC_BOOTSTRAP=1) for FUZZ_SECONDS each, seeded from ../shared/fixtures (17 targets x 8 s:
+## RUSTC_BOOTSTRAP=1) for FUZZ_SECONDS each, seeded from ../shared/fixtures (18 targets x 8 s:
 ## about 3 minutes with the corpus loads). A crash fails the build and leaves its input in
 ## fuzz/artifacts/. fuzz/run-long.sh runs them long (fuzz/README.md).
 FUZZ_SECONDS ?= 8

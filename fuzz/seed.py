@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Seeds for the fuzz targets whose inputs are binary or framed (called by seed.sh):
-dhcp, http, mime, base64, gce, ec2, gpt, mbr. Usage: seed.py FIXTURES CORPUS TMPDIR.
+dhcp, dhcpclient, http, mime, base64, gce, ec2, gpt, mbr. Usage: seed.py FIXTURES CORPUS TMPDIR.
 Files are named by content (sha1), so seeding twice adds nothing."""
 import base64, gzip, hashlib, json, os, shutil, struct, subprocess, sys
 
@@ -76,6 +76,10 @@ seed("dhcp", b"\x00" + ip_udp(dhcp(5, opt(52, b"\x03") + opt(54, bytes([10, 0, 2
                                    sname_opts=opt(12, b"overloaded"))))
 seed("dhcp", b"\x00" + dhcp(5, common))  # the bare message (the parser is also fed directly)
 seed("dhcp", b"\x00" + routes)
+# A whole conversation for the client: OFFER, then ACK (or NAK, then OFFER and ACK again).
+offer, ack, nak = dhcp(2, common), dhcp(5, common + opt(121, routes)), dhcp(6, opt(54, bytes([10, 0, 2, 2])))
+seed("dhcpclient", SEP.join([b"\x01" + offer, b"\x01" + ack]))
+seed("dhcpclient", SEP.join([b"\x01" + offer, b"\x0a" + nak, b"\x14" + offer, b"\x01" + ack]))
 
 # --- HTTP responses (the first byte chooses where the partial read ends). ------------------
 for r in [

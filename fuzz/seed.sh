@@ -8,7 +8,7 @@ FIX=${FIXTURES:-$(cd "$HERE/../.." && pwd)/shared/fixtures}
 C=$HERE/corpus
 SEP=$'\n--8<--\n'
 mkdir -p "$C"/{cmdline,label,iso9660,fat,configdrive,nocloud,opennebula,netconfig,cloudconfig}
-mkdir -p "$C"/{dhcp,http,mime,base64,gce,ec2,gpt,mbr}
+mkdir -p "$C"/{dhcp,dhcpclient,http,mime,base64,gce,ec2,gpt,mbr}
 
 # Named by content (as libFuzzer names its own finds), so seeding again adds nothing.
 seed() {
