@@ -154,8 +154,11 @@ struct Exec {
 }
 
 impl Exec {
-    /// Runs `argv` with its output appended to `log` (else discarded), `stdin` fed to it;
-    /// kills it at the deadline. Returns the exit code (signals as 128 + N).
+    /// Runs `argv` with its output appended to `log` (else discarded), `stdin` fed to it, in
+    /// a process group of its own; at the deadline the whole group is stopped
+    /// ([`stop_group`]), so a script's background children die with it. A program that exits
+    /// by itself leaves its children running (daemons a script starts on purpose, as under
+    /// cloud-init). Returns the exit code (signals as 128 + N).
     fn run(&self, argv: &[&str], stdin: Option<&[u8]>, log: Option<&File>) -> Result<i32, String> {
         let Some((prog, args)) = argv.split_first() else {
             return Err("empty command".into());
@@ -176,7 +179,9 @@ impl Exec {
         } else {
             Command::new(prog)
         };
+        use std::os::unix::process::CommandExt;
         cmd.args(args)
+            .process_group(0)
             .current_dir("/")
             .env_clear()
             .env("PATH", PATH)
@@ -215,11 +220,15 @@ impl Exec {
                         .unwrap_or(-1));
                 }
                 Ok(None) if Instant::now() >= deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    let left = stop_group(&mut child);
                     return Err(format!(
-                        "{prog}: killed after {} s (script_timeout)",
-                        self.timeout.as_secs()
+                        "{prog}: killed with its process group after {} s (script_timeout){}",
+                        self.timeout.as_secs(),
+                        if left {
+                            "; some of it would not die"
+                        } else {
+                            ""
+                        }
                     ));
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(20)),
@@ -227,6 +236,47 @@ impl Exec {
             }
         }
     }
+}
+
+/// How long a script's process group has between `SIGTERM` and `SIGKILL`.
+const GRACE: Duration = Duration::from_secs(2);
+/// How long to wait for killed processes to be gone before giving up.
+const KILL_WAIT: Duration = Duration::from_secs(2);
+
+/// Stops `child` and everything in its process group: `SIGTERM`, up to [`GRACE`] for them to
+/// end, then `SIGKILL`; reaps `child`. Processes that left the group (`setsid`) are not
+/// reached. Returns whether something was still in the group after [`KILL_WAIT`] (zombies
+/// their new parent has not reaped yet count).
+fn stop_group(child: &mut std::process::Child) -> bool {
+    use crate::sys::spawn::{signal_group, GroupSignal};
+    let pgid = child.id();
+    // Every wait below is bounded: `until` polls `done` until its deadline.
+    let until = |limit: Duration, child: &mut std::process::Child| -> bool {
+        let end = Instant::now() + limit;
+        let mut reaped = false;
+        loop {
+            reaped = reaped || matches!(child.try_wait(), Ok(Some(_)) | Err(_));
+            let empty = matches!(signal_group(pgid, GroupSignal::Probe), Ok(false) | Err(_));
+            if reaped && empty {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    if signal_group(pgid, GroupSignal::Terminate).is_err() {
+        let _ = child.kill();
+    }
+    if until(GRACE, child) {
+        return false;
+    }
+    log::warn!("apply: process group {pgid} still running after SIGTERM; SIGKILL");
+    if signal_group(pgid, GroupSignal::Kill).is_err() {
+        let _ = child.kill();
+    }
+    !until(KILL_WAIT, child)
 }
 
 /// A passwd entry: (uid, gid, home).
