@@ -919,6 +919,72 @@ pub fn vendor_payload(data: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Is the cloud-init hand-off wanted for `root`? `cmdline` is the kernel command line text
+/// (`preroot.handoff=`), `conf` the root's preroot.conf; detected when the root has
+/// cloud-init, enabled ([`crate::cloudinit::wanted`]).
+pub fn handoff_wanted(root: &RootDir, conf: &Config, cmdline: &str) -> bool {
+    let installed =
+        root.exists("usr/bin/cloud-init") && !root.exists("etc/cloud/cloud-init.disabled");
+    crate::cloudinit::wanted(
+        crate::cloudinit::cmdline_value(cmdline),
+        conf.handoff.as_deref(),
+        installed,
+    )
+}
+
+/// Writes the cloud-init hand-off (NoCloud seed and drop-in, [`crate::cloudinit::seed`]) for
+/// `ctx` into `root`. Returns the problems, one line each (unreadable secrets, failed
+/// writes); what could be written is.
+pub fn write_handoff(root: &RootDir, ctx: &Context) -> Vec<String> {
+    let mut errors = Vec::new();
+    let user = payload(ctx.user_data.as_ref(), &mut errors);
+    let vendor = vendor_payload(&payload(ctx.vendor_data.as_ref(), &mut errors));
+    for (rel, data, mode) in crate::cloudinit::seed(ctx, &user, &vendor) {
+        if let Err(e) = root.write(&rel, &data, mode) {
+            errors.push(format!("{rel}: {e}"));
+        }
+    }
+    errors
+}
+
+/// The sysroot phase's part of the hand-off: cloud-init's generator (`ds-identify`) and its
+/// local stage run long before `preroot-apply.service` (which waits for the network), and
+/// ds-identify's choice of datasource overrides `/etc/cloud/cloud.cfg.d`. So the seed and
+/// the drop-in must be in the root before it boots: written here, from the initramfs, into
+/// the root at `target`. Returns a one-line summary, `None` when no hand-off is wanted.
+pub fn handoff_sysroot(ctx: &mut Context, target: &Path, cmdline: &str) -> Option<String> {
+    let root = match RootDir::open(target) {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.error("handoff", &target.display().to_string(), e.to_string());
+            return None;
+        }
+    };
+    let (conf, _) = match root.read(CONF) {
+        Ok(Some(b)) => Config::parse(&String::from_utf8_lossy(&b)),
+        _ => (Config::default(), Vec::new()),
+    };
+    if !handoff_wanted(&root, &conf, cmdline) {
+        return None;
+    }
+    let errors = write_handoff(&root, ctx);
+    for e in &errors {
+        ctx.error("handoff", crate::cloudinit::SEED_DIR, e.clone());
+    }
+    let summary = format!(
+        "cloud-init hand-off: NoCloud seed in /{} and /{}{}",
+        crate::cloudinit::SEED_DIR,
+        crate::cloudinit::DROPIN,
+        if errors.is_empty() {
+            ""
+        } else {
+            " (with errors)"
+        }
+    );
+    log::info!("sysroot: {summary}");
+    Some(summary)
+}
+
 /// `preroot apply [--root DIR]`: returns the exit status (0 done, 1 something failed).
 pub fn apply(state: &StateDir, target: Option<&Path>) -> i32 {
     let mut status = Status {
@@ -1002,19 +1068,12 @@ pub fn apply(state: &StateDir, target: Option<&Path>) -> i32 {
     } else {
         std::fs::read_to_string("/proc/cmdline").unwrap_or_default()
     };
-    let installed =
-        a.root.exists("usr/bin/cloud-init") && !a.root.exists("etc/cloud/cloud-init.disabled");
-    if crate::cloudinit::wanted(
-        crate::cloudinit::cmdline_value(&cmdline),
-        a.conf.handoff.as_deref(),
-        installed,
-    ) {
-        let files = crate::cloudinit::seed(&ctx, &user, &vendor);
+    if handoff_wanted(&a.root, &a.conf, &cmdline) {
+        // Normally already written by the sysroot phase ([`handoff_sysroot`]); written again
+        // (unchanged files are left alone) for roots that booted without it.
         a.status.errors.truncate(base_errors);
-        for (rel, data, mode) in &files {
-            if let Err(e) = a.root.write(rel, data, *mode) {
-                a.err(format!("{rel}: {e}"));
-            }
+        for e in write_handoff(&a.root, &ctx) {
+            a.err(e);
         }
         a.step(
             "handoff",
@@ -1056,6 +1115,7 @@ pub fn apply(state: &StateDir, target: Option<&Path>) -> i32 {
         }
     } else {
         log::info!("apply: instance {id} already applied; only boot commands ran");
+        a.step("instance", "already applied; only boot commands ran");
     }
     a.status.stage = "done".into();
     let status = a.status;

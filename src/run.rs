@@ -500,7 +500,16 @@ fn sysroot(ctx: &mut Context, cmd: &Cmdline, root: &Root) -> String {
     let directives = user_directives(ctx);
     let ostree_booted = root.join("run/ostree-booted").exists();
     match crate::sysroot::target(cmd, &root.join("sysroot"), ostree_booted) {
-        Ok(target) => crate::sysroot::configure(ctx, cmd, &directives, &target),
+        Ok(target) => {
+            let summary = crate::sysroot::configure(ctx, cmd, &directives, &target);
+            let text = std::fs::read(root.cmdline())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            match crate::apply::handoff_sysroot(ctx, &target, &text) {
+                Some(handoff) => format!("{summary}; {handoff}"),
+                None => summary,
+            }
+        }
         Err(e) => {
             ctx.error("sysroot", "ostree=", e.clone());
             e
