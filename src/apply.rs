@@ -11,8 +11,11 @@
 //!    hostname, `write_files`, OpenStack injected files, Heat's `cfn-userdata`, scripts and
 //!    `runcmd` (output to `var/log/preroot-user-data.log`, exit status recorded).
 //!
-//! Every program runs with a deadline, a fixed environment, and — with `--root` — chrooted
-//! into the root (`chroot DIR ...`), never on the host. Files go through [`RootDir`] (no
+//! Every program runs with a deadline, in a process group of its own (at the deadline the
+//! whole group is stopped: SIGTERM, a grace, SIGKILL; a program that exits by itself keeps
+//! its daemons), with a fixed environment, and — with `--root` — chrooted into the root
+//! (`chroot DIR ...`), never on the host. The cloud-init hand-off ([`write_handoff`]) is
+//! also written by the initramfs's sysroot phase ([`handoff_sysroot`]). Files go through [`RootDir`] (no
 //! symlink followed). Passwords and user data are never logged. The decisions are in
 //! [`crate::userdata`] (pure); this module is the I/O. `/etc/preroot/preroot.conf` is read by
 //! [`Config::parse`] (docs/apply.md).

@@ -10,7 +10,8 @@
 //!   block part, the partition, PV and LV of `root=` ([`crate::disk::phase_grow`]).
 //! - `sysroot` (after `sysroot.mount`, before `initrd-root-fs.target`): the root
 //!   filesystem's growth ([`crate::disk::phase_sysroot`]), then the network configuration
-//!   and hostname written into the root that will boot (`sysroot.rs`).
+//!   and hostname written into the root that will boot (`sysroot.rs`), and the cloud-init
+//!   hand-off when wanted ([`crate::apply::handoff_sysroot`]).
 //!
 //! Every phase appends its record (duration, start time since boot, peak RSS, outcome) to the
 //! context and logs it. A failure is recorded in the context and logged, and the boot goes on:
