@@ -662,6 +662,12 @@ fn clean_rearms_a_root() {
         "0123456789abcdef0123456789abcdef\n",
         0o444,
     );
+    // D-Bus's copy as a file (systemd copies it into an empty /etc/machine-id).
+    write(
+        &root.join("var/lib/dbus/machine-id"),
+        "0123456789abcdef0123456789abcdef\n",
+        0o444,
+    );
     write(&root.join("etc/hostname"), "vm1\n", 0o644);
     write(
         &root.join("etc/hosts"),
@@ -745,6 +751,7 @@ fn clean_rearms_a_root() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(read(&root.join("etc/machine-id")), "");
     assert_eq!(mode(&root.join("etc/machine-id")), 0o444);
+    assert!(!root.join("var/lib/dbus/machine-id").exists());
     assert_eq!(read(&root.join("etc/hosts")), "127.0.0.1 localhost\n");
     assert!(!root.join("etc/hostname").exists());
     assert!(!root
