@@ -88,6 +88,11 @@ build_initramfs() {
     make -s -C "$REPO_DIR" install DESTDIR="$work" >&2 || die "make install failed"
     # As a distribution package would (a preset): the userspace half runs in the booted guest.
     [ "$preroot" = 1 ] && in_chroot "$work" systemctl enable preroot-apply.service >/dev/null 2>&1
+    # The scenarios' report probes (qemu/report.d/README): the guest's report runs each as
+    # section x-NAME. Installed here, not in the cached guest tree, so changing one rebuilds
+    # only this step.
+    mkdir -p "$work/etc/preroot-report.d"
+    install -m 0755 "$QEMU_DIR"/report.d/[a-z]* "$work/etc/preroot-report.d/"
     local modules="systemd systemd-initrd base rootfs-block fs-lib udev-rules dracut-systemd kernel-modules $add"
     local omit="" addmod=""
     if [ "$preroot" = 1 ]; then addmod="--add preroot"; else omit="preroot"; fi
@@ -127,15 +132,17 @@ make_root_disk() {
 
 # make_configdrive OUT [MAC]: an OpenStack config drive (ISO9660, volume id config-2) with
 # meta_data.json (uuid, hostname, keys) and network_data.json for the guest's NIC.
-# Env: CD_UUID (the instance id), CD_USER_DATA (a file: the user data; default a cloud-config
-# runcmd that touches /run/user-data-ran).
+# Env: CD_UUID (the instance id), CD_HOSTNAME (default preroot-qemu.example.test),
+# CD_USER_DATA (a file: the user data; default a cloud-config runcmd that touches
+# /run/user-data-ran).
 make_configdrive() {
     local iso=$1 mac=${2:-$GUEST_MAC} d uuid=${CD_UUID:-6a1c1a3b-1111-4222-8333-444455556666}
+    local host=${CD_HOSTNAME:-preroot-qemu.example.test}
     d=$(mktemp -d)
     mkdir -p "$d/openstack/latest"
     cat > "$d/openstack/latest/meta_data.json" <<JSON
 {"uuid": "$uuid", "name": "preroot-qemu",
- "hostname": "preroot-qemu.example.test", "availability_zone": "nova", "launch_index": 0,
+ "hostname": "$host", "availability_zone": "nova", "launch_index": 0,
  "public_keys": {"qemu": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheQemuHarnessOnly00000000000000 qemu"},
  "meta": {"role": "qemu-test"}}
 JSON
@@ -291,12 +298,14 @@ report_section() {
 #              qemu/ostree.sh turns a copy of it into an ostree deployment
 #   nm         NetworkManager instead of systemd-networkd (preroot must choose `nm` by itself)
 #   ifupdown   Debian's ifupdown instead of systemd-networkd (preroot must choose `eni`)
+#   ssh        openssh-server (host keys to regenerate, ssh-keygen for their fingerprints)
 extra_guest_packages() {
     case $1 in
         cloudinit) echo "cloud-init cloud-guest-utils" ;;
         ostree) echo "ostree ostree-boot" ;;
         nm) echo "network-manager" ;;
         ifupdown) echo "ifupdown" ;;
+        ssh) echo "openssh-server" ;;
         *) die "unknown extra guest $1" ;;
     esac
 }
@@ -470,7 +479,8 @@ ensure_build() {
     local bin="${CARGO_TARGET_DIR:-$REPO_DIR/target}/x86_64-unknown-linux-musl/release/preroot"
     local key dir
     key=$( { echo "$tree"; cat "$bin" "$QEMU_DIR/lib.sh" "$REPO_DIR/Makefile"; \
-             find "$REPO_DIR/dracut" -type f | sort | xargs cat; } | sha256sum | cut -c1-16)
+             find "$REPO_DIR/dracut" "$REPO_DIR/systemd" "$QEMU_DIR/report.d" -type f | sort | xargs cat; } \
+           | sha256sum | cut -c1-16)
     dir=$PREROOT_QEMU_CACHE/build-$variant-$key
     (
         exec 9>"$dir.lock"

@@ -21,6 +21,9 @@
 # next boot on the same disk; KARGS_FIRST are kernel arguments for the first boot only (e.g.
 # `systemd.setenv=PREROOT_FAULT_AFTER_WRITE=1 systemd.setenv=PREROOT_FAULT_HOLD=1` with
 # VARIANT=preroot-fault).
+# Per boot K (new instances on the same disk, tests/qemu_apply.rs): CONFIGDRIVE_K replaces
+# the config drive from boot K on, KARGS_K is added for boot K only; make_configdrive takes
+# CD_UUID / CD_HOSTNAME / CD_USER_DATA.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 NAME=${1:?usage: scenario.sh NAME OUTDIR}
@@ -37,6 +40,7 @@ else
     args=(-kernel "/boot/vmlinuz-$KVER" -initrd "$BUILD/initramfs.img")
     append=$(kernel_args "${KARGS:-}")
 fi
+cdrom=""
 case $NAME in
     gpt-configdrive|mbr-configdrive|ostree)
         case $NAME in ostree) table=gpt ;; *) table=${NAME%%-*} ;; esac
@@ -45,8 +49,8 @@ case $NAME in
         # controller. (c) plain QEMU DMI: only the medium's label says OpenStack, so preroot
         # must find a CD-ROM that nothing announced (its driver loads after the root disk's).
         [ "$table" = gpt ] && args+=(-smbios "type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova")
-        args+=(-drive "file=${CONFIGDRIVE:-$BUILD/configdrive.iso},media=cdrom,readonly=on"
-               -netdev "$(netdev_args)") ;;
+        cdrom=${CONFIGDRIVE:-$BUILD/configdrive.iso}
+        args+=(-netdev "$(netdev_args)") ;;
     ec2)
         [ -n "${META_PORT:-}" ] || die "ec2 needs META_PORT (the metadata server on 127.0.0.1)"
         make_overlay "$BUILD/root-gpt.raw" "$OUT/disk.qcow2" "${DISK_SIZE:-3G}"
@@ -58,15 +62,20 @@ args+=(-drive "file=$OUT/disk.qcow2,if=virtio,format=qcow2,cache=unsafe"
        -device "virtio-net-pci,netdev=n0,mac=$GUEST_MAC")
 # BOOTS=N boots N times on the same disk (a re-boot of the same instance): the first boot's
 # files are in OUT, boot K's (K >= 2) in OUT/bootK. Stops at the first failing boot.
+# Per boot K: CONFIGDRIVE_K replaces the config drive from boot K on (a new instance on the
+# same disk), KARGS_K is added to KARGS for that boot only.
 rc=0
 for ((k = 1; k <= ${BOOTS:-1}; k++)); do
     dir=$OUT; [ "$k" -gt 1 ] && dir=$OUT/boot$k
+    cd_k=CONFIGDRIVE_$k kargs_k=KARGS_$k boot_args=("${args[@]}")
+    [ -n "${!cd_k:-}" ] && cdrom=${!cd_k}
+    [ -n "${cdrom:-}" ] && boot_args+=(-drive "file=$cdrom,media=cdrom,readonly=on")
     log "booting $NAME${BOOTS:+ ($k of $BOOTS)} (output in $dir)"
-    kargs=$append
-    [ "$k" = 1 ] && kargs="$append ${KARGS_FIRST:-}"
+    kargs="$append ${!kargs_k:-}"
+    [ "$k" = 1 ] && kargs="$kargs ${KARGS_FIRST:-}"
     if [ "$k" = 1 ] && [ -n "${KILL_ON:-}" ]; then
         mkdir -p "$dir"; rm -f "$dir/qemu.pid" "$dir/wall-ms" "$dir/killed" "$dir/console.log"
-        boot_guest "$dir" "${QEMU_TIMEOUT:-420}" "${args[@]}" -pidfile "$dir/qemu.pid" \
+        boot_guest "$dir" "${QEMU_TIMEOUT:-420}" "${boot_args[@]}" -pidfile "$dir/qemu.pid" \
             -append "$kargs" &
         bootpid=$!
         kill_on "$dir" "$KILL_ON" "${KILL_DELAY_MS:-0}" || log "$NAME: the guest ended before /$KILL_ON/ showed"
@@ -78,7 +87,7 @@ for ((k = 1; k <= ${BOOTS:-1}; k++)); do
         log "$NAME: after the power cut: $(tr '\n' ' ' < "$dir/disk-check.env")"
         continue
     fi
-    boot_guest "$dir" "${QEMU_TIMEOUT:-420}" "${args[@]}" -append "$kargs" || rc=$?
+    boot_guest "$dir" "${QEMU_TIMEOUT:-420}" "${boot_args[@]}" -append "$kargs" || rc=$?
     log "$NAME: boot $k: qemu exit $rc after $(cat "$dir/wall-ms") ms"
     [ "$rc" = 0 ] || break
 done

@@ -11,8 +11,11 @@
 //!    hostname, `write_files`, OpenStack injected files, Heat's `cfn-userdata`, scripts and
 //!    `runcmd` (output to `var/log/preroot-user-data.log`, exit status recorded).
 //!
-//! Every program runs with a deadline, a fixed environment, and — with `--root` — chrooted
-//! into the root (`chroot DIR ...`), never on the host. Files go through [`RootDir`] (no
+//! Every program runs with a deadline, in a process group of its own (at the deadline the
+//! whole group is stopped: SIGTERM, a grace, SIGKILL; a program that exits by itself keeps
+//! its daemons), with a fixed environment, and — with `--root` — chrooted into the root
+//! (`chroot DIR ...`), never on the host. The cloud-init hand-off ([`write_handoff`]) is
+//! also written by the initramfs's sysroot phase ([`handoff_sysroot`]). Files go through [`RootDir`] (no
 //! symlink followed). Passwords and user data are never logged. The decisions are in
 //! [`crate::userdata`] (pure); this module is the I/O. `/etc/preroot/preroot.conf` is read by
 //! [`Config::parse`] (docs/apply.md).
@@ -154,8 +157,11 @@ struct Exec {
 }
 
 impl Exec {
-    /// Runs `argv` with its output appended to `log` (else discarded), `stdin` fed to it;
-    /// kills it at the deadline. Returns the exit code (signals as 128 + N).
+    /// Runs `argv` with its output appended to `log` (else discarded), `stdin` fed to it, in
+    /// a process group of its own; at the deadline the whole group is stopped
+    /// ([`stop_group`]), so a script's background children die with it. A program that exits
+    /// by itself leaves its children running (daemons a script starts on purpose, as under
+    /// cloud-init). Returns the exit code (signals as 128 + N).
     fn run(&self, argv: &[&str], stdin: Option<&[u8]>, log: Option<&File>) -> Result<i32, String> {
         let Some((prog, args)) = argv.split_first() else {
             return Err("empty command".into());
@@ -176,7 +182,9 @@ impl Exec {
         } else {
             Command::new(prog)
         };
+        use std::os::unix::process::CommandExt;
         cmd.args(args)
+            .process_group(0)
             .current_dir("/")
             .env_clear()
             .env("PATH", PATH)
@@ -215,11 +223,15 @@ impl Exec {
                         .unwrap_or(-1));
                 }
                 Ok(None) if Instant::now() >= deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    let left = stop_group(&mut child);
                     return Err(format!(
-                        "{prog}: killed after {} s (script_timeout)",
-                        self.timeout.as_secs()
+                        "{prog}: killed with its process group after {} s (script_timeout){}",
+                        self.timeout.as_secs(),
+                        if left {
+                            "; some of it would not die"
+                        } else {
+                            ""
+                        }
                     ));
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(20)),
@@ -227,6 +239,47 @@ impl Exec {
             }
         }
     }
+}
+
+/// How long a script's process group has between `SIGTERM` and `SIGKILL`.
+const GRACE: Duration = Duration::from_secs(2);
+/// How long to wait for killed processes to be gone before giving up.
+const KILL_WAIT: Duration = Duration::from_secs(2);
+
+/// Stops `child` and everything in its process group: `SIGTERM`, up to [`GRACE`] for them to
+/// end, then `SIGKILL`; reaps `child`. Processes that left the group (`setsid`) are not
+/// reached. Returns whether something was still in the group after [`KILL_WAIT`] (zombies
+/// their new parent has not reaped yet count).
+fn stop_group(child: &mut std::process::Child) -> bool {
+    use crate::sys::spawn::{signal_group, GroupSignal};
+    let pgid = child.id();
+    // Every wait below is bounded: `until` polls `done` until its deadline.
+    let until = |limit: Duration, child: &mut std::process::Child| -> bool {
+        let end = Instant::now() + limit;
+        let mut reaped = false;
+        loop {
+            reaped = reaped || matches!(child.try_wait(), Ok(Some(_)) | Err(_));
+            let empty = matches!(signal_group(pgid, GroupSignal::Probe), Ok(false) | Err(_));
+            if reaped && empty {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    if signal_group(pgid, GroupSignal::Terminate).is_err() {
+        let _ = child.kill();
+    }
+    if until(GRACE, child) {
+        return false;
+    }
+    log::warn!("apply: process group {pgid} still running after SIGTERM; SIGKILL");
+    if signal_group(pgid, GroupSignal::Kill).is_err() {
+        let _ = child.kill();
+    }
+    !until(KILL_WAIT, child)
 }
 
 /// A passwd entry: (uid, gid, home).
@@ -869,6 +922,72 @@ pub fn vendor_payload(data: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Is the cloud-init hand-off wanted for `root`? `cmdline` is the kernel command line text
+/// (`preroot.handoff=`), `conf` the root's preroot.conf; detected when the root has
+/// cloud-init, enabled ([`crate::cloudinit::wanted`]).
+pub fn handoff_wanted(root: &RootDir, conf: &Config, cmdline: &str) -> bool {
+    let installed =
+        root.exists("usr/bin/cloud-init") && !root.exists("etc/cloud/cloud-init.disabled");
+    crate::cloudinit::wanted(
+        crate::cloudinit::cmdline_value(cmdline),
+        conf.handoff.as_deref(),
+        installed,
+    )
+}
+
+/// Writes the cloud-init hand-off (NoCloud seed and drop-in, [`crate::cloudinit::seed`]) for
+/// `ctx` into `root`. Returns the problems, one line each (unreadable secrets, failed
+/// writes); what could be written is.
+pub fn write_handoff(root: &RootDir, ctx: &Context) -> Vec<String> {
+    let mut errors = Vec::new();
+    let user = payload(ctx.user_data.as_ref(), &mut errors);
+    let vendor = vendor_payload(&payload(ctx.vendor_data.as_ref(), &mut errors));
+    for (rel, data, mode) in crate::cloudinit::seed(ctx, &user, &vendor) {
+        if let Err(e) = root.write(&rel, &data, mode) {
+            errors.push(format!("{rel}: {e}"));
+        }
+    }
+    errors
+}
+
+/// The sysroot phase's part of the hand-off: cloud-init's generator (`ds-identify`) and its
+/// local stage run long before `preroot-apply.service` (which waits for the network), and
+/// ds-identify's choice of datasource overrides `/etc/cloud/cloud.cfg.d`. So the seed and
+/// the drop-in must be in the root before it boots: written here, from the initramfs, into
+/// the root at `target`. Returns a one-line summary, `None` when no hand-off is wanted.
+pub fn handoff_sysroot(ctx: &mut Context, target: &Path, cmdline: &str) -> Option<String> {
+    let root = match RootDir::open(target) {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.error("handoff", &target.display().to_string(), e.to_string());
+            return None;
+        }
+    };
+    let (conf, _) = match root.read(CONF) {
+        Ok(Some(b)) => Config::parse(&String::from_utf8_lossy(&b)),
+        _ => (Config::default(), Vec::new()),
+    };
+    if !handoff_wanted(&root, &conf, cmdline) {
+        return None;
+    }
+    let errors = write_handoff(&root, ctx);
+    for e in &errors {
+        ctx.error("handoff", crate::cloudinit::SEED_DIR, e.clone());
+    }
+    let summary = format!(
+        "cloud-init hand-off: NoCloud seed in /{} and /{}{}",
+        crate::cloudinit::SEED_DIR,
+        crate::cloudinit::DROPIN,
+        if errors.is_empty() {
+            ""
+        } else {
+            " (with errors)"
+        }
+    );
+    log::info!("sysroot: {summary}");
+    Some(summary)
+}
+
 /// `preroot apply [--root DIR]`: returns the exit status (0 done, 1 something failed).
 pub fn apply(state: &StateDir, target: Option<&Path>) -> i32 {
     let mut status = Status {
@@ -952,19 +1071,12 @@ pub fn apply(state: &StateDir, target: Option<&Path>) -> i32 {
     } else {
         std::fs::read_to_string("/proc/cmdline").unwrap_or_default()
     };
-    let installed =
-        a.root.exists("usr/bin/cloud-init") && !a.root.exists("etc/cloud/cloud-init.disabled");
-    if crate::cloudinit::wanted(
-        crate::cloudinit::cmdline_value(&cmdline),
-        a.conf.handoff.as_deref(),
-        installed,
-    ) {
-        let files = crate::cloudinit::seed(&ctx, &user, &vendor);
+    if handoff_wanted(&a.root, &a.conf, &cmdline) {
+        // Normally already written by the sysroot phase ([`handoff_sysroot`]); written again
+        // (unchanged files are left alone) for roots that booted without it.
         a.status.errors.truncate(base_errors);
-        for (rel, data, mode) in &files {
-            if let Err(e) = a.root.write(rel, data, *mode) {
-                a.err(format!("{rel}: {e}"));
-            }
+        for e in write_handoff(&a.root, &ctx) {
+            a.err(e);
         }
         a.step(
             "handoff",
@@ -1006,6 +1118,7 @@ pub fn apply(state: &StateDir, target: Option<&Path>) -> i32 {
         }
     } else {
         log::info!("apply: instance {id} already applied; only boot commands ran");
+        a.step("instance", "already applied; only boot commands ran");
     }
     a.status.stage = "done".into();
     let status = a.status;

@@ -7,7 +7,8 @@
 //!   `etc/preroot/{instance-id,manifest.json}` (`preroot.conf` stays);
 //! - the files the manifest lists (network files, `/etc/hostname`); preroot's marked line in
 //!   `/etc/hosts` (the rest of the file stays); the image's own files moved aside are put back;
-//! - `/etc/machine-id` emptied in place (systemd's "uninitialized": a new id at next boot);
+//! - `/etc/machine-id` emptied in place (systemd's "uninitialized": a new id at next boot),
+//!   and `var/lib/dbus/machine-id` removed when it is a file (systemd would copy it back);
 //! - Heat's `var/lib/heat-cfntools/` (credentials) and the cloud-init hand-off files
 //!   (`var/lib/cloud/seed/nocloud/`, `etc/cloud/cloud.cfg.d/99-preroot.cfg`);
 //! - every regular file under `var/log/` truncated in place — mode, owner and the file itself
@@ -57,6 +58,9 @@ impl std::fmt::Display for Action {
         }
     }
 }
+
+/// D-Bus's machine id, when it is a file of its own.
+const DBUS_MACHINE_ID: &str = "var/lib/dbus/machine-id";
 
 /// Paths under `var/log` never truncated.
 const LOG_SKIP: &[&str] = &["var/log/journal"];
@@ -122,6 +126,14 @@ pub fn plan(root: &RootDir, what: &What) -> Vec<Action> {
         .is_some_and(|b| !b.is_empty())
     {
         out.push(Action::Truncate("etc/machine-id".into()));
+    }
+    // D-Bus's own copy: systemd fills an empty /etc/machine-id from it ("Initializing
+    // machine ID from D-Bus machine ID"), so an image that keeps it boots every instance
+    // with the same id (found by the QEMU clean scenario; virt-sysprep removes it too). A
+    // symlink to /etc/machine-id (what dbus sets up when it is there) is left alone: `read`
+    // refuses symlinks.
+    if root.read(DBUS_MACHINE_ID).ok().flatten().is_some() {
+        out.push(Action::Remove(DBUS_MACHINE_ID.into()));
     }
     if what.ssh_host_keys {
         for (name, is_dir) in root.list("etc/ssh").unwrap_or_default() {

@@ -10,7 +10,8 @@
 //!   block part, the partition, PV and LV of `root=` ([`crate::disk::phase_grow`]).
 //! - `sysroot` (after `sysroot.mount`, before `initrd-root-fs.target`): the root
 //!   filesystem's growth ([`crate::disk::phase_sysroot`]), then the network configuration
-//!   and hostname written into the root that will boot (`sysroot.rs`).
+//!   and hostname written into the root that will boot (`sysroot.rs`), and the cloud-init
+//!   hand-off when wanted ([`crate::apply::handoff_sysroot`]).
 //!
 //! Every phase appends its record (duration, start time since boot, peak RSS, outcome) to the
 //! context and logs it. A failure is recorded in the context and logged, and the boot goes on:
@@ -500,7 +501,16 @@ fn sysroot(ctx: &mut Context, cmd: &Cmdline, root: &Root) -> String {
     let directives = user_directives(ctx);
     let ostree_booted = root.join("run/ostree-booted").exists();
     match crate::sysroot::target(cmd, &root.join("sysroot"), ostree_booted) {
-        Ok(target) => crate::sysroot::configure(ctx, cmd, &directives, &target),
+        Ok(target) => {
+            let summary = crate::sysroot::configure(ctx, cmd, &directives, &target);
+            let text = std::fs::read(root.cmdline())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            match crate::apply::handoff_sysroot(ctx, &target, &text) {
+                Some(handoff) => format!("{summary}; {handoff}"),
+                None => summary,
+            }
+        }
         Err(e) => {
             ctx.error("sysroot", "ostree=", e.clone());
             e

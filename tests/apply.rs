@@ -465,6 +465,90 @@ fn cloud_config_scripts_and_passwords() {
     assert_eq!(read(&root.join("var/log/preroot-user-data.log")), log);
 }
 
+/// Is process `pid` gone (or a zombie waiting to be reaped)?
+fn dead(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+}
+
+/// `script_timeout`: a script still running at its deadline is stopped with its whole
+/// process group, so a background child it started (which would write a file later) dies
+/// too, even though the script itself ignores SIGTERM (SIGKILL follows the grace). A script
+/// that exits by itself keeps the daemon it started: only the deadline kills.
+#[test]
+fn script_timeout_kills_the_process_group() {
+    require!("script_timeout_kills_the_process_group"; root, "busybox", "chroot");
+    let tmp = TempDir::new("apply-timeout");
+    let (root, state) = (tmp.path().join("root"), tmp.path().join("state"));
+    make_root(&root);
+    write(
+        &root.join("etc/preroot/preroot.conf"),
+        "script_timeout = 2\nssh_host_keys = keep\n",
+        0o644,
+    );
+    // The shell gives background jobs /dev/null as stdin.
+    fs::create_dir_all(root.join("dev")).unwrap();
+    let st = Command::new("mknod")
+        .arg(root.join("dev/null"))
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mknod dev/null");
+    let user = multipart(&[
+        (
+            "text/x-shellscript",
+            "daemon.sh",
+            "#!/bin/sh\n(sleep 4; touch /tmp/daemon-ran) &\necho $! > /tmp/daemon-pid\nexit 0",
+        ),
+        (
+            "text/x-shellscript",
+            "hang.sh",
+            "#!/bin/sh\n(sleep 8; touch /tmp/late-child) &\necho $! > /tmp/child-pid\n\
+             trap '' TERM\nsleep 60",
+        ),
+    ]);
+    make_state(&state, "i-timeout", Some(&user), None);
+    let t = std::time::Instant::now();
+    let out = apply(&root, &state);
+    let took = t.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the hung script is an error; {}",
+        text(&out)
+    );
+    // Deadline 2 s, SIGTERM ignored, SIGKILL after the 2 s grace.
+    assert!(
+        took >= std::time::Duration::from_secs(4) && took < std::time::Duration::from_secs(15),
+        "apply took {took:?}"
+    );
+    let st = status_json(&state);
+    assert!(
+        st["errors"]
+            .to_string()
+            .contains("killed with its process group after 2 s"),
+        "{st}"
+    );
+    let child: u32 = read(&root.join("tmp/child-pid")).trim().parse().unwrap();
+    assert!(
+        dead(child),
+        "the hung script's background child {child} is alive"
+    );
+    // The daemon of the script that exited by itself was left alone and did its job.
+    let daemon: u32 = read(&root.join("tmp/daemon-pid")).trim().parse().unwrap();
+    while t.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        root.join("tmp/daemon-ran").exists(),
+        "the daemon {daemon} of a script that exited by itself was killed"
+    );
+    // 10 s after the start: the killed child would have written its file at 8 s.
+    assert!(
+        !root.join("tmp/late-child").exists(),
+        "the killed script's child ran on after apply returned"
+    );
+}
+
 /// Every file's content under `dir`, concatenated.
 fn walk_text(dir: &Path) -> String {
     let mut s = String::new();
@@ -578,6 +662,12 @@ fn clean_rearms_a_root() {
         "0123456789abcdef0123456789abcdef\n",
         0o444,
     );
+    // D-Bus's copy as a file (systemd copies it into an empty /etc/machine-id).
+    write(
+        &root.join("var/lib/dbus/machine-id"),
+        "0123456789abcdef0123456789abcdef\n",
+        0o444,
+    );
     write(&root.join("etc/hostname"), "vm1\n", 0o644);
     write(
         &root.join("etc/hosts"),
@@ -661,6 +751,7 @@ fn clean_rearms_a_root() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(read(&root.join("etc/machine-id")), "");
     assert_eq!(mode(&root.join("etc/machine-id")), 0o444);
+    assert!(!root.join("var/lib/dbus/machine-id").exists());
     assert_eq!(read(&root.join("etc/hosts")), "127.0.0.1 localhost\n");
     assert!(!root.join("etc/hostname").exists());
     assert!(!root

@@ -522,3 +522,57 @@ fn networkmanager_root_matches_nics_by_mac() {
         );
     }
 }
+
+/// A root that keeps cloud-init gets the hand-off (NoCloud seed and drop-in) from the
+/// sysroot phase, before it boots: cloud-init's generator (ds-identify) and local stage run
+/// long before `preroot apply`. `preroot.handoff=none` writes none of it.
+#[test]
+fn sysroot_phase_writes_the_cloud_init_handoff() {
+    for (case, karg, want) in [
+        ("detected", "", true),
+        ("turned off", " preroot.handoff=none", false),
+    ] {
+        let tmp = TempDir::new("sysroot-handoff");
+        let machine = tmp.path().join("machine");
+        common::fake_machine(
+            &machine,
+            &format!(
+                "root=LABEL=root preroot.grow=0 ip=192.0.2.10::192.0.2.1:255.255.255.0:box1:ens3:none{karg}\n"
+            ),
+            &[("ens3", "52:54:00:12:34:56")],
+        );
+        let sysroot = machine.join("sysroot");
+        networkd_root(&sysroot);
+        fs::create_dir_all(sysroot.join("usr/bin")).unwrap();
+        fs::write(sysroot.join("usr/bin/cloud-init"), "").unwrap();
+        let state = tmp.path().join("state");
+        for phase in ["fetch", "grow", "sysroot"] {
+            ok(&preroot(&[
+                "run",
+                "--phase",
+                phase,
+                "--root",
+                machine.to_str().unwrap(),
+                "--state-dir",
+                state.to_str().unwrap(),
+            ]));
+        }
+        let dropin = sysroot.join("etc/cloud/cloud.cfg.d/99-preroot.cfg");
+        let meta = sysroot.join("var/lib/cloud/seed/nocloud/meta-data");
+        assert_eq!(dropin.exists(), want, "{case}: drop-in");
+        assert_eq!(meta.exists(), want, "{case}: seed");
+        if want {
+            let text = fs::read_to_string(&dropin).unwrap();
+            assert!(
+                text.contains("datasource_list: [ NoCloud, None ]"),
+                "{case}: {text}"
+            );
+            let meta: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+            assert_eq!(meta["local-hostname"], "box1", "{case}: {meta}");
+            let ctx: Value =
+                serde_json::from_slice(&fs::read(state.join("context.json")).unwrap()).unwrap();
+            let outcome = ctx["phases"][2]["outcome"].as_str().unwrap_or_default();
+            assert!(outcome.contains("cloud-init hand-off"), "{case}: {outcome}");
+        }
+    }
+}

@@ -58,6 +58,29 @@ impl Report {
         self.sections.get(name).map(String::as_str).unwrap_or("")
     }
 
+    /// The lines under `# topic` in `section` (the probes of `qemu/report.d/` print
+    /// `# TOPIC` headers), up to the next header.
+    pub fn sub(&self, section: &str, topic: &str) -> String {
+        let head = format!("# {topic}");
+        let mut on = false;
+        let mut out = String::new();
+        for line in self.get(section).lines() {
+            if line.starts_with("# ") {
+                on = line == head;
+            } else if on {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// The guest's console (serial port 1) of this boot.
+    pub fn console(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.dir.join("console.log")).unwrap_or_default())
+            .into_owned()
+    }
+
     /// `preroot show --json` as the booted system printed it.
     pub fn context(&self) -> Value {
         serde_json::from_str(self.get("show-json")).unwrap_or_else(|e| {
