@@ -50,6 +50,9 @@ echo "debian-guest" > "$ROOT/etc/hostname"
 echo "LABEL=root / ext4 defaults,errors=remount-ro 0 1" > "$ROOT/etc/fstab"
 chroot "$ROOT" passwd -d root >/dev/null
 : > "$ROOT/etc/machine-id"
+# dbus ships its own copy, from which systemd would fill the empty /etc/machine-id: every
+# guest (every instance of an image) would get the same id. Debian's link instead.
+ln -sfn /etc/machine-id "$ROOT/var/lib/dbus/machine-id"
 # networkd is what preroot renders for; nothing waits for "online" (no configured link would
 # make it wait two minutes).
 chroot "$ROOT" systemctl enable systemd-networkd.service >/dev/null 2>&1

@@ -130,8 +130,7 @@ fn sysroot_outcome(r: &Report) -> String {
 }
 
 /// preroot's own log lines of the initramfs, from the guest's console (the kernel log
-/// carries them). The report's `journal-preroot` section cannot be used: it greps for
-/// "preroot", which the hostname `preroot-qemu` puts on every journal line.
+/// carries them), whole rather than the report's last 60 `journal-preroot` lines.
 fn console_preroot_lines(r: &Report) -> String {
     let console = std::fs::read(r.dir.join("console.log")).unwrap_or_default();
     String::from_utf8_lossy(&console)
