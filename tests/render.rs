@@ -563,6 +563,19 @@ fn run(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `preroot render --context CTX --format FORMAT --out OUT`.
+fn render(ctx: &Path, format: &str, out: &Path) -> std::process::Output {
+    run(&[
+        "render",
+        "--context",
+        ctx.to_str().unwrap(),
+        "--format",
+        format,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
 /// Every fixture with network data renders without error in all four formats, through the
 /// binary: `preroot context` then `preroot render`.
 #[test]
@@ -612,15 +625,7 @@ fn every_fixture_renders_in_every_format() {
                 .any(|l| l["name"].is_string());
             for format in ["networkd", "nm", "ifcfg", "eni"] {
                 let dir = tmp.path().join(format!("{name}-{format}"));
-                let out = run(&[
-                    "render",
-                    "--context",
-                    ctx_file.to_str().unwrap(),
-                    "--format",
-                    format,
-                    "--out",
-                    dir.to_str().unwrap(),
-                ]);
+                let out = render(&ctx_file, format, &dir);
                 assert!(
                     out.status.success(),
                     "{name}: render {format}: {}",
@@ -680,15 +685,7 @@ fn hostile_values_write_nothing() {
         fs::write(&file, serde_json::to_vec(&ctx).unwrap()).unwrap();
         for format in ["networkd", "nm", "ifcfg", "eni"] {
             let out_dir = tmp.path().join(format!("out-{format}"));
-            let out = run(&[
-                "render",
-                "--context",
-                file.to_str().unwrap(),
-                "--format",
-                format,
-                "--out",
-                out_dir.to_str().unwrap(),
-            ]);
+            let out = render(&file, format, &out_dir);
             assert_eq!(
                 out.status.code(),
                 Some(1),
@@ -703,15 +700,7 @@ fn hostile_values_write_nothing() {
     fs::write(&file, serde_json::to_vec(&ctx).unwrap()).unwrap();
     for format in ["networkd", "nm", "ifcfg", "eni"] {
         let out_dir = tmp.path().join(format!("dns-{format}"));
-        let out = run(&[
-            "render",
-            "--context",
-            file.to_str().unwrap(),
-            "--format",
-            format,
-            "--out",
-            out_dir.to_str().unwrap(),
-        ]);
+        let out = render(&file, format, &out_dir);
         assert_eq!(
             out.status.code(),
             Some(1),
@@ -746,15 +735,7 @@ fn hostile_routes_mtu_and_dns_write_nothing() {
     fs::write(&file, serde_json::to_vec(&good).unwrap()).unwrap();
     for format in ["networkd", "nm", "ifcfg", "eni"] {
         let out_dir = tmp.path().join(format!("good-{format}"));
-        let out = run(&[
-            "render",
-            "--context",
-            file.to_str().unwrap(),
-            "--format",
-            format,
-            "--out",
-            out_dir.to_str().unwrap(),
-        ]);
+        let out = render(&file, format, &out_dir);
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -838,15 +819,7 @@ fn hostile_routes_mtu_and_dns_write_nothing() {
         for format in ["networkd", "nm", "ifcfg", "eni"] {
             let out_dir = tmp.path().join(format!("out-{format}"));
             let _ = fs::remove_dir_all(&out_dir);
-            let out = run(&[
-                "render",
-                "--context",
-                file.to_str().unwrap(),
-                "--format",
-                format,
-                "--out",
-                out_dir.to_str().unwrap(),
-            ]);
+            let out = render(&file, format, &out_dir);
             assert_eq!(
                 out.status.code(),
                 Some(1),
