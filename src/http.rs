@@ -314,18 +314,9 @@ fn parse_after_interim(
 fn decode_chunked(mut buf: &[u8], cap: usize) -> Result<Option<Vec<u8>>, HttpError> {
     let mut body = Vec::new();
     loop {
-        let Some(eol) = find(buf, b"\r\n") else {
-            if buf.len() > 1024 {
-                return Err(HttpError::Malformed("chunk size line too long".into()));
-            }
+        let Some((size, eol)) = chunk_size(buf)? else {
             return Ok(None);
         };
-        let line = buf.get(..eol).unwrap_or_default();
-        let line = std::str::from_utf8(line)
-            .map_err(|_| HttpError::Malformed("chunk size line is not UTF-8".into()))?;
-        let size_text = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| HttpError::Malformed(format!("bad chunk size {size_text:?}")))?;
         buf = buf.get(eol.saturating_add(2)..).unwrap_or_default();
         if size == 0 {
             // Trailers (ignored) end with an empty line.
@@ -350,6 +341,23 @@ fn decode_chunked(mut buf: &[u8], cap: usize) -> Result<Option<Vec<u8>>, HttpErr
         }
         buf = after.get(2..).unwrap_or_default();
     }
+}
+
+/// The chunk size line at the start of `buf` (extensions after `;` ignored): the size and
+/// where its CRLF starts; `None` while the line is incomplete.
+fn chunk_size(buf: &[u8]) -> Result<Option<(usize, usize)>, HttpError> {
+    let Some(eol) = find(buf, b"\r\n") else {
+        if buf.len() > 1024 {
+            return Err(HttpError::Malformed("chunk size line too long".into()));
+        }
+        return Ok(None);
+    };
+    let line = std::str::from_utf8(buf.get(..eol).unwrap_or_default())
+        .map_err(|_| HttpError::Malformed("chunk size line is not UTF-8".into()))?;
+    let size_text = line.split(';').next().unwrap_or_default().trim();
+    let size = usize::from_str_radix(size_text, 16)
+        .map_err(|_| HttpError::Malformed(format!("bad chunk size {size_text:?}")))?;
+    Ok(Some((size, eol)))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -633,17 +641,9 @@ impl BodyFraming {
             }
             BodyFraming::Chunked { pos, body } => loop {
                 let rest = buf.get(*pos..).unwrap_or_default();
-                let Some(eol) = find(rest, b"\r\n") else {
-                    if rest.len() > 1024 {
-                        return Err(HttpError::Malformed("chunk size line too long".into()));
-                    }
+                let Some((size, eol)) = chunk_size(rest)? else {
                     return Ok(false);
                 };
-                let line = std::str::from_utf8(rest.get(..eol).unwrap_or_default())
-                    .map_err(|_| HttpError::Malformed("chunk size line is not UTF-8".into()))?;
-                let size_text = line.split(';').next().unwrap_or_default().trim();
-                let size = usize::from_str_radix(size_text, 16)
-                    .map_err(|_| HttpError::Malformed(format!("bad chunk size {size_text:?}")))?;
                 if size == 0 {
                     // The last chunk; the trailers end with an empty line.
                     let after = rest.get(eol.saturating_add(2)..).unwrap_or_default();
