@@ -66,6 +66,20 @@ fn make_disk(dir: &Path, name: &str, ss: u32, mib: u64, table: &str, grown_mib: 
     img
 }
 
+/// `preroot grow DEV` stopped right after its `k`-th disk write (fault injection): exit 99.
+fn grow_cut_after(dev: &Path, k: u32, case: &str) {
+    let out = preroot(
+        &["grow", dev.to_str().unwrap()],
+        &[("PREROOT_FAULT_AFTER_WRITE", &k.to_string())],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(99),
+        "{case}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A test disk: `make_disk`'s image in its own temporary directory, attached with sector size
 /// `ss`; dropping it detaches the loop device and removes the directory.
 struct Disk {
@@ -481,16 +495,7 @@ fn fault_injection_at_every_write() {
             } = Disk::new("fault", ss, 64, table, 128);
             let p1 = lo.partition(1);
             let data = fill(&p1, 7);
-            let out = preroot(
-                &["grow", p1.to_str().unwrap()],
-                &[("PREROOT_FAULT_AFTER_WRITE", &k.to_string())],
-            );
-            assert_eq!(
-                out.status.code(),
-                Some(99),
-                "ss {ss} k {k}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            grow_cut_after(&p1, k, &format!("ss {ss} k {k}"));
             // Still a valid table: the old one (k = 1), or the new one.
             verify_gpt(&lo.dev, k == 1);
             assert!(read(&p1)[..data.len()] == data[..], "ss {ss} k {k}: data");
@@ -536,16 +541,7 @@ fn fault_injection_mbr_logical() {
         } = Disk::new("fault-mbr", 512, 64, table, 128);
         let p5 = lo.partition(5);
         let data = fill(&p5, 5);
-        let out = preroot(
-            &["grow", p5.to_str().unwrap()],
-            &[("PREROOT_FAULT_AFTER_WRITE", &k.to_string())],
-        );
-        assert_eq!(
-            out.status.code(),
-            Some(99),
-            "k {k}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        grow_cut_after(&p5, k, &format!("k {k}"));
         ok(
             &sh(&format!("sfdisk -V {}", lo.dev)),
             "sfdisk -V after the fault",
