@@ -84,12 +84,19 @@ fn tree(root: &Path) -> Vec<(String, u64, i64)> {
     out
 }
 
-#[test]
-fn networkd_root_once_per_instance() {
-    let tmp = TempDir::new("sysroot-once");
+/// A temporary directory with the sample context saved as `ctx.json`, and the path of an
+/// empty root in it: (dir, context, context file path, root).
+fn sample_setup(tag: &str) -> (TempDir, Value, String, std::path::PathBuf) {
+    let tmp = TempDir::new(tag);
     let ctx = sample_context(tmp.path());
     let ctx_file = save(&tmp.path().join("ctx.json"), &ctx);
     let root = tmp.path().join("root");
+    (tmp, ctx, ctx_file, root)
+}
+
+#[test]
+fn networkd_root_once_per_instance() {
+    let (tmp, ctx, ctx_file, root) = sample_setup("sysroot-once");
     networkd_root(&root);
 
     let summary = ok(&render_root(&ctx_file, &root));
@@ -164,10 +171,7 @@ fn networkd_root_once_per_instance() {
 
 #[test]
 fn image_files_with_fixed_names_are_moved_aside_once() {
-    let tmp = TempDir::new("sysroot-aside");
-    let ctx = sample_context(tmp.path());
-    let ctx_file = save(&tmp.path().join("ctx.json"), &ctx);
-    let root = tmp.path().join("root");
+    let (tmp, ctx, ctx_file, root) = sample_setup("sysroot-aside");
     let scripts = root.join("etc/sysconfig/network-scripts");
     fs::create_dir_all(&scripts).unwrap();
     fs::write(
@@ -429,10 +433,7 @@ fn manifest_files(root: &Path) -> Vec<String> {
 /// file, so a later instance removes it too.
 #[test]
 fn ifupdown_root_gets_stanzas_and_name_pins() {
-    let tmp = TempDir::new("sysroot-eni");
-    let ctx = sample_context(tmp.path());
-    let ctx_file = save(&tmp.path().join("ctx.json"), &ctx);
-    let root = tmp.path().join("root");
+    let (tmp, ctx, ctx_file, root) = sample_setup("sysroot-eni");
     fs::create_dir_all(root.join("etc/network/interfaces.d")).unwrap();
     fs::create_dir_all(root.join("usr/sbin")).unwrap();
     fs::write(
@@ -494,10 +495,7 @@ fn ifupdown_root_gets_stanzas_and_name_pins() {
 /// MAC (the booted system names them differently) and no pin is written.
 #[test]
 fn networkmanager_root_matches_nics_by_mac() {
-    let tmp = TempDir::new("sysroot-nm");
-    let ctx = sample_context(tmp.path());
-    let ctx_file = save(&tmp.path().join("ctx.json"), &ctx);
-    let root = tmp.path().join("root");
+    let (_tmp, ctx, ctx_file, root) = sample_setup("sysroot-nm");
     let wants = root.join("etc/systemd/system/multi-user.target.wants");
     fs::create_dir_all(&wants).unwrap();
     std::os::unix::fs::symlink(
