@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::qemu::{console_tail, Report};
+
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,32 +24,6 @@ const GROW_STAGE_LANDED: bool = true;
 
 /// First sector of p2 (the PV): p1 starts at 1 MiB and is 256 MiB (qemu/atomic.sh).
 const P2_START: u64 = 2048 + 256 * 2048;
-
-/// The report's sections: `@@ NAME` lines, each up to the next `@@`, between `@@@ BEGIN` and
-/// `@@@ END` (qemu/guest/preroot-report).
-fn sections(report: &str) -> HashMap<String, String> {
-    let mut map = HashMap::new();
-    let mut current: Option<(String, String)> = None;
-    for line in report.lines() {
-        if let Some(name) = line.strip_prefix("@@ ") {
-            if let Some((n, body)) = current.take() {
-                map.insert(n, body);
-            }
-            current = Some((name.trim().to_string(), String::new()));
-        } else if line.starts_with("@@@") {
-            if let Some((n, body)) = current.take() {
-                map.insert(n, body);
-            }
-        } else if let Some((_, body)) = current.as_mut() {
-            body.push_str(line);
-            body.push('\n');
-        }
-    }
-    if let Some((n, body)) = current {
-        map.insert(n, body);
-    }
-    map
-}
 
 /// `KEY=VALUE` lines (result.env).
 fn env_file(text: &str) -> HashMap<String, String> {
@@ -73,13 +49,6 @@ fn size(dev: &Value) -> u64 {
         .as_u64()
         .or_else(|| dev["size"].as_str().and_then(|s| s.parse().ok()))
         .unwrap_or_else(|| panic!("no size in {dev}"))
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read(path).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 #[test]
@@ -111,19 +80,20 @@ fn atomic_layout_pxe_boot_reads_config2_partition() {
     if let Ok(r) = std::fs::read_to_string(out.join("result.env")) {
         eprintln!("atomic: {}", r.replace('\n', " "));
     }
-    let console = out.join("console.log");
     let report_text =
         String::from_utf8_lossy(&std::fs::read(out.join("report.log")).unwrap_or_default())
             .into_owned();
     assert!(
         status.success() && report_text.contains("@@@ END"),
         "the guest did not finish its report ({status}); console tail:\n{}\nreport:\n{report_text}",
-        tail(&console, 40)
+        console_tail(&out, 40)
     );
-    let report = sections(&report_text);
+    let report = Report::parse(&report_text, &out)
+        .unwrap_or_else(|| panic!("the report does not parse:\n{report_text}"));
     let result = env_file(&std::fs::read_to_string(out.join("result.env")).unwrap());
     let section = |name: &str| -> &str {
         report
+            .sections
             .get(name)
             .map(String::as_str)
             .unwrap_or_else(|| panic!("no section {name} in the report:\n{report_text}"))

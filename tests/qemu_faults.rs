@@ -21,8 +21,6 @@ mod common;
 use common::qemu::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 
 /// Partition 1's size in sectors as the harness made it (`ROOT_MIB` 1200).
 const OLD_SECTORS: u64 = 1200 * 2048;
@@ -41,34 +39,27 @@ fn cut(test: &str, scenario: &str, kill_on: &str, kargs_first: &str) -> Option<C
         return None;
     }
     let _one = BOOTS.lock().unwrap_or_else(|e| e.into_inner());
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = std::env::temp_dir().join(format!("preroot-qemu-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
     let started = std::time::Instant::now();
-    let status = Command::new("bash")
-        .arg(repo.join("qemu/scenario.sh"))
-        .arg(scenario)
-        .arg(&out)
-        .env("VARIANT", "preroot-fault")
-        .env("BOOTS", "2")
-        .env("KILL_ON", kill_on)
-        .env("KARGS_FIRST", kargs_first)
-        .status()
-        .expect("run qemu/scenario.sh");
+    let (out, status) = run_scenario(
+        test,
+        scenario,
+        &[
+            ("VARIANT", "preroot-fault".into()),
+            ("BOOTS", "2".into()),
+            ("KILL_ON", kill_on.into()),
+            ("KARGS_FIRST", kargs_first.into()),
+        ],
+    );
     eprintln!(
         "{test}: power cut and re-boot in {:.1} s (host wall time incl. build); files in {}",
         started.elapsed().as_secs_f64(),
         out.display()
     );
     let killed = std::fs::read_to_string(out.join("killed")).unwrap_or_else(|_| {
-        let c = std::fs::read(out.join("console.log")).unwrap_or_default();
-        let c = String::from_utf8_lossy(&c).into_owned();
-        let lines: Vec<&str> = c.lines().collect();
         panic!(
             "{test}: /{kill_on}/ never showed on the first boot's console (scenario.sh {status}); \
              console tail:\n{}",
-            lines[lines.len().saturating_sub(40)..].join("\n")
+            console_tail(&out, 40)
         )
     });
     let check: BTreeMap<String, String> = std::fs::read_to_string(out.join("disk-check.env"))

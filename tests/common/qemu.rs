@@ -109,22 +109,42 @@ pub fn boot(test: &str, scenario: &str, env: &[(&str, String)]) -> Report {
     boots(test, scenario, env, 1).remove(0)
 }
 
-/// Boots `scenario` `n` times on the same disk (`BOOTS=n`: a re-boot of the same instance)
-/// and returns the guest's reports, first boot first.
-pub fn boots(test: &str, scenario: &str, env: &[(&str, String)], n: usize) -> Vec<Report> {
+/// Runs `qemu/scenario.sh scenario OUT` with `env` in a fresh OUT for `test`; returns OUT and
+/// the script's status (the boots' files are in OUT and OUT/bootK).
+pub fn run_scenario(
+    test: &str,
+    scenario: &str,
+    env: &[(&str, String)],
+) -> (PathBuf, std::process::ExitStatus) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = std::env::temp_dir().join(format!("preroot-qemu-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
-    let started = std::time::Instant::now();
     let status = Command::new("bash")
         .arg(repo.join("qemu/scenario.sh"))
         .arg(scenario)
         .arg(&out)
-        .env("BOOTS", n.to_string())
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .status()
         .expect("run qemu/scenario.sh");
+    (out, status)
+}
+
+/// The last `lines` lines of a boot's console, for assertion messages.
+pub fn console_tail(dir: &Path, lines: usize) -> String {
+    let c = std::fs::read(dir.join("console.log")).unwrap_or_default();
+    let c = String::from_utf8_lossy(&c).into_owned();
+    let all: Vec<&str> = c.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Boots `scenario` `n` times on the same disk (`BOOTS=n`: a re-boot of the same instance)
+/// and returns the guest's reports, first boot first.
+pub fn boots(test: &str, scenario: &str, env: &[(&str, String)], n: usize) -> Vec<Report> {
+    let started = std::time::Instant::now();
+    let mut env = env.to_vec();
+    env.insert(0, ("BOOTS", n.to_string()));
+    let (out, status) = run_scenario(test, scenario, &env);
     let wall = started.elapsed();
     let reports = (1..=n)
         .map(|k| {
@@ -136,14 +156,11 @@ pub fn boots(test: &str, scenario: &str, env: &[(&str, String)], n: usize) -> Ve
             let report = std::fs::read(dir.join("report.log")).unwrap_or_default();
             let report = String::from_utf8_lossy(&report);
             Report::parse(&report, &dir).unwrap_or_else(|| {
-                let c = std::fs::read(dir.join("console.log")).unwrap_or_default();
-                let c = String::from_utf8_lossy(&c).into_owned();
-                let lines: Vec<&str> = c.lines().collect();
                 panic!(
                     "{test}: boot {k} of {n}: the guest wrote no complete report (scenario.sh \
                      {status}, {wall:?}); files in {}; console tail:\n{}",
                     dir.display(),
-                    lines[lines.len().saturating_sub(60)..].join("\n")
+                    console_tail(&dir, 60)
                 )
             })
         })
