@@ -192,16 +192,38 @@ pub fn put(b: &mut [u8], off: usize, bytes: &[u8]) -> Option<()> {
     Some(())
 }
 
-/// CRC-32 (IEEE 802.3, reflected, as GPT uses), table-free: the arrays are ≤ 1 MiB.
+/// The byte-at-a-time table of [`crc32`], built at compile time (1 KiB of .rodata).
+// Evaluated by the compiler: an index out of range fails the build, never the boot.
+#[allow(clippy::indexing_slicing)]
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
+
+/// CRC-32 (IEEE 802.3, reflected, as GPT uses), a table lookup per byte: a GPT's 16 KiB
+/// entry array is checked several times per plan, and bit at a time was a third of the
+/// planning time under the fuzzer.
 #[cfg_attr(feature = "nopanic", no_panic::no_panic)]
 pub fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
+        let index = usize::from((crc as u8) ^ b);
+        crc = (crc >> 8) ^ CRC_TABLE.get(index).copied().unwrap_or(0);
     }
     !crc
 }
@@ -904,6 +926,19 @@ mod tests {
     fn crc32_known_values() {
         assert_eq!(crc32(b""), 0);
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        // Against the bit-at-a-time definition, over every byte value and a long run.
+        let bitwise = |data: &[u8]| {
+            let mut crc = !0u32;
+            for &b in data {
+                crc ^= u32::from(b);
+                for _ in 0..8 {
+                    crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+                }
+            }
+            !crc
+        };
+        let all: Vec<u8> = (0..=255u8).cycle().take(16 * 1024 + 7).collect();
+        assert_eq!(crc32(&all), bitwise(&all));
     }
 
     #[test]
