@@ -14,6 +14,10 @@
 //! lower-case 8.3 names through the NT flags byte (`DIR_NTRes` 0x08 base, 0x10 extension), as
 //! Windows NT and Linux `vfat` write them.
 //!
+//! Each directory is read and parsed once per open image and kept (at most
+//! [`MAX_CACHED_DIRS`] of them): reading every file of `openstack/latest` looks its path up
+//! once per file, and parsing the same directories again was quadratic in their size.
+//!
 //! Limits: a directory is at most [`MAX_DIR_BYTES`], a path at most [`MAX_DEPTH`] components;
 //! every chain walk stops at a cluster it has already seen (a loop is
 //! [`MediaErrorKind::Corrupt`]), so no image can make a read or listing hang.
@@ -27,14 +31,18 @@ use crate::detect::label::{
     self,
     fat::{self as bpb, Bpb, FatKind},
 };
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::rc::Rc;
 
 /// Largest directory we read, in bytes (32768 entries).
 pub const MAX_DIR_BYTES: u64 = 1 << 20;
+/// Most parsed directories kept per open image; past it, a directory is parsed each time.
+pub const MAX_CACHED_DIRS: usize = 64;
 /// Most path components in a lookup.
 pub const MAX_DEPTH: usize = 64;
 /// Long-name entries per name: 20 × 13 UCS-2 units covers the 255-character limit.
@@ -196,7 +204,7 @@ fn parse_dir(bytes: &[u8], fat32: bool) -> Vec<Entry> {
 }
 
 /// A directory to read: the FAT12/16 fixed root region, or a cluster chain.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Dir {
     FixedRoot,
     Chain(u32),
@@ -212,6 +220,8 @@ pub struct FatTree {
     kind: FatKind,
     /// Valid cluster numbers are `2..max_cluster`.
     max_cluster: u32,
+    /// Directories parsed so far, by where they start (the image never changes while open).
+    dirs: RefCell<BTreeMap<Dir, Rc<[Entry]>>>,
 }
 
 impl FatTree {
@@ -244,6 +254,7 @@ impl FatTree {
             kind: bpb.kind(),
             bpb,
             max_cluster,
+            dirs: RefCell::default(),
         };
         if bpb.fat32 && !tree.valid_cluster(bpb.root_cluster) {
             return Err(tree.corrupt(format!(
@@ -389,7 +400,20 @@ impl FatTree {
         Ok(out)
     }
 
-    fn read_dir(&self, dir: Dir) -> Result<Vec<Entry>, MediaError> {
+    /// The entries of `dir`, parsed once and then taken from the cache.
+    fn read_dir(&self, dir: Dir) -> Result<Rc<[Entry]>, MediaError> {
+        if let Some(entries) = self.dirs.borrow().get(&dir) {
+            return Ok(Rc::clone(entries));
+        }
+        let entries: Rc<[Entry]> = self.parse_dir_at(dir)?.into();
+        let mut dirs = self.dirs.borrow_mut();
+        if dirs.len() < MAX_CACHED_DIRS {
+            dirs.insert(dir, Rc::clone(&entries));
+        }
+        Ok(entries)
+    }
+
+    fn parse_dir_at(&self, dir: Dir) -> Result<Vec<Entry>, MediaError> {
         let bytes = match dir {
             Dir::FixedRoot => {
                 let (at, len) = self
@@ -438,8 +462,9 @@ impl FatTree {
             // case tables out of the binary.
             let found = self
                 .read_dir(dir)?
-                .into_iter()
-                .find(|e| e.name.eq_ignore_ascii_case(part) || e.short.eq_ignore_ascii_case(part));
+                .iter()
+                .find(|e| e.name.eq_ignore_ascii_case(part) || e.short.eq_ignore_ascii_case(part))
+                .cloned();
             match found {
                 Some(e) => cur = Some(e),
                 None => return Ok(None),
@@ -488,7 +513,7 @@ impl Tree for FatTree {
             Some(Some(e)) if e.dir => self.subdir(&e)?,
             Some(Some(_)) => return Ok(None),
         };
-        let mut names: Vec<String> = self.read_dir(d)?.into_iter().map(|e| e.name).collect();
+        let mut names: Vec<String> = self.read_dir(d)?.iter().map(|e| e.name.clone()).collect();
         names.sort();
         names.dedup();
         Ok(Some(names))
