@@ -36,7 +36,7 @@
 # after config-2, which Ironic never does.
 # ATOMIC_FAULT=1 (set by `cut`) uses the `fault-injection` build of preroot (its own target
 # dir, as ensure_build's `preroot-fault`), so its initramfs and base are cache entries of their
-# own; its guest tree also carries the sentinel file (lib.sh `sentinel`) at
+# own (atomic-fault-{initrd,base}-<key>, pruned apart from the plain ones); its guest tree also carries the sentinel file (lib.sh `sentinel`) at
 # /var/lib/preroot-sentinel and the report probe `atomic` (section x-atomic: pvs, vgs, the
 # sentinel's sha256), so the boot after a cut can show that the root's data survived.
 set -euo pipefail
@@ -56,23 +56,37 @@ atomic_kernel_args() {
 }
 
 # The static binary, built if needed (cargo is quick when nothing changed).
+# (With ATOMIC_FAULT=1 the caller has run atomic_fault_env.)
 atomic_binary() {
-    if [ "${ATOMIC_FAULT:-0}" = 1 ]; then
+    make -s -C "$REPO_DIR" static >&2 || die "make static failed"
+    echo "${CARGO_TARGET_DIR:-$REPO_DIR/target}/x86_64-unknown-linux-musl/release/preroot"
+}
+
+# ATOMIC_FAULT=1: `make static` and `make install` (in build_initramfs) of this shell build
+# and install the fault-injection binary, from a target dir of its own (as ensure_build's
+# `preroot-fault`), so `make static` elsewhere never ships it by mistake.
+atomic_fault_env() {
+    if [ "${ATOMIC_FAULT:-0}" = 1 ] && [ -z "${STATIC_FEATURES:-}" ]; then
         export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_DIR/target}/fault-injection"
         export STATIC_FEATURES=fault-injection
     fi
-    make -s -C "$REPO_DIR" static >&2 || die "make static failed"
-    echo "${CARGO_TARGET_DIR:-$REPO_DIR/target}/x86_64-unknown-linux-musl/release/preroot"
+}
+
+# The cache entries' prefix: `atomic`, or `atomic-fault` for the fault variant (pruned apart,
+# so the power-cut tests and the plain ones do not evict each other's entries).
+atomic_prefix() {
+    if [ "${ATOMIC_FAULT:-0}" = 1 ]; then echo atomic-fault; else echo atomic; fi
 }
 
 # The initramfs (dracut's lvm module, xfs, 90preroot) and its tree, cached per guest tree,
 # binary, dracut module and recipe. Prints the cache directory (initrd.img, tree/).
 atomic_initrd() {
     local bin key dir
+    atomic_fault_env
     bin=$(atomic_binary) || exit 1
-    key=$( { sha256sum "$bin"; declare -f atomic_initrd atomic_fault_tree build_initramfs; guest_key;
+    key=$( { sha256sum "$bin"; declare -f atomic_initrd atomic_fault_env atomic_fault_tree build_initramfs; guest_key;
              find "$REPO_DIR/dracut" -type f | sort | xargs cat; } | sha256sum | cut -c1-16)
-    dir=$PREROOT_QEMU_CACHE/atomic-initrd-$key
+    dir=$PREROOT_QEMU_CACHE/$(atomic_prefix)-initrd-$key
     mkdir -p "$PREROOT_QEMU_CACHE"
     (
         exec 9>"$dir.lock"; flock 9
@@ -84,7 +98,7 @@ atomic_initrd() {
         [ "${ATOMIC_FAULT:-0}" = 1 ] && atomic_fault_tree "$dir/tree"
         echo $(( $(date +%s) - t0 )) > "$dir/build-seconds"
         touch "$dir/done"
-        atomic_prune atomic-initrd "$dir"
+        atomic_prune "$(atomic_prefix)-initrd" "$dir"
     ) || die "initramfs build failed"
     echo "$dir"
 }
@@ -194,12 +208,12 @@ atomic_base() {
     idir=$(atomic_initrd) || exit 1
     tree=$idir/tree
     key=$( { sha256sum "$tree/usr/bin/preroot"; guest_key; atomic_recipe; } | sha256sum | cut -c1-16)
-    dir=$PREROOT_QEMU_CACHE/atomic-base-$key
+    dir=$PREROOT_QEMU_CACHE/$(atomic_prefix)-base-$key
     (
         exec 9>"$dir.lock"; flock 9
         [ -e "$dir/done" ] && exit 0
         atomic_build_base "$tree" "$dir"
-        atomic_prune atomic-base "$dir"
+        atomic_prune "$(atomic_prefix)-base" "$dir"
     ) || die "base image build failed"
     echo "$dir"
 }
@@ -380,8 +394,8 @@ atomic_run() {
 
 # atomic_check_disk DISK.qcow2 BASEDIR OUT.env: the host's view of the Atomic disk after a
 # power cut, as KEY=VALUE lines (full outputs beside OUT.env): the GPT verified (table_check),
-# p2's start and size, the PV's label (`LABELONE` in its sector 1) and the device size its
-# header records (pvresize rewrites it), config-2's sha256 against the base's, and the xfs on
+# p2's start and size, the PV's label (`LABELONE` in its sector 1), the newest VG metadata
+# (the PV's size and extents, the LV's extents: what pvresize and lvextend committed), config-2's sha256 against the base's, and the xfs on
 # the LV (which starts at the PV's first extent, 1 MiB in, as the builder made it): its
 # superblock's size and `xfs_repair -n` of it extracted.
 atomic_check_disk() {
@@ -398,9 +412,25 @@ atomic_check_disk() {
         echo "p2_sectors=$sectors"
         echo "p2_end=$(awk '/^Last sector/ {print $3}' "$env.p2")"
         echo "pv_label=$(dd if="$raw" bs=512 skip=$(( p2 + 1 )) count=1 status=none | head -c 8 | tr -dc 'A-Z')"
-        # struct pv_header after the 32-byte label header: the PV's UUID (32 bytes), then
-        # device_size_xl (little-endian u64) (lvm2 lib/format_text/layout.h).
-        echo "pv_header_dev_bytes=$(od -An -t u8 --endian=little -j $(( (p2 + 1) * 512 + 64 )) -N 8 "$raw" | tr -d ' ')"
+        # The VG metadata in the PV's text area (4 KiB in, up to the first extent at 1 MiB):
+        # the copies there are NUL-separated, the newest has the highest seqno; from it the
+        # PV's dev_size (sectors) and pe_count (pvresize changes both) and the extents of the
+        # LVs' segments (lvextend adds to them).
+        dd if="$raw" bs=512 skip=$(( p2 + 8 )) count=2040 status=none | tr '\0' '\036' | awk '
+            BEGIN { RS = "\036"; best = -1 }
+            /seqno = / {
+                q = ""; d = ""; p = ""; e = 0
+                n = split($0, l, "\n")
+                for (i = 1; i <= n; i++) {
+                    if (l[i] ~ /^[ \t]*seqno = /) { q = l[i]; sub(/.*= /, "", q) }
+                    if (d == "" && l[i] ~ /^[ \t]*dev_size = /) { d = l[i]; sub(/.*= /, "", d) }
+                    if (p == "" && l[i] ~ /^[ \t]*pe_count = /) { p = l[i]; sub(/.*= /, "", p) }
+                    if (l[i] ~ /^[ \t]*extent_count = /) { x = l[i]; sub(/.*= /, "", x); e += x }
+                }
+                if (q + 0 > best) { best = q + 0; bd = d; bp = p; be = e }
+            }
+            END { print "lvm_seqno=" best; print "lvm_pv_dev_sectors=" bd
+                  print "lvm_pe_count=" bp; print "lvm_lv_extents=" be }'
         echo "cfg2_sha256=$(dd if="$raw" bs=512 skip="$CFG2_START" count="$CFG2_SECTORS" status=none | sha256sum | cut -d' ' -f1)"
         echo "cfg2_sha256_base=$(cat "$bdir/config2.sha256")"
         lv=$(( (p2 + 2048) * 512 ))

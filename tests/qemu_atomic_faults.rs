@@ -13,7 +13,8 @@
 //! The host kills on that line (`qemu/atomic.sh cut`, `kill_on` in `qemu/lib.sh`).
 //!
 //! The host's check (`atomic_check_disk`): the GPT verifies with `sgdisk -v`, p2 starts where
-//! it did, the PV label is there and its header's device size says whether `pvresize` ran,
+//! it did, the PV label is there and the newest VG metadata on the PV says what `pvresize`
+//! and `lvextend` committed,
 //! `config-2` has the bytes of the base, and the xfs on the LV, extracted, passes
 //! `xfs_repair -n`. The boot after the cut: p2 ends at `config-2`'s start (1 MiB aligned),
 //! the PV fills p2, the VG has no free extent, the LV is the VG, xfs fills the LV, the 64 MiB
@@ -27,6 +28,9 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The VG's extent size (lvm's default, as the builder made it).
+const EXTENT: u64 = 4 * 1024 * 1024;
 
 struct Cut {
     /// `disk-check.env`: the host's check after the kill.
@@ -113,11 +117,11 @@ fn cut(test: &str, kill_on: &str, kargs: &str) -> Option<Cut> {
     })
 }
 
-/// The host's check after the cut: a valid GPT with p2 already grown (both cut points come
-/// after the table write), the PV label in place with the device size `pvresize` left (the
-/// grown size if it ran, else the built one), config-2 untouched, and the xfs on the LV
-/// consistent and not yet grown.
-fn assert_disk_intact(test: &str, c: &Cut, pv_resized: bool) {
+/// The host's check after the cut: a valid GPT with p2 already grown (every cut point comes
+/// after the table write), the PV label in place, the newest VG metadata as `lvm_steps` of
+/// the two LVM steps (`pvresize`, `lvextend`) left it, config-2 untouched, and the xfs on the
+/// LV consistent and not yet grown.
+fn assert_disk_intact(test: &str, c: &Cut, lvm_steps: u64) {
     let (built, grown) = c.p2_bytes();
     let chk = &c.check;
     let s = |k: &str| chk.get(k).map(String::as_str).unwrap_or("");
@@ -130,13 +134,29 @@ fn assert_disk_intact(test: &str, c: &Cut, pv_resized: bool) {
         "{test}: p2 in the table on disk; {chk:?}"
     );
     assert_eq!(s("pv_label"), "LABELONE", "{test}: no PV label; {chk:?}");
-    let pv_dev = c.num("pv_header_dev_bytes");
-    assert_eq!(
-        pv_dev,
-        if pv_resized { grown } else { built },
-        "{test}: the PV header's device size (pvresize {}); {chk:?}",
-        if pv_resized { "done" } else { "not yet" }
+    // The newest VG metadata on the PV: what pvresize and lvextend committed.
+    let (dev, pe, lv) = (
+        c.num("lvm_pv_dev_sectors") * 512,
+        c.num("lvm_pe_count"),
+        c.num("lvm_lv_extents"),
     );
+    assert!(
+        c.num("lvm_seqno") >= 2 + lvm_steps,
+        "{test}: VG metadata older than {lvm_steps} LVM steps; {chk:?}"
+    );
+    assert_eq!(
+        dev,
+        if lvm_steps >= 1 { grown } else { built },
+        "{test}: the PV's size in the VG metadata after {lvm_steps} LVM steps; {chk:?}"
+    );
+    assert_eq!(
+        pe > lv,
+        lvm_steps == 1,
+        "{test}: free extents ({pe} in the PV, {lv} in the LV) after {lvm_steps} LVM steps; {chk:?}"
+    );
+    if lvm_steps == 2 {
+        assert!(pe * EXTENT + 5 * 1024 * 1024 >= grown, "{test}: {chk:?}");
+    }
     assert_eq!(
         s("cfg2_sha256"),
         s("cfg2_sha256_base"),
@@ -222,9 +242,16 @@ fn assert_finished(test: &str, c: &Cut, statuses: [(&str, &str); 3]) -> Value {
     );
     assert_eq!(size(lv), lvm_num(&lvr, "lv_size"), "{test}: {lv} {lvr}");
     let fs = c.after.rootfs_bytes();
+    // df leaves out xfs's internal log (64 MiB here); the grow report has the data size.
+    assert_eq!(
+        ctx["extra"]["grow_filesystem"]["new_size"].as_u64(),
+        Some(size(lv)),
+        "{test}: xfs grown to the LV; {:#}",
+        ctx["extra"]["grow_filesystem"]
+    );
     assert!(
-        fs + 64 * 1024 * 1024 >= size(lv) && fs <= size(lv),
-        "{test}: xfs of {fs} bytes on an LV of {}; {:#}",
+        fs + 128 * 1024 * 1024 >= size(lv) && fs <= size(lv),
+        "{test}: xfs of {fs} bytes (df) on an LV of {}; {:#}",
         size(lv),
         ctx["extra"]["grow_filesystem"]
     );
@@ -291,7 +318,7 @@ fn qemu_atomic_cut_after_table_written() {
     let Some(c) = cut(test, &on, &kargs) else {
         return;
     };
-    assert_disk_intact(test, &c, false);
+    assert_disk_intact(test, &c, 0);
     assert_finished(
         test,
         &c,
@@ -306,7 +333,7 @@ fn qemu_atomic_cut_after_lvextend() {
     let Some(c) = cut(test, &on, &kargs) else {
         return;
     };
-    assert_disk_intact(test, &c, true);
+    assert_disk_intact(test, &c, 2);
     assert_finished(
         test,
         &c,
