@@ -312,63 +312,57 @@ fn assert_finished(test: &str, c: &Cut, statuses: [(&str, &str); 3]) -> Value {
     ctx
 }
 
-fn hold(point: &str, env: &str) -> (String, String) {
-    (
-        format!("fault injection: holding after {point} "),
-        format!("systemd.setenv={env} systemd.setenv=PREROOT_FAULT_HOLD=1"),
-    )
+/// One cut test: hold after `point` (asked for by `env`, e.g.
+/// `PREROOT_FAULT_AFTER_STEP=lvextend`), where `lvm_steps` LVM steps are done; the re-boot's
+/// grow report must say `statuses`.
+fn cut_at(test: &str, point: &str, env: &str, lvm_steps: u64, statuses: [(&str, &str); 3]) {
+    let on = format!("fault injection: holding after {point} ");
+    let kargs = format!("systemd.setenv={env} systemd.setenv=PREROOT_FAULT_HOLD=1");
+    let Some(c) = cut(test, &on, &kargs) else {
+        return;
+    };
+    assert_disk_intact(test, &c, lvm_steps);
+    assert_finished(test, &c, statuses);
 }
 
 #[test]
 fn qemu_atomic_cut_after_table_written() {
-    let test = "qemu_atomic_cut_after_table_written";
     // Write 1 is the backup GPT, write 2 the primary: the table is grown, nothing else.
-    let (on, kargs) = hold("write 2", "PREROOT_FAULT_AFTER_WRITE=2");
-    let Some(c) = cut(test, &on, &kargs) else {
-        return;
-    };
-    assert_disk_intact(test, &c, 0);
-    assert_finished(
-        test,
-        &c,
+    cut_at(
+        "qemu_atomic_cut_after_table_written",
+        "write 2",
+        "PREROOT_FAULT_AFTER_WRITE=2",
+        0,
         [("partition", "unchanged"), ("pv", "done"), ("lv", "done")],
     );
 }
 
 #[test]
-fn qemu_atomic_cut_after_lvextend() {
-    let test = "qemu_atomic_cut_after_lvextend";
-    let (on, kargs) = hold("step lvextend", "PREROOT_FAULT_AFTER_STEP=lvextend");
-    let Some(c) = cut(test, &on, &kargs) else {
-        return;
-    };
-    assert_disk_intact(test, &c, 2);
-    assert_finished(
-        test,
-        &c,
+fn qemu_atomic_cut_after_pvresize() {
+    cut_at(
+        "qemu_atomic_cut_after_pvresize",
+        "step pvresize",
+        "PREROOT_FAULT_AFTER_STEP=pvresize",
+        1,
         [
             ("partition", "unchanged"),
             ("pv", "unchanged"),
-            ("lv", "unchanged"),
+            ("lv", "done"),
         ],
     );
 }
 
 #[test]
-fn qemu_atomic_cut_after_pvresize() {
-    let test = "qemu_atomic_cut_after_pvresize";
-    let (on, kargs) = hold("step pvresize", "PREROOT_FAULT_AFTER_STEP=pvresize");
-    let Some(c) = cut(test, &on, &kargs) else {
-        return;
-    };
-    assert_disk_intact(test, &c, 1);
-    assert_finished(
-        test,
-        &c,
+fn qemu_atomic_cut_after_lvextend() {
+    cut_at(
+        "qemu_atomic_cut_after_lvextend",
+        "step lvextend",
+        "PREROOT_FAULT_AFTER_STEP=lvextend",
+        2,
         [
             ("partition", "unchanged"),
             ("pv", "unchanged"),
-            ("lv", "done"),
+            ("lv", "unchanged"),
         ],
     );
 }
