@@ -50,7 +50,7 @@ TEST_FEATURES := --features fault-injection
 ## make qemu: only the QEMU boot tests (qemu/README.md): builds or reuses the cached guest
 ## (PREROOT_QEMU_CACHE, default /var/cache/preroot-qemu), boots each scenario under TCG.
 qemu: deps
-	$(CARGO) test $(TEST_FEATURES) --test qemu --test qemu_atomic --test qemu_ostree --test qemu_render --test qemu_apply --test qemu_faults -- --nocapture
+	$(CARGO) test $(TEST_FEATURES) --test qemu --test qemu_atomic --test qemu_ostree --test qemu_render --test qemu_apply --test qemu_faults --test qemu_atomic_faults -- --nocapture
 
 ## make bench: the boot benchmark against cloud-init (not a test; qemu/README.md).
 bench: deps

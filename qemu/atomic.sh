@@ -7,6 +7,15 @@
 #   qemu/atomic.sh run OUTDIR    PXE-boot a fresh overlay of the base; leaves in OUTDIR the
 #                                console, the guest's report and result.env (see atomic_run)
 #   qemu/atomic.sh demo [OUTDIR] run, then print what preroot did (make demo)
+#   qemu/atomic.sh cut OUTDIR REGEX KARGS
+#                                a power cut during growth (tests/qemu_atomic_faults.rs): with
+#                                the fault-injection binary, boots a fresh overlay with the
+#                                extra kernel arguments KARGS (e.g. systemd.setenv=
+#                                PREROOT_FAULT_AFTER_STEP=pvresize systemd.setenv=
+#                                PREROOT_FAULT_HOLD=1), SIGKILLs QEMU when its console shows
+#                                REGEX (kill_on), checks the disk from the host into
+#                                OUTDIR/disk-check.env (atomic_check_disk), then boots the same
+#                                disk again without KARGS into OUTDIR/boot2 (result.env there)
 #
 # The disk, as Ironic leaves it after deploying the image to a larger disk (GPT):
 #   p1  ext4 /boot (label boot)
@@ -25,6 +34,11 @@
 # rebuilds the base, about 1.5 min). Each boot runs on a fresh qcow2 overlay of the same size: the growth room is the
 # free space before config-2, as on a deployed machine; growing the overlay would put space
 # after config-2, which Ironic never does.
+# ATOMIC_FAULT=1 (set by `cut`) uses the `fault-injection` build of preroot (its own target
+# dir, as ensure_build's `preroot-fault`), so its initramfs and base are cache entries of their
+# own (atomic-fault-{initrd,base}-<key>, pruned apart from the plain ones); its guest tree also carries the sentinel file (lib.sh `sentinel`) at
+# /var/lib/preroot-sentinel and the report probe `atomic` (section x-atomic: pvs, vgs, the
+# sentinel's sha256), so the boot after a cut can show that the root's data survived.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -42,19 +56,37 @@ atomic_kernel_args() {
 }
 
 # The static binary, built if needed (cargo is quick when nothing changed).
+# (With ATOMIC_FAULT=1 the caller has run atomic_fault_env.)
 atomic_binary() {
     make -s -C "$REPO_DIR" static >&2 || die "make static failed"
     echo "${CARGO_TARGET_DIR:-$REPO_DIR/target}/x86_64-unknown-linux-musl/release/preroot"
+}
+
+# ATOMIC_FAULT=1: `make static` and `make install` (in build_initramfs) of this shell build
+# and install the fault-injection binary, from a target dir of its own (as ensure_build's
+# `preroot-fault`), so `make static` elsewhere never ships it by mistake.
+atomic_fault_env() {
+    if [ "${ATOMIC_FAULT:-0}" = 1 ] && [ -z "${STATIC_FEATURES:-}" ]; then
+        export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_DIR/target}/fault-injection"
+        export STATIC_FEATURES=fault-injection
+    fi
+}
+
+# The cache entries' prefix: `atomic`, or `atomic-fault` for the fault variant (pruned apart,
+# so the power-cut tests and the plain ones do not evict each other's entries).
+atomic_prefix() {
+    if [ "${ATOMIC_FAULT:-0}" = 1 ]; then echo atomic-fault; else echo atomic; fi
 }
 
 # The initramfs (dracut's lvm module, xfs, 90preroot) and its tree, cached per guest tree,
 # binary, dracut module and recipe. Prints the cache directory (initrd.img, tree/).
 atomic_initrd() {
     local bin key dir
+    atomic_fault_env
     bin=$(atomic_binary) || exit 1
-    key=$( { sha256sum "$bin"; declare -f atomic_initrd build_initramfs; guest_key;
+    key=$( { sha256sum "$bin"; declare -f atomic_initrd atomic_fault_env atomic_fault_tree build_initramfs; guest_key;
              find "$REPO_DIR/dracut" -type f | sort | xargs cat; } | sha256sum | cut -c1-16)
-    dir=$PREROOT_QEMU_CACHE/atomic-initrd-$key
+    dir=$PREROOT_QEMU_CACHE/$(atomic_prefix)-initrd-$key
     mkdir -p "$PREROOT_QEMU_CACHE"
     (
         exec 9>"$dir.lock"; flock 9
@@ -63,11 +95,23 @@ atomic_initrd() {
         local t0; t0=$(date +%s)
         build_initramfs "$dir/initrd.img" --add lvm
         mv "$dir/initrd.img.tree" "$dir/tree"
+        [ "${ATOMIC_FAULT:-0}" = 1 ] && atomic_fault_tree "$dir/tree"
         echo $(( $(date +%s) - t0 )) > "$dir/build-seconds"
         touch "$dir/done"
-        atomic_prune atomic-initrd "$dir"
+        atomic_prune "$(atomic_prefix)-initrd" "$dir"
     ) || die "initramfs build failed"
     echo "$dir"
+}
+
+# atomic_fault_tree TREE: what the fault variant's root carries besides the guest: the
+# sentinel file and the report probe `atomic` (sizes as lvm sees them, the sentinel's hash).
+atomic_fault_tree() {
+    sentinel > "$1/var/lib/preroot-sentinel"
+    add_report_probe "$1" atomic '
+echo "# pvs"; lvm pvs --units b --nosuffix --reportformat json -o pv_name,pv_size,dev_size,pe_start,pv_free
+echo "# vgs"; lvm vgs --units b --nosuffix --reportformat json -o vg_name,vg_size,vg_free,vg_extent_size,vg_free_count
+echo "# lvs"; lvm lvs --units b --nosuffix --reportformat json -o lv_name,vg_name,lv_size,seg_count
+echo "# sentinel"; sha256sum < /var/lib/preroot-sentinel | cut -d" " -f1'
 }
 
 # atomic_prune PREFIX KEEP: removes the PREFIX-* cache entries but KEEP and the newest other
@@ -164,12 +208,12 @@ atomic_base() {
     idir=$(atomic_initrd) || exit 1
     tree=$idir/tree
     key=$( { sha256sum "$tree/usr/bin/preroot"; guest_key; atomic_recipe; } | sha256sum | cut -c1-16)
-    dir=$PREROOT_QEMU_CACHE/atomic-base-$key
+    dir=$PREROOT_QEMU_CACHE/$(atomic_prefix)-base-$key
     (
         exec 9>"$dir.lock"; flock 9
         [ -e "$dir/done" ] && exit 0
         atomic_build_base "$tree" "$dir"
-        atomic_prune atomic-base "$dir"
+        atomic_prune "$(atomic_prefix)-base" "$dir"
     ) || die "base image build failed"
     echo "$dir"
 }
@@ -246,27 +290,25 @@ atomic_build_base() {
         "$(( $(cat "$dir/base-kib") / 1024 )) MiB allocated of ${ATOMIC_DISK_MIB} MiB"
 }
 
-# atomic_run OUTDIR: one PXE boot of a fresh overlay. Leaves console.log, report.log (the
-# guest's report, see guest/preroot-report), tftp/ and result.env (config-2 checksums, the
-# layout, timings) in OUTDIR, and report.txt (the report without CRs); returns QEMU's status.
-atomic_run() {
-    local out=$1 idir bdir kver
+# atomic_boot OUTDIR DISK KARGS [REGEX]: one PXE boot of DISK (a qcow2 overlay of the base)
+# with the extra kernel arguments KARGS; with REGEX, QEMU is SIGKILLed when its console shows
+# it (kill_on; OUTDIR/killed says so). Leaves console.log, report.log, report.txt (the report
+# without CRs), tftp/ and kernel-start-ms in OUTDIR; returns QEMU's status.
+atomic_boot() {
+    local out=$1 disk=$2 kargs=$3 re=${4:-} idir kver
     idir=$(atomic_initrd) || exit 1
-    bdir=$(atomic_base) || exit 1
     kver=$(qemu_kver)
-    rm -rf "$out" && mkdir -p "$out/tftp"
-    out=$(cd "$out" && pwd)
+    rm -rf "$out/tftp" && mkdir -p "$out/tftp"
+    rm -f "$out/killed" "$out/kernel-start-ms" "$out/qemu.pid" "$out/wall-ms" "$out/console.log"
     cp "/boot/vmlinuz-$kver" "$out/tftp/vmlinuz"
     cp "$idir/initrd.img" "$out/tftp/initrd.img"
     cat > "$out/tftp/boot.ipxe" <<IPXE
 #!ipxe
 echo preroot: scenario (b), PXE boot like Ironic
-kernel vmlinuz $(atomic_kernel_args)
+kernel vmlinuz $(atomic_kernel_args)${kargs:+ $kargs}
 initrd initrd.img
 boot
 IPXE
-    make_overlay "$bdir/base.raw" "$out/disk.qcow2" "$(stat -c %s "$bdir/base.raw")"
-
     # When the kernel starts (its banner on the console), by the host clock: PXE and TFTP
     # time is what iPXE spends before it.
     local t0 rc=0
@@ -278,25 +320,43 @@ IPXE
           sleep 0.1
       done ) &
     local watcher=$!
-    boot_guest "$out" "$ATOMIC_TIMEOUT" -boot n \
-        -netdev "$(netdev_args),tftp=$out/tftp,bootfile=boot.ipxe" \
-        -device "virtio-net-pci,netdev=n0,mac=$GUEST_MAC" \
-        -drive "file=$out/disk.qcow2,if=virtio,format=qcow2,cache=unsafe" || rc=$?
+    local args=(-boot n -netdev "$(netdev_args),tftp=$out/tftp,bootfile=boot.ipxe"
+        -device "virtio-net-pci,netdev=n0,mac=$GUEST_MAC"
+        -drive "file=$disk,if=virtio,format=qcow2,cache=unsafe")
+    if [ -n "$re" ]; then
+        boot_guest "$out" "$ATOMIC_TIMEOUT" "${args[@]}" -pidfile "$out/qemu.pid" &
+        local bootpid=$!
+        kill_on "$out" "$re" 0 || log "atomic: the guest ended before /$re/ showed"
+        wait "$bootpid" || rc=$?
+    else
+        boot_guest "$out" "$ATOMIC_TIMEOUT" "${args[@]}" || rc=$?
+    fi
     kill "$watcher" 2>/dev/null || true
     wait "$watcher" 2>/dev/null || true
     # The serial line ends lines with CR LF.
     tr -d '\r' < "$out/report.log" > "$out/report.txt" 2>/dev/null || true
+    return $rc
+}
 
-    . "$bdir/layout.env"
-    local after
-    rm -f "$out/config-2.after"
+# atomic_cfg2_sha DISK: the sha256 of the config-2 partition's bytes in a qcow2 overlay
+# (`unreadable` if it cannot be read). Needs layout.env sourced.
+atomic_cfg2_sha() {
+    local disk=$1 tmp=$1.config-2 sha
+    rm -f "$tmp"
     # (qemu-img dd cannot skip into a qcow2 here; a raw node with an offset over it can.)
     qemu-img convert -O raw --image-opts \
-        "driver=raw,offset=$(( CFG2_START * 512 )),size=$(( CFG2_SECTORS * 512 )),file.driver=qcow2,file.file.filename=$out/disk.qcow2" \
-        "$out/config-2.after" \
-        && after=$(sha256sum < "$out/config-2.after" | cut -d' ' -f1) || after=unreadable
-    rm -f "$out/config-2.after"
-    local init_s
+        "driver=raw,offset=$(( CFG2_START * 512 )),size=$(( CFG2_SECTORS * 512 )),file.driver=qcow2,file.file.filename=$disk" \
+        "$tmp" && sha=$(sha256sum < "$tmp" | cut -d' ' -f1) || sha=unreadable
+    rm -f "$tmp"
+    echo "$sha"
+}
+
+# atomic_result OUTDIR DISK RC BASEDIR: OUTDIR/result.env of a boot (config-2 checksums, the
+# layout, timings).
+atomic_result() {
+    local out=$1 disk=$2 rc=$3 bdir=$4 after init_s
+    . "$bdir/layout.env"
+    after=$(atomic_cfg2_sha "$disk")
     init_s=$(grep -a -m1 'Run /init as init process' "$out/console.log" \
              | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p')
     {
@@ -316,6 +376,104 @@ IPXE
         echo "BASE_BUILD_SECONDS=$(cat "$bdir/build-seconds")"
         echo "BASE_ALLOCATED_KIB=$(cat "$bdir/base-kib")"
     } > "$out/result.env"
+}
+
+# atomic_run OUTDIR: one PXE boot of a fresh overlay. Leaves console.log, report.log (the
+# guest's report, see guest/preroot-report), tftp/ and result.env (config-2 checksums, the
+# layout, timings) in OUTDIR, and report.txt (the report without CRs); returns QEMU's status.
+atomic_run() {
+    local out=$1 bdir rc=0
+    bdir=$(atomic_base) || exit 1
+    rm -rf "$out" && mkdir -p "$out"
+    out=$(cd "$out" && pwd)
+    make_overlay "$bdir/base.raw" "$out/disk.qcow2" "$(stat -c %s "$bdir/base.raw")"
+    atomic_boot "$out" "$out/disk.qcow2" "" || rc=$?
+    atomic_result "$out" "$out/disk.qcow2" "$rc" "$bdir"
+    return $rc
+}
+
+# atomic_check_disk DISK.qcow2 BASEDIR OUT.env: the host's view of the Atomic disk after a
+# power cut, as KEY=VALUE lines (full outputs beside OUT.env): the GPT verified (table_check),
+# p2's start and size, the PV's label (`LABELONE` in its sector 1), the newest VG metadata
+# (the PV's size and extents, the LV's extents: what pvresize and lvextend committed), config-2's sha256 against the base's, and the xfs on
+# the LV (which starts at the PV's first extent, 1 MiB in, as the builder made it): its
+# superblock's size and `xfs_repair -n` of it extracted.
+atomic_check_disk() {
+    local disk=$1 bdir=$2 env=$3 raw=$3.disk.raw img=$3.root.img p2 sectors lv rc
+    . "$bdir/layout.env"
+    qemu-img convert -O raw "$disk" "$raw"
+    {
+        echo "disk_bytes=$(stat -c %s "$raw")"
+        table_check "$raw" gpt "$env.table-check"
+        sgdisk -i 2 "$raw" > "$env.p2" 2>&1 || true
+        p2=$(awk '/^First sector/ {print $3}' "$env.p2")
+        sectors=$(awk '/^Partition size/ {print $3}' "$env.p2")
+        echo "p2_start=$p2"
+        echo "p2_sectors=$sectors"
+        echo "p2_end=$(awk '/^Last sector/ {print $3}' "$env.p2")"
+        echo "pv_label=$(dd if="$raw" bs=512 skip=$(( p2 + 1 )) count=1 status=none | head -c 8 | tr -dc 'A-Z')"
+        # The VG metadata in the PV's text area (4 KiB in, up to the first extent at 1 MiB):
+        # the copies there are NUL-separated, the newest has the highest seqno; from it the
+        # PV's dev_size (sectors) and pe_count (pvresize changes both) and the extents of the
+        # LVs' segments (lvextend adds to them).
+        dd if="$raw" bs=512 skip=$(( p2 + 8 )) count=2040 status=none | tr '\0' '\036' | awk '
+            BEGIN { RS = "\036"; best = -1 }
+            /seqno = / {
+                q = ""; d = ""; p = ""; e = 0
+                n = split($0, l, "\n")
+                for (i = 1; i <= n; i++) {
+                    if (l[i] ~ /^[ \t]*seqno = /) { q = l[i]; sub(/.*= /, "", q) }
+                    if (d == "" && l[i] ~ /^[ \t]*dev_size = /) { d = l[i]; sub(/.*= /, "", d) }
+                    if (p == "" && l[i] ~ /^[ \t]*pe_count = /) { p = l[i]; sub(/.*= /, "", p) }
+                    if (l[i] ~ /^[ \t]*extent_count = /) { x = l[i]; sub(/.*= /, "", x); e += x }
+                }
+                if (q + 0 > best) { best = q + 0; bd = d; bp = p; be = e }
+            }
+            END { print "lvm_seqno=" best; print "lvm_pv_dev_sectors=" bd
+                  print "lvm_pe_count=" bp; print "lvm_lv_extents=" be }'
+        echo "cfg2_sha256=$(dd if="$raw" bs=512 skip="$CFG2_START" count="$CFG2_SECTORS" status=none | sha256sum | cut -d' ' -f1)"
+        echo "cfg2_sha256_base=$(cat "$bdir/config2.sha256")"
+        lv=$(( (p2 + 2048) * 512 ))
+        echo "xfs_magic=$(dd if="$raw" bs=1M iflag=skip_bytes skip="$lv" count=1 status=none | head -c 4 | tr -dc 'A-Z')"
+        local bsize blocks
+        bsize=$(od -An -t u4 --endian=big -j $(( lv + 4 )) -N 4 "$raw" | tr -d ' ')
+        blocks=$(od -An -t u8 --endian=big -j $(( lv + 8 )) -N 8 "$raw" | tr -d ' ')
+        bsize=${bsize:-0} blocks=${blocks:-0}
+        echo "xfs_bytes=$(( bsize * blocks ))"
+        dd if="$raw" of="$img" bs=4M iflag=skip_bytes,count_bytes skip="$lv" \
+            count=$(( bsize * blocks )) conv=sparse status=none
+        rc=0; xfs_repair -n -f "$img" > "$env.xfs-repair" 2>&1 || rc=$?
+        echo "xfs_repair_rc=$rc"
+    } > "$env"
+    rm -f "$raw" "$img"
+}
+
+# atomic_cut OUTDIR REGEX KARGS: see `cut` at the top.
+atomic_cut() {
+    local out=$1 re=$2 kargs=$3 bdir rc=0 t0
+    export ATOMIC_FAULT=1
+    bdir=$(atomic_base) || exit 1
+    rm -rf "$out" && mkdir -p "$out"
+    out=$(cd "$out" && pwd)
+    make_overlay "$bdir/base.raw" "$out/disk.qcow2" "$(stat -c %s "$bdir/base.raw")"
+    t0=$(date +%s%N)
+    atomic_boot "$out" "$out/disk.qcow2" "$kargs" "$re" || true
+    log "atomic: boot 1: $(cat "$out/wall-ms") ms, killed: $([ -e "$out/killed" ] && echo yes || echo no)"
+    if [ ! -e "$out/killed" ]; then
+        tail -20 "$out/console.log" >&2 || true
+        rm -f "$out/disk.qcow2"
+        return 3
+    fi
+    local c0; c0=$(date +%s%N)
+    atomic_check_disk "$out/disk.qcow2" "$bdir" "$out/disk-check.env"
+    echo "check_ms=$(( ($(date +%s%N) - c0) / 1000000 ))" >> "$out/disk-check.env"
+    log "atomic: after the power cut: $(tr '\n' ' ' < "$out/disk-check.env")"
+    mkdir -p "$out/boot2"
+    atomic_boot "$out/boot2" "$out/disk.qcow2" "" || rc=$?
+    atomic_result "$out/boot2" "$out/disk.qcow2" "$rc" "$bdir"
+    echo "SENTINEL_SHA256=$(sentinel | sha256sum | cut -d' ' -f1)" >> "$out/boot2/result.env"
+    echo "CUT_TOTAL_MS=$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$out/boot2/result.env"
+    rm -f "$out/disk.qcow2"
     return $rc
 }
 
@@ -352,5 +510,6 @@ case ${1:-} in
     base) atomic_base ;;
     run) atomic_run "${2:?usage: atomic.sh run OUTDIR}" ;;
     demo) atomic_demo "${2:-}" ;;
-    *) echo "usage: $0 base | run OUTDIR | demo [OUTDIR]" >&2; exit 2 ;;
+    cut) atomic_cut "${2:?usage: atomic.sh cut OUTDIR REGEX KARGS}" "${3:?REGEX}" "${4:?KARGS}" ;;
+    *) echo "usage: $0 base | run OUTDIR | demo [OUTDIR] | cut OUTDIR REGEX KARGS" >&2; exit 2 ;;
 esac

@@ -12,6 +12,7 @@
 #   report_section FILE NAME           one section of the guest's report
 #   kill_on OUTDIR REGEX DELAY_MS      SIGKILL a running boot when its console shows REGEX
 #   check_disk DISK gpt|mbr OUT.env    the host's check of a disk after a power cut
+#   table_check RAW gpt|mbr OUT        sgdisk -v / sfdisk -V of a raw image, as KEY=VALUE lines
 #   sentinel                           the known content of preroot-fault disks' sentinel file
 # Nothing here touches the host's /usr/lib/dracut, and no guest packet leaves the machine:
 # networking is QEMU user mode with restrict=on only.
@@ -220,30 +221,37 @@ kill_on() {
       echo "console after the match:"; grep -aE -A15 "$re" "$dir/console.log" | tail -n +2; } > "$dir/killed"
 }
 
+# table_check RAW gpt|mbr OUT: the partition table of a raw image verified by sgdisk -v (GPT)
+# or sfdisk -V (MBR), full output in OUT; prints table_check_rc, table_check_problems and
+# table_backup_not_at_end (the one remark on a GPT disk enlarged but not yet grown) lines.
+table_check() {
+    local raw=$1 table=$2 out=$3 rc=0 n
+    if [ "$table" = gpt ]; then sgdisk -v "$raw" > "$out" 2>&1 || rc=$?
+    else sfdisk -V "$raw" > "$out" 2>&1 || rc=$?; fi
+    echo "table_check_rc=$rc"
+    # sgdisk: "Identified N problems!" or "No problems found."; sfdisk: "No errors detected."
+    if [ "$table" = gpt ]; then
+        n=$(sed -nE 's/^Identified ([0-9]+) problems.*/\1/p' "$out")
+        grep -q 'No problems found' "$out" && n=0
+    else
+        n=1; grep -q 'No errors detected' "$out" && n=0
+    fi
+    echo "table_check_problems=${n:-unknown}"
+    echo "table_backup_not_at_end=$(grep -c "doesn't reside" "$out")"
+}
+
 # check_disk DISK.qcow2 gpt|mbr OUT.env: the host's view of a disk after a power cut, as
 # KEY=VALUE lines: the table verified by sgdisk -v (GPT) or sfdisk -V (MBR), partition 1's
 # start and size, e2fsck -fn of the root partition extracted at its offset (and, if that
 # found the journal unreplayed, e2fsck -fy on the copy then -fn again), its size, and the
 # sentinel file compared with what the build wrote. Full outputs beside OUT.env.
 check_disk() {
-    local disk=$1 table=$2 env=$3 raw img rc start size n
+    local disk=$1 table=$2 env=$3 raw img rc start size
     raw=$env.disk.raw img=$env.root.img
     qemu-img convert -O raw "$disk" "$raw"
     {
         echo "disk_bytes=$(stat -c %s "$raw")"
-        rc=0
-        if [ "$table" = gpt ]; then sgdisk -v "$raw" > "$env.table-check" 2>&1 || rc=$?
-        else sfdisk -V "$raw" > "$env.table-check" 2>&1 || rc=$?; fi
-        echo "table_check_rc=$rc"
-        # sgdisk: "Identified N problems!" or "No problems found."; sfdisk: "No errors detected."
-        if [ "$table" = gpt ]; then
-            n=$(sed -nE 's/^Identified ([0-9]+) problems.*/\1/p' "$env.table-check")
-            grep -q 'No problems found' "$env.table-check" && n=0
-        else
-            n=1; grep -q 'No errors detected' "$env.table-check" && n=0
-        fi
-        echo "table_check_problems=${n:-unknown}"
-        echo "table_backup_not_at_end=$(grep -c "doesn't reside" "$env.table-check")"
+        table_check "$raw" "$table" "$env.table-check"
         sfdisk -d "$raw" > "$env.sfdisk-d" 2>&1 || true
         start=$(sed -nE 's/.*\.raw1 *: *start= *([0-9]+),.*/\1/p' "$env.sfdisk-d")
         size=$(sed -nE 's/.*\.raw1 *:.*size= *([0-9]+),.*/\1/p' "$env.sfdisk-d")

@@ -11,45 +11,15 @@
 
 mod common;
 
-use common::qemu::{console_tail, Report};
+use common::qemu::{console_tail, env_file, find_dev, size, Report, P2_START};
 
 use serde_json::Value;
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
 /// The disk stage (issue 5) has landed: the boot must grow p2 up to `config-2`, and the PV,
 /// the LV and xfs with it.
 const GROW_STAGE_LANDED: bool = true;
-
-/// First sector of p2 (the PV): p1 starts at 1 MiB and is 256 MiB (qemu/atomic.sh).
-const P2_START: u64 = 2048 + 256 * 2048;
-
-/// `KEY=VALUE` lines (result.env).
-fn env_file(text: &str) -> HashMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-/// The lsblk node named `name`, anywhere in the tree.
-fn find_dev<'a>(devs: &'a Value, name: &str) -> Option<&'a Value> {
-    devs.as_array()?.iter().find_map(|d| {
-        if d["name"] == name {
-            Some(d)
-        } else {
-            find_dev(&d["children"], name)
-        }
-    })
-}
-
-fn size(dev: &Value) -> u64 {
-    dev["size"]
-        .as_u64()
-        .or_else(|| dev["size"].as_str().and_then(|s| s.parse().ok()))
-        .unwrap_or_else(|| panic!("no size in {dev}"))
-}
 
 #[test]
 fn atomic_layout_pxe_boot_reads_config2_partition() {
@@ -199,12 +169,7 @@ fn atomic_layout_pxe_boot_reads_config2_partition() {
     // Growth: up to config-2 (aligned down to 1 MiB), never past it; PV, LV and xfs with it.
     let p2_built = (num("P2_END") + 1 - P2_START) * 512;
     let p2_grown = (num("CFG2_START") / 2048 * 2048 - P2_START) * 512;
-    let rootfs: Vec<u64> = section("rootfs")
-        .split_whitespace()
-        .take(3)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let fs_size = rootfs[0];
+    let fs_size = report.rootfs_bytes();
     let grow = GROW_STAGE_LANDED || std::env::var("PREROOT_QEMU_ASSERT_GROW").as_deref() == Ok("1");
     if grow {
         assert_eq!(size(p2), p2_grown, "p2 did not grow up to config-2");

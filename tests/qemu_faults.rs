@@ -50,18 +50,7 @@ fn cut(test: &str, scenario: &str, kill_on: &str, kargs_first: &str) -> Option<C
             ("KARGS_FIRST", kargs_first.into()),
         ],
     );
-    eprintln!(
-        "{test}: power cut and re-boot in {:.1} s (host wall time incl. build); files in {}",
-        started.elapsed().as_secs_f64(),
-        out.display()
-    );
-    let killed = std::fs::read_to_string(out.join("killed")).unwrap_or_else(|_| {
-        panic!(
-            "{test}: /{kill_on}/ never showed on the first boot's console (scenario.sh {status}); \
-             console tail:\n{}",
-            console_tail(&out, 40)
-        )
-    });
+    let killed = after_cut(test, &out, kill_on, "scenario.sh", status, started);
     let check: BTreeMap<String, String> = std::fs::read_to_string(out.join("disk-check.env"))
         .unwrap_or_default()
         .lines()
@@ -160,13 +149,7 @@ fn assert_finished(test: &str, c: &Cut, pttype: &str) -> Value {
         "{test}: root partition {part} of {disk} bytes after the re-boot; {:#}",
         ctx["extra"]["grow"]
     );
-    let fs: u64 = c
-        .after
-        .get("rootfs")
-        .split_whitespace()
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let fs = c.after.rootfs_bytes();
     assert!(
         fs >= part / 100 * 90,
         "{test}: root filesystem {fs} bytes in a {part}-byte partition; {:#}",

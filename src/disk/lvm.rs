@@ -7,6 +7,10 @@
 //! back by itself where udev is not running), with its stderr in the error. Each step is skipped when the report
 //! says it would change nothing, so a second run writes no LVM metadata.
 //!
+//! With the `fault-injection` feature, `PREROOT_FAULT_AFTER_STEP=pvresize|lvextend` stops
+//! (or, with `PREROOT_FAULT_HOLD=1`, holds) right after that step, for the power-cut tests
+//! (`super::fault_after_step`, `tests/qemu_atomic_faults.rs`); release builds have none of it.
+//!
 //! Not supported: PVs on whole disks (nothing to grow below them), thin pools, RAID LVs.
 
 use super::{gerr, Action, BlockDev, ErrorKind, GrowError, Options, Report, Status};
@@ -228,6 +232,8 @@ pub fn grow(
                 run_lvm(&["pvresize", &config, &node], opts)?;
                 a.status = Status::Done;
                 log::info!("grow: PV {node} resized");
+                #[cfg(feature = "fault-injection")]
+                super::fault_after_step("pvresize", &[pv.node(root)]);
             }
         }
         report.actions.push(a);
@@ -265,6 +271,11 @@ pub fn grow(
             run_lvm(&["lvextend", &config, "-l", "+100%FREE", &name], opts)?;
             a.status = Status::Done;
             log::info!("grow: LV {name} extended by {} bytes", lv.vg_free);
+            #[cfg(feature = "fault-injection")]
+            super::fault_after_step(
+                "lvextend",
+                &slaves.iter().map(|pv| pv.node(root)).collect::<Vec<_>>(),
+            );
         }
     } else {
         a.new_size = a.old_size;

@@ -681,8 +681,9 @@ pub fn apply(file: &File, steps: &[Step], object: &str) -> Result<(), GrowError>
                 writes = writes.saturating_add(1);
                 #[cfg(feature = "fault-injection")]
                 if fault == Some(writes) {
-                    if std::env::var_os("PREROOT_FAULT_HOLD").is_some_and(|v| v == "1") {
-                        hold(file, writes, what);
+                    if hold_requested() {
+                        let synced = file.sync_all().is_ok();
+                        hold(&format!("write {writes} ({what}), synced: {synced}"));
                     }
                     eprintln!("preroot: fault injection: exiting after write {writes} ({what})");
                     std::process::exit(99);
@@ -697,18 +698,47 @@ pub fn apply(file: &File, steps: &[Step], object: &str) -> Result<(), GrowError>
     Ok(())
 }
 
-/// Fault injection for power-cut tests: fsyncs the k-th write (so it is on the disk, the
-/// next step's write is not), logs one line at error level (in the initramfs it goes to
-/// `/dev/kmsg`, so the console shows it and the host knows where the guest is), then sleeps
-/// until killed; after 600 s it returns and the caller exits 99.
+/// `PREROOT_FAULT_HOLD=1`: hold at the fault point instead of exiting.
 #[cfg(feature = "fault-injection")]
-fn hold(file: &File, k: usize, what: &str) {
-    let synced = file.sync_all().is_ok();
-    log::error!("fault injection: holding after write {k} ({what}), synced: {synced}");
+fn hold_requested() -> bool {
+    std::env::var_os("PREROOT_FAULT_HOLD").is_some_and(|v| v == "1")
+}
+
+/// Fault injection for power-cut tests: logs one line at error level, `fault injection:
+/// holding after AT` (in the initramfs it goes to `/dev/kmsg`, so the console shows it and
+/// the host knows where the guest is), then sleeps until killed; after 600 s it returns and
+/// the caller exits 99. The caller has synced what the point needs on disk.
+#[cfg(feature = "fault-injection")]
+fn hold(at: &str) {
+    log::error!("fault injection: holding after {at}");
     let until = std::time::Instant::now() + Duration::from_secs(600);
     while std::time::Instant::now() < until {
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Fault injection after a named step of the growth (`pvresize`, `lvextend`: see
+/// [`lvm::grow`]): when `PREROOT_FAULT_AFTER_STEP` names `step`, exits (status 99) right
+/// after it; with `PREROOT_FAULT_HOLD=1` as well, first fsyncs `devices` (the PVs the step
+/// wrote, so nothing of it waits in the page cache) and holds (see [`hold`]), for
+/// `tests/qemu_atomic_faults.rs`.
+#[cfg(feature = "fault-injection")]
+pub(crate) fn fault_after_step(step: &str, devices: &[std::path::PathBuf]) {
+    if std::env::var("PREROOT_FAULT_AFTER_STEP").ok().as_deref() != Some(step) {
+        return;
+    }
+    if hold_requested() {
+        let synced = devices
+            .iter()
+            .all(|d| File::open(d).and_then(|f| f.sync_all()).is_ok());
+        let names: Vec<String> = devices.iter().map(|d| d.display().to_string()).collect();
+        hold(&format!(
+            "step {step} ({}), synced: {synced}",
+            names.join(" ")
+        ));
+    }
+    eprintln!("preroot: fault injection: exiting after step {step}");
+    std::process::exit(99);
 }
 
 /// After the table changed: `BLKPG_RESIZE_PARTITION` for the one partition, which works

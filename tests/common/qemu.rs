@@ -92,6 +92,15 @@ impl Report {
         })
     }
 
+    /// The root filesystem's size in bytes (`df` in section `rootfs`), 0 if missing.
+    pub fn rootfs_bytes(&self) -> u64 {
+        self.get("rootfs")
+            .split_whitespace()
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Monotonic time (µs since kernel start) at which `unit` became active, 0 if never.
     pub fn unit_active_us(&self, unit: &str) -> u64 {
         self.get("units")
@@ -128,6 +137,31 @@ pub fn run_scenario(
         .status()
         .expect("run qemu/scenario.sh");
     (out, status)
+}
+
+/// After a power-cut run (`script` exited `status`, `started` at its start): prints the time
+/// it took and returns `OUT/killed` (what `kill_on` saw), or fails the test with the console's
+/// tail when `kill_on` never matched.
+pub fn after_cut(
+    test: &str,
+    out: &Path,
+    kill_on: &str,
+    script: &str,
+    status: std::process::ExitStatus,
+    started: std::time::Instant,
+) -> String {
+    eprintln!(
+        "{test}: power cut and re-boot in {:.1} s (host wall time incl. builds); files in {}",
+        started.elapsed().as_secs_f64(),
+        out.display()
+    );
+    std::fs::read_to_string(out.join("killed")).unwrap_or_else(|_| {
+        panic!(
+            "{test}: /{kill_on}/ never showed on the first boot's console ({script} {status}); \
+             console tail:\n{}",
+            console_tail(out, 40)
+        )
+    })
 }
 
 /// The last `lines` lines of a boot's console, for assertion messages.
@@ -301,12 +335,7 @@ pub fn assert_root_disk(test: &str, r: &Report, ctx: &Value, pttype: &str) {
         "{test}: root partition {part} bytes not grown to the {disk}-byte disk; grow report: {:#}",
         ctx["extra"]["grow"]
     );
-    let fs_size: u64 = r
-        .get("rootfs")
-        .split_whitespace()
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let fs_size = r.rootfs_bytes();
     assert!(
         fs_size >= part / 100 * 90,
         "{test}: root filesystem {fs_size} bytes, partition {part}: ext4 not grown; {:#}",
@@ -375,4 +404,35 @@ pub fn require_qemu(test: &str) -> bool {
         return false;
     }
     true
+}
+
+/// The Atomic layout (`qemu/atomic.sh`): the first sector of p2 (the PV); p1 starts at 1 MiB
+/// and is 256 MiB.
+pub const P2_START: u64 = 2048 + 256 * 2048;
+
+/// `KEY=VALUE` lines (`result.env`, `disk-check.env`).
+pub fn env_file(text: &str) -> std::collections::HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The `lsblk -J` node named `name`, anywhere in the tree.
+pub fn find_dev<'a>(devs: &'a Value, name: &str) -> Option<&'a Value> {
+    devs.as_array()?.iter().find_map(|d| {
+        if d["name"] == name {
+            Some(d)
+        } else {
+            find_dev(&d["children"], name)
+        }
+    })
+}
+
+/// An lsblk node's size in bytes (a number, or a string in older lsblk).
+pub fn size(dev: &Value) -> u64 {
+    dev["size"]
+        .as_u64()
+        .or_else(|| dev["size"].as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| panic!("no size in {dev}"))
 }
