@@ -10,6 +10,7 @@
 mod common;
 
 use common::{LoopDev, TempDir};
+use preroot::disk::crc32;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -317,18 +318,6 @@ fn gpt_corrupt_backup_is_rewritten() {
     let r = grow(&p1);
     assert_eq!(action(&r, "partition")["status"], "done");
     verify_gpt(&lo.dev, false);
-}
-
-/// CRC-32 for patching test tables.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
-        }
-    }
-    !crc
 }
 
 #[test]
