@@ -44,14 +44,14 @@ summary() {
 # One chunk of target $1; returns 1 when the target is finished (FUZZ_RUNS reached or crashed).
 chunk() {
   local t=$1 done_e crashes left log before after start rc secs execs new
-  if [ ! -x "long/bin/$t" ]; then
-    echo "$t: long/bin/$t is missing: run once with FUZZ_BUILD=1" >&2
-    exit 2
-  fi
   read -r done_e _ crashes < <(totals "$t")
   [ "$crashes" -eq 0 ] || return 1
   left=$(( RUNS - done_e ))
   [ "$left" -gt 0 ] || return 1
+  if [ ! -x "long/bin/$t" ]; then
+    echo "$t: long/bin/$t is missing: run once with FUZZ_BUILD=1" >&2
+    exit 2
+  fi
   mkdir -p "corpus/$t" "artifacts/$t"
   log=long/$t.log
   before=$(artifacts "$t")
