@@ -24,7 +24,6 @@ fn qemu_gpt_configdrive() {
     if !require_qemu(test) {
         return;
     }
-    let _one = BOOTS.lock().unwrap_or_else(|e| e.into_inner());
     let r = boot(test, "gpt-configdrive", &[]);
     let ctx = assert_booted_with_preroot(test, &r);
     assert_configdrive(test, &ctx);
@@ -38,7 +37,6 @@ fn qemu_mbr_configdrive() {
     if !require_qemu(test) {
         return;
     }
-    let _one = BOOTS.lock().unwrap_or_else(|e| e.into_inner());
     let r = boot(test, "mbr-configdrive", &[]);
     let ctx = assert_booted_with_preroot(test, &r);
     assert_configdrive(test, &ctx);
@@ -169,7 +167,6 @@ fn qemu_ec2_metadata_service() {
     if !require_qemu(test) {
         return;
     }
-    let _one = BOOTS.lock().unwrap_or_else(|e| e.into_inner());
     let imds = Imds::start();
     let r = boot(test, "ec2", &[("META_PORT", imds.port.to_string())]);
     let ctx = assert_booted_with_preroot(test, &r);

@@ -102,7 +102,6 @@ fn qemu_heat_user_data_reboot_then_clean_for_a_new_instance() {
     if !require_qemu(test) {
         return;
     }
-    let _one = BOOTS.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = TempDir::new("qemu-heat");
     let user_data = heat_user_data(tmp.path());
     let drive_a = configdrive(
@@ -328,7 +327,6 @@ fn qemu_cloud_init_handoff() {
     if !require_qemu(test) {
         return;
     }
-    let _one = BOOTS.lock().unwrap_or_else(|e| e.into_inner());
     let r = boot(
         test,
         "gpt-configdrive",

@@ -38,7 +38,6 @@ fn cut(test: &str, scenario: &str, kill_on: &str, kargs_first: &str) -> Option<C
     if !require_qemu(test) {
         return None;
     }
-    let _one = BOOTS.lock().unwrap_or_else(|e| e.into_inner());
     let started = std::time::Instant::now();
     let (out, status) = run_scenario(
         test,

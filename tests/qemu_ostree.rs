@@ -57,7 +57,6 @@ fn qemu_ostree_deployment() {
         missing(test, "the tool `ostree` (qemu/host-deps.sh installs it)");
         return;
     }
-    let _one = BOOTS.lock().unwrap_or_else(|e| e.into_inner());
     let r = boot(test, "ostree", &[]);
     assert_ostree_boot(test, &r);
 }

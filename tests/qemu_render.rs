@@ -279,7 +279,6 @@ fn qemu_networkd_second_boot_leaves_files_alone() {
     if !require_qemu(test) {
         return;
     }
-    let _one = BOOTS.lock().unwrap_or_else(|e| e.into_inner());
     let edited = "/etc/systemd/network/10-preroot-eth0.network";
     let cd = configdrive_with_edit(test, edited, "0644");
     let r = boots(test, "gpt-configdrive", &[("CONFIGDRIVE", cd)], 2);
@@ -302,7 +301,6 @@ fn qemu_networkmanager_guest() {
     if !require_qemu(test) {
         return;
     }
-    let _one = BOOTS.lock().unwrap_or_else(|e| e.into_inner());
     let keyfile = "/etc/NetworkManager/system-connections/preroot-eth0.nmconnection";
     // NetworkManager ignores a keyfile others can read: the edit keeps it 0600.
     let cd = configdrive_with_edit(test, keyfile, "0600");
@@ -380,7 +378,6 @@ fn qemu_ifupdown_guest() {
     if !require_qemu(test) {
         return;
     }
-    let _one = BOOTS.lock().unwrap_or_else(|e| e.into_inner());
     let r = boot(
         test,
         "gpt-configdrive",

@@ -10,6 +10,8 @@ use std::process::Command;
 use std::sync::Mutex;
 
 /// One boot at a time: the guest build is shared and the machine has two cores.
+/// [`run_scenario`] takes it for every scenario run; a test that runs another script
+/// (`qemu/atomic.sh`) takes it itself.
 pub static BOOTS: Mutex<()> = Mutex::new(());
 
 /// preroot's `fetch` deadline when `preroot.timeout=` is not given (`run::DEFAULT_TIMEOUT`).
@@ -118,13 +120,14 @@ pub fn boot(test: &str, scenario: &str, env: &[(&str, String)]) -> Report {
     boots(test, scenario, env, 1).remove(0)
 }
 
-/// Runs `qemu/scenario.sh scenario OUT` with `env` in a fresh OUT for `test`; returns OUT and
-/// the script's status (the boots' files are in OUT and OUT/bootK).
+/// Runs `qemu/scenario.sh scenario OUT` with `env` in a fresh OUT for `test`, holding
+/// [`BOOTS`]; returns OUT and the script's status (the boots' files are in OUT and OUT/bootK).
 pub fn run_scenario(
     test: &str,
     scenario: &str,
     env: &[(&str, String)],
 ) -> (PathBuf, std::process::ExitStatus) {
+    let _one = BOOTS.lock().unwrap_or_else(|e| e.into_inner());
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = std::env::temp_dir().join(format!("preroot-qemu-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
