@@ -80,6 +80,26 @@ fn host_keys(r: &Report) -> Vec<String> {
     keys
 }
 
+/// `preroot status` after `boot` says apply is done, without errors, for `instance`, which
+/// was new on that boot.
+fn assert_applied_new_instance(test: &str, boot: &str, r: &Report, instance: &str) {
+    let st = status(test, r);
+    assert_eq!(
+        (&st["stage"], &st["instance_id"], &st["new_instance"]),
+        (
+            &Value::from("done"),
+            &Value::from(instance),
+            &Value::from(true)
+        ),
+        "{test}: {boot} status: {st:#}"
+    );
+    assert_eq!(
+        st["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{test}: {boot} status errors: {st:#}"
+    );
+}
+
 fn one_line(r: &Report, topic: &str) -> String {
     r.sub("x-apply", topic).trim().to_string()
 }
@@ -169,21 +189,7 @@ fn qemu_heat_user_data_reboot_then_clean_for_a_new_instance() {
         keys.contains(&format!("/home/cloud-user: {QEMU_KEY}")),
         "{test}: boot 1: the config drive's key for cloud-user:\n{keys}"
     );
-    let st = status(test, r1);
-    assert_eq!(
-        (&st["stage"], &st["instance_id"], &st["new_instance"]),
-        (
-            &Value::from("done"),
-            &Value::from(INSTANCE_A),
-            &Value::from(true)
-        ),
-        "{test}: boot 1 status: {st:#}"
-    );
-    assert_eq!(
-        st["errors"].as_array().map(Vec::len),
-        Some(0),
-        "{test}: boot 1 status errors: {st:#}"
-    );
+    assert_applied_new_instance(test, "boot 1", r1, INSTANCE_A);
     assert_eq!(
         one_line(r1, "status-exit"),
         "0",
@@ -264,21 +270,7 @@ fn qemu_heat_user_data_reboot_then_clean_for_a_new_instance() {
         etc.contains(&format!("# /etc/preroot/instance-id\n{INSTANCE_B}")),
         "{test}: boot 3: the sysroot phase rendered for B:\n{etc}"
     );
-    let st = status(test, r3);
-    assert_eq!(
-        (&st["stage"], &st["instance_id"], &st["new_instance"]),
-        (
-            &Value::from("done"),
-            &Value::from(INSTANCE_B),
-            &Value::from(true)
-        ),
-        "{test}: boot 3 status: {st:#}"
-    );
-    assert_eq!(
-        st["errors"].as_array().map(Vec::len),
-        Some(0),
-        "{test}: {st:#}"
-    );
+    assert_applied_new_instance(test, "boot 3", r3, INSTANCE_B);
     assert_eq!(
         one_line(r3, "user-data-ran"),
         "/run/user-data-ran",
