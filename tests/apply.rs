@@ -625,31 +625,6 @@ fn status_before_apply() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
 
-/// Every file under `dir` with its mode and content: what `--dry-run` must leave alone.
-fn snapshot(dir: &Path) -> Vec<(String, u32, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            let meta = fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(dir).unwrap().display().to_string();
-            if meta.is_dir() {
-                todo.push(p.clone());
-                out.push((rel, meta.permissions().mode(), Vec::new()));
-            } else {
-                out.push((
-                    rel,
-                    meta.permissions().mode(),
-                    fs::read(&p).unwrap_or_default(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// `clean` re-arms a root: instance state, manifest files, machine-id, hand-off files and
 /// logs (truncated, modes kept); host keys and homes only with their flags; `--dry-run`
 /// changes nothing.
@@ -731,7 +706,7 @@ fn clean_rearms_a_root() {
         0o600,
     );
 
-    let before = snapshot(root);
+    let before = common::snapshot(root);
     let out = preroot(&[
         "clean",
         "--dry-run",
@@ -745,7 +720,7 @@ fn clean_rearms_a_root() {
         "{}",
         text(&out)
     );
-    assert_eq!(snapshot(root), before, "--dry-run changed the tree");
+    assert_eq!(common::snapshot(root), before, "--dry-run changed the tree");
 
     let out = preroot(&["clean", "--root", root.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -166,6 +166,33 @@ impl Drop for LoopDev {
     }
 }
 
+/// Everything under `dir`, sorted: (path relative to `dir`, `st_mode`, content; empty for a
+/// directory). What `apply --dry-run` must leave alone; where secrets are kept.
+pub fn snapshot(dir: &Path) -> Vec<(String, u32, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            if meta.is_dir() {
+                todo.push(p.clone());
+                out.push((rel, meta.permissions().mode(), Vec::new()));
+            } else {
+                out.push((
+                    rel,
+                    meta.permissions().mode(),
+                    std::fs::read(&p).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Writes a fake machine tree under `root`: `proc/cmdline` and `sys/class/net/<name>/address`.
 pub fn fake_machine(root: &Path, cmdline: &str, nics: &[(&str, &str)]) {
     std::fs::create_dir_all(root.join("proc")).unwrap();
