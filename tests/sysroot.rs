@@ -49,14 +49,30 @@ fn save(path: &Path, ctx: &Value) -> String {
 
 /// A root whose systemd enables networkd (a Debian cloud image).
 fn networkd_root(root: &Path) {
+    enable_unit(root, "systemd-networkd.service");
+    fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+}
+
+/// Enables `unit` in `root` as `systemctl enable` does: a link in multi-user.target.wants.
+fn enable_unit(root: &Path, unit: &str) {
     let wants = root.join("etc/systemd/system/multi-user.target.wants");
     fs::create_dir_all(&wants).unwrap();
-    std::os::unix::fs::symlink(
-        "/lib/systemd/system/systemd-networkd.service",
-        wants.join("systemd-networkd.service"),
-    )
-    .unwrap();
-    fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+    std::os::unix::fs::symlink(format!("/lib/systemd/system/{unit}"), wants.join(unit)).unwrap();
+}
+
+/// `preroot run` of the three initramfs phases on the fake machine, each of which must succeed.
+fn run_phases(machine: &Path, state: &Path) {
+    for phase in ["fetch", "grow", "sysroot"] {
+        ok(&preroot(&[
+            "run",
+            "--phase",
+            phase,
+            "--root",
+            machine.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ]));
+    }
 }
 
 fn render_root(ctx: &str, root: &Path) -> Output {
@@ -341,18 +357,7 @@ fn ostree_deployment_gets_the_files() {
     .unwrap();
     fs::create_dir_all(sysroot.join("etc")).unwrap();
     let state = tmp.path().join("state");
-    for phase in ["fetch", "grow", "sysroot"] {
-        let out = preroot(&[
-            "run",
-            "--phase",
-            phase,
-            "--root",
-            machine.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-        ]);
-        ok(&out);
-    }
+    run_phases(&machine, &state);
     let net =
         fs::read_to_string(deploy.join("etc/systemd/network/10-preroot-ens3.network")).unwrap();
     assert!(net.contains("Address=192.0.2.10/24"), "{net}");
@@ -496,13 +501,7 @@ fn ifupdown_root_gets_stanzas_and_name_pins() {
 #[test]
 fn networkmanager_root_matches_nics_by_mac() {
     let (_tmp, ctx, ctx_file, root) = sample_setup("sysroot-nm");
-    let wants = root.join("etc/systemd/system/multi-user.target.wants");
-    fs::create_dir_all(&wants).unwrap();
-    std::os::unix::fs::symlink(
-        "/lib/systemd/system/NetworkManager.service",
-        wants.join("NetworkManager.service"),
-    )
-    .unwrap();
+    enable_unit(&root, "NetworkManager.service");
     let summary = ok(&render_root(&ctx_file, &root));
     assert!(summary.contains("(nm)"), "{summary}");
     assert!(!root.join("etc/systemd/network").exists(), "no pins for nm");
@@ -544,17 +543,7 @@ fn sysroot_phase_writes_the_cloud_init_handoff() {
         fs::create_dir_all(sysroot.join("usr/bin")).unwrap();
         fs::write(sysroot.join("usr/bin/cloud-init"), "").unwrap();
         let state = tmp.path().join("state");
-        for phase in ["fetch", "grow", "sysroot"] {
-            ok(&preroot(&[
-                "run",
-                "--phase",
-                phase,
-                "--root",
-                machine.to_str().unwrap(),
-                "--state-dir",
-                state.to_str().unwrap(),
-            ]));
-        }
+        run_phases(&machine, &state);
         let dropin = sysroot.join("etc/cloud/cloud.cfg.d/99-preroot.cfg");
         let meta = sysroot.join("var/lib/cloud/seed/nocloud/meta-data");
         assert_eq!(dropin.exists(), want, "{case}: drop-in");
