@@ -96,6 +96,10 @@ for r in [
     b"AQAEAFbCx4Gv4GQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==",
     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\r\n",
     b"http://169.254.169.254/latest/meta-data/\r\n\r\n",
+    # Issue 16: a bare LF in a Location, Content-Length twice (alike and not).
+    b"HTTP/1.1 302 Found\r\nLocation: /x\nX-Injected: 1\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2, 2\r\n\r\nok",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 7\r\n\r\nokhello",
 ]:
     for split in (0x80, 0xFF):
         seed("http", bytes([split]) + r)
@@ -116,6 +120,11 @@ seed("mime", b"Content-Type: multipart/mixed; boundary=\"b\"\nMIME-Version: 1.0\
      + base64.encodebytes(b"#!/bin/sh\necho hi\n") +
      b"--b\nContent-Type: text/cloud-config; charset=utf-8\nContent-Transfer-Encoding: "
      b"quoted-printable\n\n#cloud-config\nruncmd:\n - [echo, =3D=\n]\n--b--\n")
+# Issue 16: a boundary on no delimiter line; a document cut inside its last part.
+seed("mime", b"Content-Type: multipart/mixed; boundary=\"===12345==\"\n\n--===123\n"
+     b"Content-Type: text/x-shellscript\n\n#!/bin/sh\necho hi\n--===123--\n")
+seed("mime", b"Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/x-shellscript"
+     b"\n\n#!/bin/sh\necho one\n--B\nContent-Type: text/x-shellscript\n\n#!/bin/sh\necho fi")
 
 # --- base64: encodings of the fixture documents, wrapped and not. -------------------------
 for d in userdata[:8] + [b"", b"f", b"fo", b"foo", bytes(range(256))]:

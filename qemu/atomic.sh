@@ -29,9 +29,11 @@
 # (table, /boot, config-2) is made here on image files, with no loop device and no mount.
 #
 # The initramfs and the base are cached in $PREROOT_QEMU_CACHE/atomic-{initrd,base}-<key>, the
-# keys hashing the functions that build them, the guest tree's key and the preroot binary (the
-# base carries it too, so `preroot show` in the guest is the one under test: a new binary
-# rebuilds the base, about 1.5 min). Each boot runs on a fresh qcow2 overlay of the same size: the growth room is the
+# initramfs's key hashing the functions that build it, the guest tree's key, the report and its
+# probes (lib.sh `harness_files`) and the preroot binary, the base's key that of the initramfs
+# whose tree it is filled from and its own recipe (the base carries the binary too, so
+# `preroot show` in the guest is the one under test: a new binary rebuilds the base, about
+# 1.5 min). Each boot runs on a fresh qcow2 overlay of the same size: the growth room is the
 # free space before config-2, as on a deployed machine; growing the overlay would put space
 # after config-2, which Ironic never does.
 # ATOMIC_FAULT=1 (set by `cut`) uses the `fault-injection` build of preroot (its own target
@@ -85,9 +87,9 @@ atomic_initrd() {
     atomic_fault_env
     bin=$(atomic_binary) || exit 1
     key=$( { sha256sum "$bin"; declare -f atomic_initrd atomic_fault_env atomic_fault_tree build_initramfs; guest_key;
-             find "$REPO_DIR/dracut" -type f | sort | xargs cat; } | sha256sum | cut -c1-16)
+             harness_files; find "$REPO_DIR/dracut" -type f | sort | xargs cat; } | sha256sum | cut -c1-16)
     dir=$PREROOT_QEMU_CACHE/$(atomic_prefix)-initrd-$key
-    mkdir -p "$PREROOT_QEMU_CACHE"
+    cache_touch "$dir"
     (
         exec 9>"$dir.lock"; flock 9
         [ -e "$dir/done" ] && exit 0
@@ -114,15 +116,12 @@ echo "# lvs"; lvm lvs --units b --nosuffix --reportformat json -o lv_name,vg_nam
 echo "# sentinel"; sha256sum < /var/lib/preroot-sentinel | cut -d" " -f1'
 }
 
-# atomic_prune PREFIX KEEP: removes the PREFIX-* cache entries but KEEP and the newest other
-# one (switching between two branches does not rebuild), when nobody holds their lock.
+# atomic_prune PREFIX KEEP: removes the PREFIX-* cache entries but KEEP that nobody uses
+# (lib.sh cache_prune: held by no run, looked up by nobody for an hour). Before, it kept only
+# KEEP and the newest other one, which removed the base under a power-cut test between its two
+# boots when a third branch built one.
 atomic_prune() {
-    local d kept=0
-    for d in $(ls -1dt "$PREROOT_QEMU_CACHE/$1"-* 2>/dev/null); do
-        [ -d "$d" ] && [ "$d" != "$2" ] || continue
-        [ $kept -eq 0 ] && { kept=1; continue; }
-        ( exec 8>"$d.lock"; flock -n 8 && rm -rf "$d" && rm -f "$d.lock" ) || true
-    done
+    cache_prune "$2" "$PREROOT_QEMU_CACHE/$1"-????????????????
 }
 
 # The builder's initramfs: busybox, the modules for virtio disks, ext4, xfs and dm-mod, and an
@@ -207,8 +206,10 @@ atomic_base() {
     local idir tree key dir
     idir=$(atomic_initrd) || exit 1
     tree=$idir/tree
-    key=$( { sha256sum "$tree/usr/bin/preroot"; guest_key; atomic_recipe; } | sha256sum | cut -c1-16)
+    # The initramfs's key covers the tree the base is filled from (the report in it too).
+    key=$( { basename "$idir"; atomic_recipe; } | sha256sum | cut -c1-16)
     dir=$PREROOT_QEMU_CACHE/$(atomic_prefix)-base-$key
+    cache_touch "$dir"
     (
         exec 9>"$dir.lock"; flock 9
         [ -e "$dir/done" ] && exit 0
@@ -384,6 +385,9 @@ atomic_result() {
 atomic_run() {
     local out=$1 bdir rc=0
     bdir=$(atomic_base) || exit 1
+    # In use until this run ends (lib.sh cache_hold): the base backs the overlay, the
+    # initramfs is read at each boot.
+    cache_hold "$bdir"; cache_hold "$(atomic_initrd)"
     rm -rf "$out" && mkdir -p "$out"
     out=$(cd "$out" && pwd)
     make_overlay "$bdir/base.raw" "$out/disk.qcow2" "$(stat -c %s "$bdir/base.raw")"
@@ -453,6 +457,7 @@ atomic_cut() {
     local out=$1 re=$2 kargs=$3 bdir rc=0 t0
     export ATOMIC_FAULT=1
     bdir=$(atomic_base) || exit 1
+    cache_hold "$bdir"; cache_hold "$(atomic_initrd)"
     rm -rf "$out" && mkdir -p "$out"
     out=$(cd "$out" && pwd)
     make_overlay "$bdir/base.raw" "$out/disk.qcow2" "$(stat -c %s "$bdir/base.raw")"
@@ -491,6 +496,7 @@ atomic_demo() {
     echo "--- /run/preroot"
     report_section "$out/report.txt" run-preroot
     echo "--- lsblk"
+    # A section that is not JSON is said so (and fails the demo), never shown as no disks.
     report_section "$out/report.txt" lsblk | python3 -c '
 import json, sys
 def walk(devs, depth):
@@ -498,7 +504,12 @@ def walk(devs, depth):
         print("%s%-20s %12s %-5s %-12s %-10s %s" % ("  " * depth, d["name"], d["size"], d["type"],
               d.get("fstype") or "", d.get("label") or d.get("partlabel") or "", d.get("mountpoint") or ""))
         walk(d.get("children", []), depth + 1)
-walk(json.load(sys.stdin)["blockdevices"], 0)' || true
+text = sys.stdin.read()
+try:
+    devs = json.loads(text)["blockdevices"]
+except (ValueError, KeyError, TypeError) as e:
+    sys.exit("section lsblk: not JSON (%r):\n%s" % (e, "\n".join(text.splitlines()[:8]) or "(empty)"))
+walk(devs, 0)' || rc=1
     echo "--- config-2 partition: sha256 before $CFG2_SHA256_BEFORE, after $CFG2_SHA256_AFTER"
     echo "--- system state: $(report_section "$out/report.txt" state)"
     echo "(console: $out/console.log, report: $out/report.log)"

@@ -1,14 +1,14 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
 # build-guest.sh: debootstrap the Debian bookworm guest tree every scenario boots, into
-# $PREROOT_QEMU_CACHE/guest-<key>/rootfs (key: this file, guest/ and the host kernel; see
-# guest_key in lib.sh). Does nothing when that tree is complete; a flock makes concurrent
+# $PREROOT_QEMU_CACHE/guest-<key>/rootfs (key: this file and the host kernel; see guest_key
+# in lib.sh). Does nothing when that tree is complete; a flock makes concurrent
 # callers wait for one build. Prints nothing on stdout.
 #
 # The tree: minbase + systemd, udev, iproute2, systemd-networkd, lvm2, xfsprogs, dracut (to
 # build the initramfs in a chroot), the host kernel's modules (the guests boot the host's
-# /boot/vmlinuz-* directly, no bootloader), and the report unit from guest/. No preroot:
-# build_initramfs installs it into a copy.
+# /boot/vmlinuz-* directly, no bootloader). No preroot and no report (guest/): build_initramfs
+# installs both into a copy, so that a change to the report rebuilds no guest tree.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -60,10 +60,6 @@ chroot "$ROOT" systemctl mask systemd-networkd-wait-online.service >/dev/null 2>
 chroot "$ROOT" systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
     fstrim.timer e2scrub_reap.service >/dev/null 2>&1 || true
 
-# The report: after multi-user.target, figures on ttyS1, then power off.
-install -m 0755 "$QEMU_DIR/guest/preroot-report" "$ROOT/usr/local/sbin/preroot-report"
-install -m 0644 "$QEMU_DIR/guest/preroot-report.service" "$ROOT/etc/systemd/system/"
-chroot "$ROOT" systemctl enable preroot-report.service >/dev/null 2>&1
 chroot "$ROOT" apt-get clean
 rm -rf "$ROOT/var/lib/apt/lists/"* "$ROOT/usr/share/doc/"* "$ROOT/usr/share/man/"* "$ROOT/usr/share/locale/"*
 

@@ -8,7 +8,7 @@ set -euo pipefail
 
 PKGS=(debootstrap dracut-core linux-image-amd64 lvm2 xfsprogs xorriso gdisk socat ipxe-qemu
       cloud-guest-utils busybox-static fdisk dosfstools mtools e2fsprogs qemu-utils python3 util-linux
-      ostree)
+      ostree openssh-client btrfs-progs cryptsetup-bin)
 BPO_PKGS=(qemu-system-x86)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }

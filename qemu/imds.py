@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 # A metadata server for the QEMU network boots (qemu/net-boot.sh): serves a fixture input/
-# tree on 127.0.0.1:PORT the way the platform does (FORMAT.md in the shared fixtures):
-# `_index` (or a generated listing) for directory URLs, 404 for what is absent, and with
-# --ec2 the IMDSv2 token (PUT /latest/api/token; GETs without it get 401).
-import http.server, os, sys
+# tree on 127.0.0.1:PORT (or --bind ADDR, an IPv6 address too) the way the platform does
+# (FORMAT.md in the shared fixtures): `_index` (or a generated listing) for directory URLs,
+# 404 for what is absent, and with --ec2 the IMDSv2 token (PUT /latest/api/token; GETs
+# without it get 401). Each request's method, path and Host header go to stderr.
+import http.server, os, socket, sys
 
 root, port, ec2 = sys.argv[1], int(sys.argv[2]), "--ec2" in sys.argv
+bind = sys.argv[sys.argv.index("--bind") + 1] if "--bind" in sys.argv else "127.0.0.1"
 TOKEN = b"qemu-test-token"
 
 class H(http.server.BaseHTTPRequestHandler):
+    def log_request(self, code="-", size="-"):
+        sys.stderr.write('"%s %s" Host=%s %s\n' % (self.command, self.path, self.headers.get("Host"), code))
+
     def reply(self, code, body=b""):
         self.send_response(code)
         self.send_header("Content-Length", str(len(body)))
@@ -40,4 +45,7 @@ class H(http.server.BaseHTTPRequestHandler):
             return self.reply(200, open(p, "rb").read())
         self.reply(404)
 
-http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+class Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+
+Server((bind, port), H).serve_forever()

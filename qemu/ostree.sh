@@ -9,7 +9,7 @@
 #
 # Sourced by scenario.sh for `ensure_ostree_build`. The directory
 # ($PREROOT_QEMU_CACHE/ostree-<key>, key: the ostree guest tree, the preroot binary, the dracut
-# module, lib.sh, this file) holds:
+# module, lib.sh, this file, the report and its probes) holds:
 #   vmlinuz, initramfs.img  the kernel and initramfs ostree copied to /boot/ostree/debian-<bootcsum>/
 #                           (the initramfs: dracut's systemd modules, `ostree`, `preroot`)
 #   root-gpt.raw            GPT, one ext4 partition labelled root holding the physical sysroot:
@@ -63,21 +63,12 @@ d /var/media 0755 root root -
 CONF
 }
 
-# rm_sysroot DIR: rm -rf of a directory that may hold a sysroot: ostree makes each deployment
-# immutable (chattr +i), which root's rm cannot remove.
-rm_sysroot() {
-    local d
-    for d in "$1"/ostree/deploy/*/deploy/*.[0-9] "$1"/sysroot/ostree/deploy/*/deploy/*.[0-9]; do
-        [ -d "$d" ] && chattr -i "$d"
-    done
-    rm -rf "$1"
-}
-
-# The cache key: the ostree guest tree, the preroot binary, what builds the initramfs and disk.
+# The cache key: the ostree guest tree, the preroot binary, what builds the initramfs and disk,
+# the report and its probes the commit carries (harness_files).
 ostree_key() {
     local tree=$1 bin=$2
     { echo "$tree"; cat "$bin" "$QEMU_DIR/lib.sh" "$QEMU_DIR/ostree.sh" "$REPO_DIR/Makefile";
-      find "$REPO_DIR/dracut" -type f | sort | xargs cat; } | sha256sum | cut -c1-16
+      harness_files; find "$REPO_DIR/dracut" -type f | sort | xargs cat; } | sha256sum | cut -c1-16
 }
 
 # ensure_ostree_build: prints the cached directory (above), building it first if needed
@@ -91,6 +82,7 @@ ensure_ostree_build() {
     bin="${CARGO_TARGET_DIR:-$REPO_DIR/target}/x86_64-unknown-linux-musl/release/preroot"
     key=$(ostree_key "$tree" "$bin")
     dir=$PREROOT_QEMU_CACHE/ostree-$key
+    cache_touch "$dir"
     # In the background and waited for: a subshell on the left of `||` would run with errexit
     # off, and a failed step must not leave a directory marked done.
     (
@@ -155,11 +147,7 @@ ensure_ostree_build() {
         log "built $dir in $(cat "$dir/build-seconds") s"
     ) >&2 &
     wait $! || die "build of $dir failed"
-    local old
-    for old in "$PREROOT_QEMU_CACHE"/ostree-*; do
-        case $old in "$dir"|"$dir".*) continue ;; esac
-        [ -n "$(find "$old" -maxdepth 0 -mmin +60)" ] && rm_sysroot "$old"
-    done
+    cache_prune "$dir" "$PREROOT_QEMU_CACHE"/ostree-????????????????
     echo "$dir"
 }
 

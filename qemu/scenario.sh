@@ -7,12 +7,16 @@
 #   mbr-configdrive  (c) MBR disk, ext4 root, the same config drive, DMI naming no cloud
 #   ec2              (a)'s disk, DMI "Amazon EC2", no medium; 169.254.169.254:80 forwarded to
 #                    127.0.0.1:$META_PORT (the caller's metadata server)
+#   azure            (a)'s disk, Azure's DMI (chassis asset tag 7783-7084-3265-9085-8269-3286-77,
+#                    -smbios type=3), its provisioning medium (UDF, AZURE_OVF or the fixture's
+#                    ovf-env.xml) as a CD-ROM; IMDS (169.254.169.254:80) and the wire server
+#                    (168.63.129.16:80) forwarded to 127.0.0.1:$META_PORT and :$WIRE_PORT
 #   ostree           an ostree deployment (qemu/ostree.sh): the kernel, initramfs and kernel
 #                    arguments (ostree=) of its BLS entry, (a)'s config drive and DMI; VARIANT
 #                    does not apply
 # Env: VARIANT=preroot|nopreroot|cloudinit|preroot+EXTRA|preroot-fault (the guest and initramfs, see ensure_build in
 # lib.sh; default preroot), PREROOT_QEMU_CACHE, QEMU_ACCEL=kvm, QEMU_TIMEOUT (s, default 420), KARGS (extra kernel
-# arguments), DISK_SIZE (the overlay's size, default 3G: larger than the 1.5 GiB image), BOOTS
+# arguments), HOSTFWD (a host-to-guest forward, netdev_args in lib.sh), DISK_SIZE (the overlay's size, default 3G: larger than the 1.5 GiB image), BOOTS
 # (default 1: boots on the same disk, below), CONFIGDRIVE (an ISO instead of the build's, e.g.
 # from make_configdrive with CD_UUID / CD_USER_DATA).
 # Power cuts (tests/qemu_faults.rs): KILL_ON=REGEX SIGKILLs the first boot's QEMU when REGEX
@@ -40,6 +44,8 @@ else
     args=(-kernel "/boot/vmlinuz-$KVER" -initrd "$BUILD/initramfs.img")
     append=$(kernel_args "${KARGS:-}")
 fi
+# In use until the last boot is over (lib.sh cache_hold): its disk backs every boot's overlay.
+cache_hold "$BUILD"
 cdrom=""
 case $NAME in
     gpt-configdrive|mbr-configdrive|ostree)
@@ -51,6 +57,16 @@ case $NAME in
         [ "$table" = gpt ] && args+=(-smbios "type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova")
         cdrom=${CONFIGDRIVE:-$BUILD/configdrive.iso}
         args+=(-netdev "$(netdev_args)") ;;
+    azure)
+        [ -n "${META_PORT:-}" ] && [ -n "${WIRE_PORT:-}" ] ||
+            die "azure needs META_PORT and WIRE_PORT (the test's IMDS and wire server on 127.0.0.1)"
+        make_overlay "$BUILD/root-gpt.raw" "$OUT/disk.qcow2" "${DISK_SIZE:-3G}"
+        make_azure_medium "$OUT/ovf.iso" "${AZURE_OVF:-$REPO_DIR/tests/fixtures/platforms/azure/ovf-env.xml}"
+        cdrom=$OUT/ovf.iso
+        # Hyper-V's DMI as Azure VMs show it; the chassis asset tag is what says Azure.
+        args+=(-smbios "type=1,manufacturer=Microsoft Corporation,product=Virtual Machine"
+               -smbios "type=3,manufacturer=Microsoft Corporation,asset=7783-7084-3265-9085-8269-3286-77"
+               -netdev "$(netdev_args_azure "$META_PORT" "$WIRE_PORT")") ;;
     ec2)
         [ -n "${META_PORT:-}" ] || die "ec2 needs META_PORT (the metadata server on 127.0.0.1)"
         make_overlay "$BUILD/root-gpt.raw" "$OUT/disk.qcow2" "${DISK_SIZE:-3G}"

@@ -6,20 +6,26 @@
 //! 1. every boot: `bootcmd` and boothooks (vendor data first, then user data);
 //! 2. once per instance id (state in `var/lib/preroot/instances/ID/`, one marker per step in
 //!    `sem/`, so an interrupted run resumes and a started script never runs twice): new ssh
-//!    host keys (fingerprints printed), users and the default user (`useradd`), ssh keys
-//!    (keys already there stay), sudoers, passwords (SHA-512 crypt, `chpasswd -e`),
-//!    hostname, `write_files`, OpenStack injected files, Heat's `cfn-userdata`, scripts and
-//!    `runcmd` (output to `var/log/preroot-user-data.log`, exit status recorded).
+//!    host keys (fingerprints printed), users and the default user (`useradd`; `/etc/passwd`
+//!    and `/etc/group` streamed whole), ssh keys (keys already there stay), sudoers (each rule
+//!    checked, the file checked by the root's `visudo -c` before it is put into place),
+//!    passwords (SHA-512 crypt, `chpasswd -e`), hostname, `write_files` (`append` with
+//!    `O_APPEND`), OpenStack injected files, Heat's `cfn-userdata`, scripts and `runcmd`
+//!    (output to `var/log/preroot-user-data.log`, exit status recorded). On Azure, the ready
+//!    report to the wire server comes after the steps that make the machine usable (host
+//!    keys, users, passwords, hostname), once per instance
+//!    ([`crate::providers::azure::report`]; also after the cloud-init hand-off).
 //!
 //! Every program runs with a deadline, in a process group of its own (at the deadline the
 //! whole group is stopped: SIGTERM, a grace, SIGKILL; a program that exits by itself keeps
 //! its daemons), with a fixed environment, and — with `--root` — chrooted into the root
-//! (`chroot DIR ...`), never on the host. The cloud-init hand-off ([`write_handoff`]) is
-//! also written by the initramfs's sysroot phase ([`handoff_sysroot`]). Files go through [`RootDir`] (no
+//! (`chroot DIR ...`), never on the host. The cloud-init hand-off is [`crate::cloudinit`]'s,
+//! also written by the initramfs's sysroot phase. Files go through [`RootDir`] (no
 //! symlink followed). Passwords and user data are never logged. The decisions are in
 //! [`crate::userdata`] (pure); this module is the I/O. `/etc/preroot/preroot.conf` is read by
-//! [`Config::parse`] (docs/apply.md).
+//! [`crate::conf`] (docs/apply.md).
 
+use crate::conf::{Config, CONF};
 use crate::context::Context;
 use crate::output::RootDir;
 use crate::state::StateDir;
@@ -27,8 +33,7 @@ use crate::userdata::{self, Plan, Script, UserSpec};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// preroot's state in the root, per instance.
 pub const INSTANCES: &str = "var/lib/preroot/instances";
@@ -37,95 +42,10 @@ pub const CURRENT: &str = "var/lib/preroot/instance-id";
 pub const USER_DATA_LOG: &str = "var/log/preroot-user-data.log";
 pub const HEAT_DIR: &str = "var/lib/heat-cfntools";
 pub const HEAT_LOG: &str = "var/log/heat-provision.log";
-pub const CONF: &str = "etc/preroot/preroot.conf";
 /// This boot's outcome, in the state directory (`preroot status`).
 pub const STATUS_FILE: &str = "apply.json";
 const SUDOERS: &str = "etc/sudoers.d/90-preroot-users";
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// `/etc/preroot/preroot.conf`: `key = value` lines, `#` comments.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// `default_user`: who gets the instance's ssh keys and password [cloud-user].
-    pub default_user: String,
-    /// `default_user_groups`: comma-separated supplementary groups [none].
-    pub default_user_groups: Vec<String>,
-    /// `default_user_sudo`: a sudoers rule, or `none` [ALL=(ALL) NOPASSWD:ALL].
-    pub default_user_sudo: Option<String>,
-    /// `default_user_shell` [/bin/bash if the root has it, else /bin/sh].
-    pub default_user_shell: Option<String>,
-    /// `ssh_host_keys = regenerate|keep`: new host keys for a new instance [regenerate].
-    pub regenerate_host_keys: bool,
-    /// `script_timeout`: seconds each program may run before it is killed [1800].
-    pub script_timeout: Duration,
-    /// `handoff = cloud-init|none`: leave user data to cloud-init [detected: the root has
-    /// cloud-init, enabled] (see [`crate::cloudinit`]).
-    pub handoff: Option<String>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            default_user: "cloud-user".into(),
-            default_user_groups: Vec::new(),
-            default_user_sudo: Some("ALL=(ALL) NOPASSWD:ALL".into()),
-            default_user_shell: None,
-            regenerate_host_keys: true,
-            script_timeout: Duration::from_secs(1800),
-            handoff: None,
-        }
-    }
-}
-
-impl Config {
-    /// Parses the file; a bad line is reported and skipped, the rest still counts.
-    pub fn parse(text: &str) -> (Config, Vec<String>) {
-        let mut c = Config::default();
-        let mut problems = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let at = n.saturating_add(1);
-            let Some((key, value)) = line.split_once('=') else {
-                problems.push(format!("{CONF}:{at}: not key = value"));
-                continue;
-            };
-            let (key, value) = (key.trim(), value.trim());
-            match key {
-                "default_user" if userdata::valid_user_name(value) => c.default_user = value.into(),
-                "default_user_groups" => {
-                    c.default_user_groups = value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|g| !g.is_empty())
-                        .map(String::from)
-                        .collect()
-                }
-                "default_user_sudo" => {
-                    c.default_user_sudo =
-                        (value != "none" && !value.is_empty()).then(|| value.to_string())
-                }
-                "default_user_shell" if value.starts_with('/') => {
-                    c.default_user_shell = Some(value.into())
-                }
-                "ssh_host_keys" if value == "regenerate" || value == "keep" => {
-                    c.regenerate_host_keys = value == "regenerate"
-                }
-                "script_timeout" => match value.parse::<u64>() {
-                    Ok(s) if s > 0 => c.script_timeout = Duration::from_secs(s),
-                    _ => problems.push(format!("{CONF}:{at}: script_timeout {value:?}")),
-                },
-                "handoff" if value == "cloud-init" || value == "none" => {
-                    c.handoff = Some(value.to_string())
-                }
-                _ => problems.push(format!("{CONF}:{at}: {key} = {value:?} not understood")),
-            }
-        }
-        (c, problems)
-    }
-}
 
 /// One step's outcome, for the status file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,15 +78,36 @@ struct Exec {
 
 impl Exec {
     /// Runs `argv` with its output appended to `log` (else discarded), `stdin` fed to it, in
-    /// a process group of its own; at the deadline the whole group is stopped
-    /// ([`stop_group`]), so a script's background children die with it. A program that exits
-    /// by itself leaves its children running (daemons a script starts on purpose, as under
-    /// cloud-init). Returns the exit code (signals as 128 + N).
+    /// a process group of its own, with a fixed environment, chrooted into the root unless it
+    /// is `/`; at the deadline the whole group is stopped ([`crate::sys::spawn`]), so a
+    /// script's background children die with it. Returns the exit code (signals as 128 + N).
     fn run(&self, argv: &[&str], stdin: Option<&[u8]>, log: Option<&File>) -> Result<i32, String> {
+        use crate::sys::spawn::Sink;
+        let sink = log.map_or(Sink::Null, Sink::File);
+        self.run_to(argv, stdin, sink).map(|out| out.status())
+    }
+
+    /// Runs `argv` as [`Exec::run`] does, its output captured (at most `cap` bytes) rather than
+    /// given a file: a program the booted policy runs in a domain of its own (`ssh-keygen` in
+    /// `ssh_keygen_t`) may not write to preroot's files, but the pipe is preroot's to read.
+    fn capture(&self, argv: &[&str], cap: usize) -> Result<(i32, Vec<u8>), String> {
+        let out = self.run_to(argv, None, crate::sys::spawn::Sink::Capture { cap })?;
+        Ok((out.status(), out.stdout))
+    }
+
+    /// [`Exec::run`] with the output going to `output` (a log, nowhere, or captured).
+    fn run_to(
+        &self,
+        argv: &[&str],
+        stdin: Option<&[u8]>,
+        output: crate::sys::spawn::Sink,
+    ) -> Result<crate::sys::spawn::Output, String> {
+        use crate::sys::spawn::{self, Spec, Stdin};
         let Some((prog, args)) = argv.split_first() else {
             return Err("empty command".into());
         };
-        let mut cmd = if self.chroot {
+        let root = self.root.to_string_lossy();
+        let (path, args): (String, Vec<&str>) = if self.chroot {
             let chroot = [
                 "/usr/sbin/chroot",
                 "/usr/bin/chroot",
@@ -176,156 +117,149 @@ impl Exec {
             .into_iter()
             .find(|p| Path::new(p).exists())
             .ok_or("no chroot program on this system")?;
-            let mut c = Command::new(chroot);
-            c.arg(&self.root).arg(prog);
-            c
+            let mut all = vec![root.as_ref(), *prog];
+            all.extend_from_slice(args);
+            (chroot.to_string(), all)
         } else {
-            Command::new(prog)
+            let path = spawn::which(prog, PATH).ok_or_else(|| format!("{prog}: not found"))?;
+            (path, args.to_vec())
         };
-        use std::os::unix::process::CommandExt;
-        cmd.args(args)
-            .process_group(0)
-            .current_dir("/")
-            .env_clear()
-            .env("PATH", PATH)
-            .env("HOME", "/root")
-            .env("LANG", "C.UTF-8")
-            .env("INSTANCE_ID", &self.instance_id)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            });
-        match log {
-            Some(f) => {
-                let out = f.try_clone().map_err(|e| e.to_string())?;
-                let err = f.try_clone().map_err(|e| e.to_string())?;
-                cmd.stdout(out).stderr(err);
-            }
-            None => {
-                cmd.stdout(Stdio::null()).stderr(Stdio::null());
-            }
-        }
-        let mut child = cmd.spawn().map_err(|e| format!("{prog}: {e}"))?;
-        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            use std::io::Write;
-            // Small inputs (a chpasswd line): fits the pipe buffer, cannot block.
-            let _ = pipe.write_all(data);
-        }
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => {
-                    use std::os::unix::process::ExitStatusExt;
-                    return Ok(status
-                        .code()
-                        .or_else(|| status.signal().map(|s| s.saturating_add(128)))
-                        .unwrap_or(-1));
+        let path_env = format!("PATH={PATH}");
+        let id_env = format!("INSTANCE_ID={}", self.instance_id);
+        let env = [
+            path_env.as_str(),
+            "HOME=/root",
+            "LANG=C.UTF-8",
+            id_env.as_str(),
+        ];
+        let spec = Spec {
+            path: &path,
+            args: &args,
+            env: &env,
+            dir: Some("/"),
+            stdin: stdin.map_or(Stdin::Null, Stdin::Bytes),
+            output,
+            group: true,
+        };
+        let deadline = crate::deadline::Deadline::after(self.timeout);
+        let out = spawn::exec(&spec, deadline.instant()).map_err(|e| format!("{prog}: {e}"))?;
+        if out.timed_out {
+            return Err(format!(
+                "{prog}: killed with its process group after {} s (script_timeout){}",
+                self.timeout.as_secs(),
+                if out.survivors {
+                    "; some of it would not die"
+                } else {
+                    ""
                 }
-                Ok(None) if Instant::now() >= deadline => {
-                    let left = stop_group(&mut child);
-                    return Err(format!(
-                        "{prog}: killed with its process group after {} s (script_timeout){}",
-                        self.timeout.as_secs(),
-                        if left {
-                            "; some of it would not die"
-                        } else {
-                            ""
-                        }
-                    ));
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                Err(e) => return Err(format!("{prog}: {e}")),
-            }
+            ));
         }
+        Ok(out)
     }
-}
-
-/// How long a script's process group has between `SIGTERM` and `SIGKILL`.
-const GRACE: Duration = Duration::from_secs(2);
-/// How long to wait for killed processes to be gone before giving up.
-const KILL_WAIT: Duration = Duration::from_secs(2);
-
-/// Stops `child` and everything in its process group: `SIGTERM`, up to [`GRACE`] for them to
-/// end, then `SIGKILL`; reaps `child`. Processes that left the group (`setsid`) are not
-/// reached. Returns whether something was still in the group after [`KILL_WAIT`] (zombies
-/// their new parent has not reaped yet count).
-fn stop_group(child: &mut std::process::Child) -> bool {
-    use crate::sys::spawn::{signal_group, GroupSignal};
-    let pgid = child.id();
-    // Every wait below is bounded: `until` polls `done` until its deadline.
-    let until = |limit: Duration, child: &mut std::process::Child| -> bool {
-        let end = Instant::now() + limit;
-        let mut reaped = false;
-        loop {
-            reaped = reaped || matches!(child.try_wait(), Ok(Some(_)) | Err(_));
-            let empty = matches!(signal_group(pgid, GroupSignal::Probe), Ok(false) | Err(_));
-            if reaped && empty {
-                return true;
-            }
-            if Instant::now() >= end {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    if signal_group(pgid, GroupSignal::Terminate).is_err() {
-        let _ = child.kill();
-    }
-    if until(GRACE, child) {
-        return false;
-    }
-    log::warn!("apply: process group {pgid} still running after SIGTERM; SIGKILL");
-    if signal_group(pgid, GroupSignal::Kill).is_err() {
-        let _ = child.kill();
-    }
-    !until(KILL_WAIT, child)
 }
 
 /// A passwd entry: (uid, gid, home).
 pub fn passwd_entry(passwd: &str, name: &str) -> Option<(u32, u32, String)> {
-    passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        if f.next()? != name {
-            return None;
-        }
-        let _pw = f.next()?;
-        let uid = f.next()?.parse().ok()?;
-        let gid = f.next()?.parse().ok()?;
-        let _gecos = f.next()?;
-        let home = f.next()?.to_string();
-        Some((uid, gid, home))
-    })
+    passwd.lines().find_map(|l| passwd_line(l, name))
+}
+
+/// The (uid, gid, home) of `name` if `line` is its passwd line.
+pub fn passwd_line(line: &str, name: &str) -> Option<(u32, u32, String)> {
+    let mut f = line.split(':');
+    if f.next()? != name {
+        return None;
+    }
+    let _pw = f.next()?;
+    let uid = f.next()?.parse().ok()?;
+    let gid = f.next()?.parse().ok()?;
+    let _gecos = f.next()?;
+    let home = f.next()?.to_string();
+    Some((uid, gid, home))
 }
 
 /// A group's gid from `/etc/group` text.
 pub fn group_id(group: &str, name: &str) -> Option<u32> {
-    group.lines().find_map(|l| {
-        let mut f = l.split(':');
-        (f.next()? == name).then_some(())?;
-        f.next()?;
-        f.next()?.parse().ok()
-    })
+    group.lines().find_map(|l| group_line(l, name))
 }
 
-/// Existing `authorized_keys` plus the new keys not already in it, in order.
-pub fn merge_keys(existing: &str, keys: &[String]) -> String {
+/// The gid of `name` if `line` is its group line.
+pub fn group_line(line: &str, name: &str) -> Option<u32> {
+    let mut f = line.split(':');
+    (f.next()? == name).then_some(())?;
+    f.next()?;
+    f.next()?.parse().ok()
+}
+
+/// Longest line of an account file looked at; a longer one is read past, not kept.
+const ACCOUNT_LINE_MAX: u64 = 64 * 1024;
+
+/// The first `found(line)` of the lines `reader` streams, the file read to its end if need be
+/// (no cap on the file: a large `/etc/passwd` is still searched whole); lines over
+/// `ACCOUNT_LINE_MAX` are skipped.
+pub fn find_line<T>(
+    reader: impl std::io::Read,
+    mut found: impl FnMut(&str) -> Option<T>,
+) -> std::io::Result<Option<T>> {
+    use std::io::{BufRead, Read};
+    let mut reader = std::io::BufReader::new(reader);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader
+            .by_ref()
+            .take(ACCOUNT_LINE_MAX)
+            .read_until(b'\n', &mut line)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if line.last() != Some(&b'\n') && u64::try_from(n).unwrap_or(u64::MAX) >= ACCOUNT_LINE_MAX {
+            // Too long: read past the rest of it.
+            let mut rest = Vec::new();
+            while reader
+                .by_ref()
+                .take(ACCOUNT_LINE_MAX)
+                .read_until(b'\n', &mut rest)?
+                > 0
+            {
+                if rest.last() == Some(&b'\n') {
+                    break;
+                }
+                rest.clear();
+            }
+            continue;
+        }
+        let text = String::from_utf8_lossy(&line);
+        if let Some(t) = found(text.trim_end_matches(['\n', '\r'])) {
+            return Ok(Some(t));
+        }
+    }
+}
+
+/// Existing `authorized_keys` plus the new keys not already in it, in order, and the keys
+/// refused: one with a control character other than a tab inside (a newline would make it two lines of the
+/// file; the readers split such text into keys before it comes here).
+pub fn merge_keys(existing: &str, keys: &[String]) -> (String, Vec<String>) {
     let mut out = existing.to_string();
     if !out.is_empty() && !out.ends_with('\n') {
         out.push('\n');
     }
     let have: Vec<&str> = existing.lines().map(str::trim).collect();
     let mut added: Vec<&str> = Vec::new();
+    let mut refused = Vec::new();
     for k in keys {
         let k = k.trim();
-        if k.is_empty() || k.contains('\n') || have.contains(&k) || added.contains(&k) {
+        if k.chars().any(|c| c.is_control() && c != '\t') {
+            refused.push(k.to_string());
+            continue;
+        }
+        if k.is_empty() || have.contains(&k) || added.contains(&k) {
             continue;
         }
         out.push_str(k);
         out.push('\n');
         added.push(k);
     }
-    out
+    (out, refused)
 }
 
 /// A string safe as one path component of preroot's state (the instance id).
@@ -357,8 +291,9 @@ struct Applier<'a> {
 }
 
 impl Applier<'_> {
+    /// Records an error in the status (and the log), as one line.
     fn err(&mut self, what: impl Into<String>) {
-        let what = what.into();
+        let what = crate::text::one_line(&what.into());
         log::error!("apply: {what}");
         self.status.errors.push(what);
     }
@@ -387,13 +322,37 @@ impl Applier<'_> {
         }
     }
 
-    fn text(&self, rel: &str) -> String {
-        self.root
-            .read(rel)
-            .ok()
-            .flatten()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+    /// Gives what a program just made or replaced the labels of the root's policy
+    /// (`restorecon`'s rule: only what differs), recursively for a directory when
+    /// `recursive`: in the booted system the kernel labels new files by its own rules, which
+    /// do not always agree with file_contexts (an `ssh-keygen` run from here makes
+    /// `etc_t` host keys, not `sshd_key_t`), and under `--root` or with no policy loaded
+    /// they get none. Failures are counted by the root ([`RootDir::label_problems`]).
+    fn relabel(&mut self, paths: &[&str], recursive: bool) {
+        for rel in paths {
+            let n = self.root.relabel(rel, recursive);
+            if n > 0 {
+                log::info!("apply: SELinux: relabelled {n} under /{rel}");
+            }
+        }
+    }
+
+    /// The first `found(line)` of an account file (`etc/passwd`, `etc/group`), streamed to its
+    /// end whatever its size ([`find_line`]). `Err`: why it could not be read, so a caller
+    /// never takes "unreadable" for "not there".
+    fn account<T>(
+        &self,
+        rel: &str,
+        found: impl FnMut(&str) -> Option<T>,
+    ) -> Result<Option<T>, String> {
+        let file = self
+            .root
+            .open_read(rel)
+            .map_err(|e| format!("/{rel}: {e}"))?;
+        match file {
+            None => Ok(None),
+            Some(f) => find_line(f, found).map_err(|e| format!("/{rel}: {e}")),
+        }
     }
 
     fn log_file(&mut self, rel: &str) -> Option<File> {
@@ -477,10 +436,18 @@ impl Applier<'_> {
             Ok(c) => return self.err(format!("ssh-keygen -A: exit status {c}")),
             Err(e) => return self.err(format!("ssh-keygen -A: {e}")),
         }
-        // Fingerprints to the console (the unit's output), as cloud-init prints them.
+        let keys: Vec<String> = self
+            .root
+            .list("etc/ssh")
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(n, d)| !d && n.starts_with("ssh_host_"))
+            .map(|(n, _)| format!("etc/ssh/{n}"))
+            .collect();
+        self.relabel(&keys.iter().map(String::as_str).collect::<Vec<_>>(), false);
+        // Fingerprints to the console (the unit's output), as cloud-init prints them, and to
+        // a file of the instance's state.
         let fp = format!("{}/ssh-host-key-fingerprints", self.inst);
-        let _ = self.root.remove(&fp);
-        let log = self.log_file(&fp);
         let pubs: Vec<String> = self
             .root
             .list("etc/ssh")
@@ -489,16 +456,18 @@ impl Applier<'_> {
             .filter(|(n, d)| !d && n.starts_with("ssh_host_") && n.ends_with(".pub"))
             .map(|(n, _)| n)
             .collect();
+        let mut prints = String::new();
         for n in &pubs {
             let path = format!("/etc/ssh/{n}");
-            if let Err(e) = self
-                .exec
-                .run(&["ssh-keygen", "-l", "-f", &path], None, log.as_ref())
-            {
-                self.err(format!("ssh-keygen -l {path}: {e}"));
+            match self.exec.capture(&["ssh-keygen", "-l", "-f", &path], 4096) {
+                Ok((0, out)) => prints.push_str(&String::from_utf8_lossy(&out)),
+                Ok((c, _)) => self.err(format!("ssh-keygen -l {path}: exit status {c}")),
+                Err(e) => self.err(format!("ssh-keygen -l {path}: {e}")),
             }
         }
-        let prints = self.text(&fp);
+        if let Err(e) = self.root.write(&fp, prints.as_bytes(), 0o600) {
+            self.err(format!("{fp}: {e}"));
+        }
         println!("-----BEGIN SSH HOST KEY FINGERPRINTS-----");
         print!("{prints}");
         println!("-----END SSH HOST KEY FINGERPRINTS-----");
@@ -512,15 +481,29 @@ impl Applier<'_> {
     /// Makes sure `name` exists (`groupadd` missing groups, `useradd -m`); returns its
     /// (uid, gid, home).
     fn ensure_user(&mut self, name: &str, spec: &UserSpec) -> Option<(u32, u32, String)> {
-        if let Some(e) = passwd_entry(&self.text("etc/passwd"), name) {
-            return Some(e);
+        // Unreadable is not "absent": without knowing, useradd is not run.
+        match self.account("etc/passwd", |l| passwd_line(l, name)) {
+            Ok(Some(e)) => return Some(e),
+            Ok(None) => {}
+            Err(e) => {
+                self.err(format!("user {name}: cannot tell whether it exists: {e}"));
+                return None;
+            }
         }
-        let groups_text = self.text("etc/group");
         for g in &spec.groups {
-            if group_id(&groups_text, g).is_none() && userdata::valid_user_name(g) {
-                if let Err(e) = self.exec.run(&["groupadd", g], None, None) {
-                    self.err(format!("groupadd {g}: {e}"));
+            match self.account("etc/group", |l| group_line(l, g)) {
+                Ok(Some(_)) => {}
+                Ok(None) if userdata::valid_user_name(g) => {
+                    if let Err(e) = self.exec.run(&["groupadd", g], None, None) {
+                        self.err(format!("groupadd {g}: {e}"));
+                    }
+                    self.relabel(&["etc/group", "etc/gshadow"], false);
                 }
+                Ok(None) => self.err(format!(
+                    "user {name}: group \"{}\" is not a group name; not created",
+                    crate::text::show(g)
+                )),
+                Err(e) => self.err(format!("group {g}: cannot tell whether it exists: {e}")),
             }
         }
         let shell = spec
@@ -545,9 +528,33 @@ impl Applier<'_> {
             Ok(c) => self.err(format!("useradd {name}: exit status {c}")),
             Err(e) => self.err(format!("useradd {name}: {e}")),
         }
-        let entry = passwd_entry(&self.text("etc/passwd"), name);
-        if entry.is_none() {
-            self.err(format!("user {name}: not in /etc/passwd after useradd"));
+        let entry = match self.account("etc/passwd", |l| passwd_line(l, name)) {
+            Ok(Some(e)) => Some(e),
+            Ok(None) => {
+                self.err(format!("user {name}: not in /etc/passwd after useradd"));
+                None
+            }
+            Err(e) => {
+                self.err(format!("user {name}: after useradd: {e}"));
+                None
+            }
+        };
+        let files = [
+            "etc/passwd",
+            "etc/shadow",
+            "etc/group",
+            "etc/gshadow",
+            "etc/subuid",
+            "etc/subgid",
+        ];
+        self.relabel(&files, false);
+        // The home `useradd -m` made from /etc/skel, where the booted system sees it.
+        if let Some((_, _, home)) = &entry {
+            let home = home.trim_start_matches('/');
+            if !home.is_empty() {
+                let home = self.resolve_parent(home);
+                self.relabel(&[home.as_str()], true);
+            }
         }
         entry
     }
@@ -567,7 +574,7 @@ impl Applier<'_> {
         let home = self.resolve_parent(home);
         let ssh = format!("{home}/.ssh");
         let file = format!("{ssh}/authorized_keys");
-        let result = (|| -> std::io::Result<()> {
+        let result = (|| -> std::io::Result<Vec<String>> {
             self.root.mkdir(&ssh, 0o700)?;
             self.root.set_owner_mode(&ssh, None, Some((*uid, *gid)))?;
             let existing = self
@@ -575,15 +582,26 @@ impl Applier<'_> {
                 .read(&file)?
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
-            self.root
-                .write(&file, merge_keys(&existing, keys).as_bytes(), 0o600)?;
-            self.root.set_owner_mode(&file, None, Some((*uid, *gid)))
+            let (merged, refused) = merge_keys(&existing, keys);
+            self.root.write(&file, merged.as_bytes(), 0o600)?;
+            self.root.set_owner_mode(&file, None, Some((*uid, *gid)))?;
+            Ok(refused)
         })();
         match result {
-            Ok(()) => self.step(
-                &format!("ssh-keys {name}"),
-                format!("{} keys offered", keys.len()),
-            ),
+            Ok(refused) => {
+                for k in &refused {
+                    self.err(format!(
+                        "ssh key for {name} \"{}\" refused: it holds a control character",
+                        crate::text::show(k)
+                    ));
+                }
+                let offered = keys.len().saturating_sub(refused.len());
+                let outcome = match refused.len() {
+                    0 => format!("{offered} keys offered"),
+                    n => format!("{offered} keys offered, {n} refused"),
+                };
+                self.step(&format!("ssh-keys {name}"), outcome);
+            }
             Err(e) => self.err(format!("{file}: {e}")),
         }
     }
@@ -592,7 +610,7 @@ impl Applier<'_> {
         if self.done("users") {
             return;
         }
-        let default = self.conf.default_user.clone();
+        let default = self.default_user();
         let mut default_keys: Vec<String> = self.ctx.ssh_keys.clone();
         let mut specs: Vec<UserSpec> = Vec::new();
         for p in plans {
@@ -617,28 +635,75 @@ impl Applier<'_> {
             if let Some(entry) = self.ensure_user(&default, &spec) {
                 self.authorize(&default, &entry, &default_keys);
             }
-            for rule in &spec.sudo {
-                sudoers.push_str(&format!("{default} {rule}\n"));
-            }
+            self.sudo_rules(&mut sudoers, &default, &spec.sudo);
         }
         for spec in specs.iter().filter(|s| s.name.is_some()) {
             let name = spec.name.clone().unwrap_or_default();
             if let Some(entry) = self.ensure_user(&name, spec) {
                 self.authorize(&name, &entry, &spec.ssh_keys);
             }
-            for rule in &spec.sudo {
-                if !rule.contains('\n') {
-                    sudoers.push_str(&format!("{name} {rule}\n"));
-                }
-            }
+            self.sudo_rules(&mut sudoers, &name, &spec.sudo);
         }
         if !sudoers.is_empty() {
             let body = format!("# Written by preroot apply (cloud-config users)\n{sudoers}");
-            if let Err(e) = self.root.write(SUDOERS, body.as_bytes(), 0o440) {
-                self.err(format!("{SUDOERS}: {e}"));
-            }
+            self.write_sudoers(&body);
         }
         self.mark("users", "done");
+    }
+
+    /// Adds `user`'s rules to the sudoers text, each checked first ([`crate::valid::sudo_rule`]:
+    /// a newline or a trailing backslash would run into the next user's line).
+    fn sudo_rules(&mut self, sudoers: &mut String, user: &str, rules: &[String]) {
+        for rule in rules {
+            match crate::valid::sudo_rule(rule) {
+                Ok(()) => sudoers.push_str(&format!("{user} {rule}\n")),
+                Err(why) => self.err(format!("user {user}: {why}; not written")),
+            }
+        }
+    }
+
+    /// Puts the sudoers drop-in into place only once it is known to parse: checked by the
+    /// root's own `visudo -c` (on a copy beside it whose name has a `.`, which sudo's
+    /// `#includedir` never reads), or, in a root without visudo, by the rule checks alone.
+    /// A file visudo refuses is not written: a broken drop-in breaks sudo for everyone.
+    fn write_sudoers(&mut self, body: &str) {
+        const CHECK: &str = "etc/sudoers.d/.90-preroot-users.check";
+        let visudo = [
+            "usr/sbin/visudo",
+            "usr/bin/visudo",
+            "sbin/visudo",
+            "bin/visudo",
+        ]
+        .into_iter()
+        .any(|p| self.root.exists(p));
+        if visudo {
+            if let Err(e) = self.root.write(CHECK, body.as_bytes(), 0o440) {
+                return self.err(format!("{CHECK}: {e}"));
+            }
+            let check = format!("/{CHECK}");
+            let sink = crate::sys::spawn::Sink::Capture { cap: 4096 };
+            let verdict = self
+                .exec
+                .run_to(&["visudo", "-c", "-q", "-f", &check], None, sink);
+            let _ = self.root.remove(CHECK);
+            match verdict {
+                Ok(out) if out.status() == 0 => {}
+                Ok(out) => {
+                    let said = [out.stderr.as_slice(), out.stdout.as_slice()].concat();
+                    let said = String::from_utf8_lossy(&said);
+                    let first = said.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                    return self.err(format!(
+                        "/{SUDOERS}: visudo -c refused it (exit {}: \"{}\"); not written",
+                        out.status(),
+                        crate::text::show(first.trim())
+                    ));
+                }
+                Err(e) => return self.err(format!("/{SUDOERS}: visudo -c: {e}; not written")),
+            }
+        }
+        if let Err(e) = self.root.write(SUDOERS, body.as_bytes(), 0o440) {
+            self.err(format!("{SUDOERS}: {e}"));
+        }
     }
 
     fn passwords(&mut self, plans: &[&Plan]) {
@@ -647,7 +712,7 @@ impl Applier<'_> {
         }
         let mut list: Vec<userdata::Password> = Vec::new();
         if let Some(secret) = &self.ctx.password {
-            match std::fs::read(&secret.path) {
+            match crate::state::read_secret(&secret.path) {
                 Ok(bytes) => {
                     let value = String::from_utf8_lossy(&bytes).trim_end().to_string();
                     let crypted = self.ctx.extra.get("password_kind").and_then(|v| v.as_str())
@@ -658,7 +723,7 @@ impl Applier<'_> {
                         value,
                     });
                 }
-                Err(e) => self.err(format!("{}: {e}", secret.path)),
+                Err(e) => self.err(e),
             }
         }
         for p in plans {
@@ -666,13 +731,18 @@ impl Applier<'_> {
         }
         let mut set = 0usize;
         for pw in &list {
-            let user = pw
-                .user
-                .clone()
-                .unwrap_or_else(|| self.conf.default_user.clone());
-            if !userdata::valid_user_name(&user) || pw.value.contains(['\n', ':']) && !pw.hashed {
+            let user = pw.user.clone().unwrap_or_else(|| self.default_user());
+            if !userdata::valid_user_name(&user) {
                 self.err(format!(
-                    "password for {user:?}: refused (bad user name or value)"
+                    "password for \"{}\" refused: not a user name",
+                    crate::text::show(&user)
+                ));
+                continue;
+            }
+            // The value itself is a secret: only the rule is said.
+            if pw.value.contains(['\n', ':']) && !pw.hashed {
+                self.err(format!(
+                    "password for {user} refused: it holds a newline or ':' (chpasswd reads USER:PASSWORD lines)"
                 ));
                 continue;
             }
@@ -702,6 +772,7 @@ impl Applier<'_> {
             }
         }
         if !list.is_empty() {
+            self.relabel(&["etc/shadow"], false);
             self.step("passwords", format!("{set} of {} set", list.len()));
         }
         self.mark("passwords", "done");
@@ -731,16 +802,25 @@ impl Applier<'_> {
         self.mark("hostname", "done");
     }
 
-    fn owner(&self, spec: &str) -> Option<(u32, u32)> {
+    /// The (uid, gid) of `user[:group]` (names or numbers); `Err`: unknown, or why the
+    /// account files could not be read.
+    fn owner(&self, spec: &str) -> Result<(u32, u32), String> {
         let (u, g) = spec.split_once(':').unwrap_or((spec, spec));
-        let passwd = self.text("etc/passwd");
-        let group = self.text("etc/group");
-        let uid = u
-            .parse()
-            .ok()
-            .or_else(|| passwd_entry(&passwd, u).map(|e| e.0))?;
-        let gid = g.parse().ok().or_else(|| group_id(&group, g))?;
-        Some((uid, gid))
+        let uid = match u.parse() {
+            Ok(uid) => Some(uid),
+            Err(_) => self.account("etc/passwd", |l| passwd_line(l, u).map(|e| e.0))?,
+        };
+        let gid = match g.parse() {
+            Ok(gid) => Some(gid),
+            Err(_) => self.account("etc/group", |l| group_line(l, g))?,
+        };
+        match (uid, gid) {
+            (Some(uid), Some(gid)) => Ok((uid, gid)),
+            _ => Err(format!(
+                "owner \"{}\" unknown (no such user or group in the root)",
+                crate::text::show(spec)
+            )),
+        }
     }
 
     /// `rel` with the symlinks of its directory resolved the way the booted system would,
@@ -766,48 +846,76 @@ impl Applier<'_> {
             .iter()
             .flat_map(|p| p.write_files.iter().cloned())
             .collect();
+        let mut written = 0usize;
         for f in &files {
             let f = &userdata::WriteFile {
                 path: self.resolve_parent(&f.path),
                 ..f.clone()
             };
-            let mut data = Vec::new();
-            if f.append {
-                data = self.root.read(&f.path).ok().flatten().unwrap_or_default();
-            }
-            data.extend_from_slice(&f.content);
-            if let Err(e) = self.root.write(&f.path, &data, f.mode) {
+            let put = if f.append {
+                self.append(&f.path, &f.content, f.mode)
+            } else {
+                self.root.write(&f.path, &f.content, f.mode).map(|_| ())
+            };
+            if let Err(e) = put {
                 self.err(format!("write_files /{}: {e}", f.path));
                 continue;
             }
+            written = written.saturating_add(1);
             if let Some(spec) = &f.owner {
                 match self.owner(spec) {
-                    Some(o) => {
+                    Ok(o) => {
                         if let Err(e) = self.root.set_owner_mode(&f.path, None, Some(o)) {
                             self.err(format!("write_files /{}: {e}", f.path));
                         }
                     }
-                    None => self.err(format!("write_files /{}: owner {spec:?} unknown", f.path)),
+                    Err(why) => self.err(format!("write_files /{}: {why}", f.path)),
                 }
             }
         }
         // OpenStack's injected ("personality") files.
         for f in &self.ctx.files {
             let rel = self.resolve_parent(f.path.trim_start_matches('/'));
-            match std::fs::read(&f.content.path) {
-                Ok(data) => {
-                    if let Err(e) = self.root.write(&rel, &data, 0o644) {
-                        self.err(format!("injected file {}: {e}", f.path));
-                    }
-                }
-                Err(e) => self.err(format!("{}: {e}", f.content.path)),
+            match crate::state::read_secret(&f.content.path) {
+                Ok(data) => match self.root.write(&rel, &data, 0o644) {
+                    Ok(_) => written = written.saturating_add(1),
+                    Err(e) => self.err(format!("injected file {}: {e}", f.path)),
+                },
+                Err(e) => self.err(e),
             }
         }
-        let n = files.len().saturating_add(self.ctx.files.len());
+        // What was asked and what was written: entries refused when the user data was read
+        // count too.
+        let refused = plans
+            .iter()
+            .fold(0usize, |n, p| n.saturating_add(p.write_files_refused));
+        let n = files
+            .len()
+            .saturating_add(self.ctx.files.len())
+            .saturating_add(refused);
         if n > 0 {
-            self.step("write-files", format!("{n} files"));
+            let outcome = if written == n {
+                format!("{n} files written")
+            } else {
+                format!(
+                    "{written} of {n} files written, {} refused (see errors)",
+                    n.saturating_sub(written)
+                )
+            };
+            self.step("write-files", outcome);
         }
         self.mark("write-files", "done");
+    }
+
+    /// `write_files` with `append: true`: `content` added to the end of `rel` (created with
+    /// `mode` if missing), never read back whole, so a file of any size is appended to and
+    /// never replaced; then `mode` set, as cloud-init does. A link there is an error.
+    fn append(&self, rel: &str, content: &[u8], mode: u32) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut file = self.root.open_append(rel, mode)?;
+        file.write_all(content)?;
+        file.sync_all()?;
+        self.root.set_owner_mode(rel, Some(mode), None)
     }
 
     /// Heat's contract: the parts in /var/lib/heat-cfntools (0700), then `cfn-userdata` run
@@ -858,19 +966,118 @@ impl Applier<'_> {
         }
     }
 
+    /// The once-per-instance steps, in order. Azure's ready report comes after the steps that
+    /// make the machine usable (host keys, users, passwords, hostname) and judges their
+    /// errors; user data's files and scripts are the user's work and come after it.
+    fn instance_steps(&mut self, plans: &[&Plan], id: &str) {
+        let _ = self
+            .root
+            .write(CURRENT, format!("{id}\n").as_bytes(), 0o644);
+        let before = self.status.errors.len();
+        self.host_keys();
+        self.users(plans);
+        self.passwords(plans);
+        self.hostname(plans);
+        let provisioning = self
+            .status
+            .errors
+            .get(before..)
+            .unwrap_or_default()
+            .to_vec();
+        self.ready_report(Some(&provisioning));
+        self.write_files(plans);
+        self.heat(plans);
+        self.scripts(plans);
+        let done = format!("{}/done", self.inst);
+        if let Err(e) = self.root.write(&done, b"", 0o644) {
+            self.err(format!("{done}: {e}"));
+        }
+    }
+
+    /// Azure's ready report ([`crate::providers::azure::report`]), when the context names a
+    /// wire server, until one is taken for this instance (then recorded in `sem/`):
+    /// `NotReady` if the context or `provisioning` (the errors of the provisioning steps:
+    /// this run's, kept in the instance's state, or with `None` those an earlier boot kept)
+    /// holds an error, else `Ready`. Bounded by its own deadline.
+    fn ready_report(&mut self, provisioning: Option<&[String]>) {
+        use crate::providers::azure::report;
+        const STEP: &str = "azure-ready";
+        let Some(endpoint) = report::endpoint(self.ctx) else {
+            return;
+        };
+        if self.done(STEP) {
+            return;
+        }
+        // The instance directory is 0700 (after a hand-off it may not exist yet).
+        if let Err(e) = self.root.mkdir(&self.inst, 0o700) {
+            return self.err(format!("{}: {e}", self.inst));
+        }
+        let kept = format!("{}/azure-provisioning-errors.json", self.inst);
+        let provisioning = match provisioning {
+            Some(errors) => {
+                let json = serde_json::to_vec(errors).unwrap_or_default();
+                if let Err(e) = self.root.write(&kept, &json, 0o600) {
+                    self.err(format!("{kept}: {e}"));
+                }
+                errors.to_vec()
+            }
+            None => self
+                .root
+                .read(&kept)
+                .ok()
+                .flatten()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default(),
+        };
+        if report::preprovisioned(self.ctx) {
+            self.step(
+                STEP,
+                "a pre-provisioned pool VM: not reported (not supported)",
+            );
+            return;
+        }
+        let url = match endpoint {
+            Ok(u) => u,
+            Err(e) => return self.err(format!("azure wire server: {e}")),
+        };
+        let health = report::health(self.ctx, &provisioning);
+        let deadline = crate::deadline::Deadline::after(report::REPORT_TIMEOUT);
+        match report::send(&url, health.clone(), deadline)
+            .and_then(|o| report::describe(&o, &health))
+        {
+            Ok(note) => {
+                self.step(STEP, note.clone());
+                self.mark(STEP, &note);
+            }
+            Err(e) => self.err(format!("azure ready report to {url}: {e}")),
+        }
+    }
+
+    /// Who gets the instance's keys and password: the platform's user (Azure's `UserName`)
+    /// when it gave a valid one, else preroot.conf's `default_user`.
+    fn default_user(&self) -> String {
+        self.ctx
+            .user
+            .clone()
+            .filter(|u| userdata::valid_user_name(u))
+            .unwrap_or_else(|| self.conf.default_user.clone())
+    }
+
     fn scripts(&mut self, plans: &[&Plan]) {
         let dir = format!("{}/scripts", self.inst);
         for script in plans.iter().flat_map(|p| p.scripts.iter()) {
             let step = format!("script {}", script.name);
-            if let Some(prev) = self
-                .root
-                .read(&self.sem(&step))
-                .ok()
-                .flatten()
-                .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-            {
-                if prev == "started" {
-                    log::warn!("apply: {step} started at an earlier boot and did not finish; not run again");
+            // The marker's existence decides: one that cannot be read (a link, damage) still
+            // says the script ran, so it never runs twice.
+            if self.done(&step) {
+                let prev = self.root.read(&self.sem(&step)).ok().flatten();
+                let prev = prev.map(|b| String::from_utf8_lossy(&b).trim().to_string());
+                match prev.as_deref() {
+                    Some("started") => log::warn!(
+                        "apply: {step} started at an earlier boot and did not finish; not run again"
+                    ),
+                    None => log::warn!("apply: {step}: its marker is unreadable; taken as run"),
+                    Some(_) => {}
                 }
                 continue;
             }
@@ -892,111 +1099,54 @@ fn save_status(state: &StateDir, status: &Status) {
     }
 }
 
-/// Reads a secret payload the context references, or nothing.
-fn payload(secret: Option<&crate::context::SecretFile>, errors: &mut Vec<String>) -> Vec<u8> {
-    let Some(s) = secret else {
-        return Vec::new();
+/// The root to apply to, made absolute (every program runs as `chroot ROOT ...` from `/`,
+/// where a relative ROOT names something else: each failed with exit status 125), and opened;
+/// with the kernel command line that applies to it (the running kernel's when the root is
+/// `/`, else none). The root carries the labels of its own SELinux policy unless
+/// `--no-labels` (`labels` false) or `preroot.selinux=0` (docs/selinux.md); a policy that
+/// cannot be read is one error in `errors`, and the root is written unlabelled.
+fn open_root(
+    target: Option<&Path>,
+    labels: bool,
+    errors: &mut Vec<String>,
+) -> Result<(PathBuf, RootDir, crate::cmdline::Cmdline), String> {
+    let path = match target {
+        Some(t) => std::path::absolute(t).map_err(|e| format!("--root {}: {e}", t.display()))?,
+        None => PathBuf::from("/"),
     };
-    match std::fs::read(&s.path) {
-        Ok(b) => b,
-        Err(e) => {
-            errors.push(format!("{}: {e}", s.path));
-            Vec::new()
-        }
-    }
-}
-
-/// Vendor data as cloud-init takes it: OpenStack's `vendor_data.json` is JSON whose
-/// `cloud-init` member (a string) is the payload; anything else is the payload itself.
-pub fn vendor_payload(data: &[u8]) -> Vec<u8> {
-    if crate::context::detect_payload_type(data) != crate::context::PayloadType::Json {
-        return data.to_vec();
-    }
-    match serde_json::from_slice::<serde_json::Value>(data) {
-        Ok(v) => v
-            .get("cloud-init")
-            .and_then(|c| c.as_str())
-            .map(|s| s.as_bytes().to_vec())
-            .unwrap_or_default(),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// Is the cloud-init hand-off wanted for `root`? `cmdline` is the kernel command line text
-/// (`preroot.handoff=`), `conf` the root's preroot.conf; detected when the root has
-/// cloud-init, enabled ([`crate::cloudinit::wanted`]).
-pub fn handoff_wanted(root: &RootDir, conf: &Config, cmdline: &str) -> bool {
-    let installed =
-        root.exists("usr/bin/cloud-init") && !root.exists("etc/cloud/cloud-init.disabled");
-    crate::cloudinit::wanted(
-        crate::cloudinit::cmdline_value(cmdline),
-        conf.handoff.as_deref(),
-        installed,
-    )
-}
-
-/// Writes the cloud-init hand-off (NoCloud seed and drop-in, [`crate::cloudinit::seed`]) for
-/// `ctx` into `root`. Returns the problems, one line each (unreadable secrets, failed
-/// writes); what could be written is.
-pub fn write_handoff(root: &RootDir, ctx: &Context) -> Vec<String> {
-    let mut errors = Vec::new();
-    let user = payload(ctx.user_data.as_ref(), &mut errors);
-    let vendor = vendor_payload(&payload(ctx.vendor_data.as_ref(), &mut errors));
-    for (rel, data, mode) in crate::cloudinit::seed(ctx, &user, &vendor) {
-        if let Err(e) = root.write(&rel, &data, mode) {
-            errors.push(format!("{rel}: {e}"));
-        }
-    }
-    errors
-}
-
-/// The sysroot phase's part of the hand-off: cloud-init's generator (`ds-identify`) and its
-/// local stage run long before `preroot-apply.service` (which waits for the network), and
-/// ds-identify's choice of datasource overrides `/etc/cloud/cloud.cfg.d`. So the seed and
-/// the drop-in must be in the root before it boots: written here, from the initramfs, into
-/// the root at `target`. Returns a one-line summary, `None` when no hand-off is wanted.
-pub fn handoff_sysroot(ctx: &mut Context, target: &Path, cmdline: &str) -> Option<String> {
-    let root = match RootDir::open(target) {
-        Ok(r) => r,
-        Err(e) => {
-            ctx.error("handoff", &target.display().to_string(), e.to_string());
-            return None;
-        }
+    let cmdline = if path == Path::new("/") {
+        // As run::read_cmdline reads it (a larger file is not a command line).
+        let text = crate::output::read_file(Path::new("/proc/cmdline"), 1 << 20)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        crate::cmdline::parse(&text)
+    } else {
+        crate::cmdline::Cmdline::default()
     };
-    let (conf, _) = match root.read(CONF) {
-        Ok(Some(b)) => Config::parse(&String::from_utf8_lossy(&b)),
-        _ => (Config::default(), Vec::new()),
-    };
-    if !handoff_wanted(&root, &conf, cmdline) {
-        return None;
+    let labels = labels && cmdline.selinux != Some(false);
+    let (root, problem) = RootDir::open_labelled(&path, labels).map_err(|e| e.to_string())?;
+    if let Some(p) = problem {
+        log::error!("apply: {p}");
+        errors.push(p);
     }
-    let errors = write_handoff(&root, ctx);
-    for e in &errors {
-        ctx.error("handoff", crate::cloudinit::SEED_DIR, e.clone());
-    }
-    let summary = format!(
-        "cloud-init hand-off: NoCloud seed in /{} and /{}{}",
-        crate::cloudinit::SEED_DIR,
-        crate::cloudinit::DROPIN,
-        if errors.is_empty() {
-            ""
-        } else {
-            " (with errors)"
-        }
-    );
-    log::info!("sysroot: {summary}");
-    Some(summary)
+    Ok((path, root, cmdline))
 }
 
 /// `preroot apply [--root DIR]`: returns the exit status (0 done, 1 something failed).
-pub fn apply(state: &StateDir, target: Option<&Path>) -> i32 {
+pub fn apply(state: &StateDir, target: Option<&Path>, labels: bool) -> i32 {
     let mut status = Status {
         stage: "running".into(),
         ..Status::default()
     };
     save_status(state, &status);
-    let ctx = match crate::run::load(state) {
-        Ok(c) => c,
+    let mut label_errors = Vec::new();
+    let opened = crate::state::load_context(state).and_then(|ctx| {
+        open_root(target, labels, &mut label_errors)
+            .map(|(path, root, cmdline)| (ctx, path, root, cmdline))
+    });
+    status.errors.append(&mut label_errors);
+    let (ctx, root_path, root, cmdline) = match opened {
+        Ok(all) => all,
         Err(e) => {
             status.stage = "done".into();
             status.errors.push(e.clone());
@@ -1005,30 +1155,20 @@ pub fn apply(state: &StateDir, target: Option<&Path>) -> i32 {
             return 1;
         }
     };
-    let root_path = target.unwrap_or(Path::new("/")).to_path_buf();
-    let root = match RootDir::open(&root_path) {
-        Ok(r) => r,
-        Err(e) => {
-            status.stage = "done".into();
-            status.errors.push(e.to_string());
-            save_status(state, &status);
-            eprintln!("preroot: {e}");
-            return 1;
-        }
-    };
+    let chroot = root_path != Path::new("/");
     let (conf, conf_problems) = match root.read(CONF) {
         Ok(Some(b)) => Config::parse(&String::from_utf8_lossy(&b)),
         Ok(None) => (Config::default(), Vec::new()),
         Err(e) => (Config::default(), vec![format!("{CONF}: {e}")]),
     };
-    status.errors.extend(conf_problems);
+    let line = |e: &String| crate::text::one_line(e);
+    status.errors.extend(conf_problems.iter().map(line));
     let id = ctx
         .instance_id
         .clone()
         .unwrap_or_else(|| "no-instance-id".into());
     status.instance_id = ctx.instance_id.clone();
     let inst = format!("{INSTANCES}/{}", component(&id));
-    let chroot = root_path != Path::new("/");
     let exec = Exec {
         root: root_path.clone(),
         chroot,
@@ -1036,9 +1176,15 @@ pub fn apply(state: &StateDir, target: Option<&Path>) -> i32 {
         instance_id: id.clone(),
     };
     let mut errors = Vec::new();
-    let user = payload(ctx.user_data.as_ref(), &mut errors);
-    let vendor = vendor_payload(&payload(ctx.vendor_data.as_ref(), &mut errors));
-    let vendor2 = vendor_payload(&payload(ctx.vendor_data2.as_ref(), &mut errors));
+    let user = crate::state::read_payload(ctx.user_data.as_ref(), &mut errors);
+    let vendor = userdata::vendor_payload(&crate::state::read_payload(
+        ctx.vendor_data.as_ref(),
+        &mut errors,
+    ));
+    let vendor2 = userdata::vendor_payload(&crate::state::read_payload(
+        ctx.vendor_data2.as_ref(),
+        &mut errors,
+    ));
     let user_plan = userdata::plan(&user, "user-data");
     let (vendor_plan, vendor2_plan) = if user_plan.vendor_data_disabled {
         (Plan::default(), Plan::default())
@@ -1048,12 +1194,12 @@ pub fn apply(state: &StateDir, target: Option<&Path>) -> i32 {
             userdata::plan(&vendor2, "vendor-data2"),
         )
     };
-    status.errors.extend(errors);
+    status.errors.extend(errors.iter().map(line));
     let plans = [&vendor_plan, &vendor2_plan, &user_plan];
     let base_errors = status.errors.len();
     for p in plans {
-        status.ignored.extend(p.ignored.iter().cloned());
-        status.errors.extend(p.problems.iter().cloned());
+        status.ignored.extend(p.ignored.iter().map(line));
+        status.errors.extend(p.problems.iter().map(line));
     }
     for i in &status.ignored {
         log::warn!("apply: not applied: {i}");
@@ -1066,16 +1212,11 @@ pub fn apply(state: &StateDir, target: Option<&Path>) -> i32 {
         status,
         ctx: &ctx,
     };
-    let cmdline = if chroot {
-        String::new()
-    } else {
-        std::fs::read_to_string("/proc/cmdline").unwrap_or_default()
-    };
-    if handoff_wanted(&a.root, &a.conf, &cmdline) {
+    if crate::cloudinit::wanted_for(&a.root, &a.conf, cmdline.handoff.as_deref()) {
         // Normally already written by the sysroot phase ([`handoff_sysroot`]); written again
         // (unchanged files are left alone) for roots that booted without it.
         a.status.errors.truncate(base_errors);
-        for e in write_handoff(&a.root, &ctx) {
+        for e in crate::cloudinit::write(&a.root, &ctx) {
             a.err(e);
         }
         a.step(
@@ -1085,10 +1226,20 @@ pub fn apply(state: &StateDir, target: Option<&Path>) -> i32 {
                 crate::cloudinit::SEED_DIR
             ),
         );
+        let handoff_errors = a
+            .status
+            .errors
+            .get(base_errors..)
+            .unwrap_or_default()
+            .to_vec();
         // cloud-init applies user data, keys and users itself: what preroot's reading of
         // user data found does not apply.
         a.status.ignored.clear();
         a.status.errors.truncate(base_errors);
+        a.ready_report(Some(&handoff_errors));
+        if let Some(p) = a.root.label_problems() {
+            a.err(p);
+        }
         a.status.stage = "done".into();
         save_status(state, &a.status);
         return i32::from(!a.status.errors.is_empty());
@@ -1104,21 +1255,16 @@ pub fn apply(state: &StateDir, target: Option<&Path>) -> i32 {
     let new_instance = !a.root.exists(&format!("{}/done", a.inst));
     a.status.new_instance = new_instance;
     if new_instance {
-        let _ = a.root.write(CURRENT, format!("{id}\n").as_bytes(), 0o644);
-        a.host_keys();
-        a.users(&plans);
-        a.passwords(&plans);
-        a.hostname(&plans);
-        a.write_files(&plans);
-        a.heat(&plans);
-        a.scripts(&plans);
-        let done = format!("{}/done", a.inst);
-        if let Err(e) = a.root.write(&done, b"", 0o644) {
-            a.err(format!("{done}: {e}"));
-        }
+        a.instance_steps(&plans, &id);
     } else {
         log::info!("apply: instance {id} already applied; only boot commands ran");
         a.step("instance", "already applied; only boot commands ran");
+        // A ready report no wire server took at an earlier boot is tried again, judging
+        // the provisioning errors that boot recorded.
+        a.ready_report(None);
+    }
+    if let Some(p) = a.root.label_problems() {
+        a.err(p);
     }
     a.status.stage = "done".into();
     let status = a.status;
@@ -1138,20 +1284,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config() {
-        let (c, p) = Config::parse(
-            "# comment\ndefault_user = debian\ndefault_user_groups = adm, sudo\n\
-             default_user_sudo = none\nssh_host_keys = keep\nscript_timeout = 5\nbogus\nx = y\n",
-        );
-        assert_eq!(c.default_user, "debian");
-        assert_eq!(c.default_user_groups, ["adm", "sudo"]);
-        assert_eq!(c.default_user_sudo, None);
-        assert!(!c.regenerate_host_keys);
-        assert_eq!(c.script_timeout, Duration::from_secs(5));
-        assert_eq!(p.len(), 2, "{p:?}");
-    }
-
-    #[test]
     fn pure_helpers() {
         let passwd = "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1001::/home/alice:/bin/sh\n";
         assert_eq!(
@@ -1165,12 +1297,29 @@ mod tests {
                 "ssh-rsa OLD\n",
                 &["ssh-rsa OLD".into(), "ssh-ed25519 NEW".into()]
             ),
-            "ssh-rsa OLD\nssh-ed25519 NEW\n"
+            ("ssh-rsa OLD\nssh-ed25519 NEW\n".to_string(), vec![])
         );
-        assert_eq!(merge_keys("", &["a\nb".into()]), "");
+        assert_eq!(
+            merge_keys("", &["a\nb".into(), "ssh-rsa\tK c".into()]),
+            ("ssh-rsa\tK c\n".to_string(), vec!["a\nb".to_string()]),
+            "refused by name, never dropped silently"
+        );
         assert_eq!(component("i-123/../x"), "i-123_.._x");
+        // Issue 16 item 18: streamed, no cap on the file; overlong lines read past.
+        let big = format!(
+            "{}{}\nalice:x:1000:1001::/home/alice:/bin/sh\n",
+            "u:x:1:1::/:/bin/sh\n".repeat(100_000),
+            "y".repeat(200_000)
+        );
+        assert!(big.len() > 2 << 20);
+        assert_eq!(
+            find_line(big.as_bytes(), |l| passwd_line(l, "alice")).unwrap(),
+            Some((1000, 1001, "/home/alice".into()))
+        );
+        assert_eq!(
+            find_line(big.as_bytes(), |l| passwd_line(l, "bob")).unwrap(),
+            None
+        );
         assert_eq!(component(".."), "_");
-        assert_eq!(vendor_payload(br#"{"cloud-init": "yes"}"#), b"yes".to_vec());
-        assert_eq!(vendor_payload(br#"{"x": 1}"#), Vec::<u8>::new());
     }
 }

@@ -119,12 +119,8 @@ pub fn plan(root: &RootDir, what: &What) -> Vec<Action> {
             out.push(Action::Remove(f.into()));
         }
     }
-    if root
-        .read("etc/machine-id")
-        .ok()
-        .flatten()
-        .is_some_and(|b| !b.is_empty())
-    {
+    // A regular file with something in it, whatever its size (a read's cap is no answer).
+    if root.read_len("etc/machine-id").is_some_and(|n| n > 0) {
         out.push(Action::Truncate("etc/machine-id".into()));
     }
     // D-Bus's own copy: systemd fills an empty /etc/machine-id from it ("Initializing
@@ -132,7 +128,7 @@ pub fn plan(root: &RootDir, what: &What) -> Vec<Action> {
     // with the same id (found by the QEMU clean scenario; virt-sysprep removes it too). A
     // symlink to /etc/machine-id (what dbus sets up when it is there) is left alone: `read`
     // refuses symlinks.
-    if root.read(DBUS_MACHINE_ID).ok().flatten().is_some() {
+    if root.read_len(DBUS_MACHINE_ID).is_some() {
         out.push(Action::Remove(DBUS_MACHINE_ID.into()));
     }
     if what.ssh_host_keys {
@@ -188,11 +184,18 @@ fn logs(root: &RootDir, dir: &str, depth: u32, out: &mut Vec<Action>) {
     }
 }
 
-/// Carries out (or, with `--dry-run`, prints) the plan. Exit 0 done, 1 something failed.
-pub fn clean(target: Option<&Path>, what: &What) -> i32 {
+/// Carries out (or, with `--dry-run`, prints) the plan. A file rewritten (`/etc/hosts`) gets
+/// the label of the root's SELinux policy unless `labels` is false. Exit 0 done, 1 something
+/// failed.
+pub fn clean(target: Option<&Path>, what: &What, labels: bool) -> i32 {
     let path = target.unwrap_or(Path::new("/"));
-    let root = match RootDir::open(path) {
-        Ok(r) => r,
+    let root = match RootDir::open_labelled(path, labels && !what.dry_run) {
+        Ok((root, problem)) => {
+            if let Some(p) = problem {
+                eprintln!("preroot: clean: {p}");
+            }
+            root
+        }
         Err(e) => {
             eprintln!("preroot: {e}");
             return 1;
@@ -229,6 +232,10 @@ pub fn clean(target: Option<&Path>, what: &What) -> i32 {
     }
     if actions.is_empty() {
         println!("nothing to clean");
+    }
+    if let Some(p) = root.label_problems() {
+        eprintln!("preroot: clean: {p}");
+        failed = failed.saturating_add(1);
     }
     i32::from(failed > 0)
 }

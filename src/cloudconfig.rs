@@ -9,7 +9,7 @@
 //! userspace stage's business ([`crate::apply`]) and ignored here.
 //! Pure: takes bytes, never reads files or logs secrets.
 
-use crate::providers::netconfig::{load_yaml, Node};
+use crate::yaml::{self, Node};
 
 /// What user data says about the steps the initramfs takes. `None`: not said.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,7 +76,7 @@ fn cloud_config_documents(data: &[u8]) -> Result<Vec<String>, String> {
 }
 
 fn from_document(doc: &str) -> Result<Directives, String> {
-    let root = load_yaml(doc).map_err(|e| format!("cloud-config: {e}"))?;
+    let root = yaml::load(doc).map_err(|e| format!("cloud-config: {e}"))?;
     let growpart_off = root.get("growpart").map(|g| match g {
         Node::Map(_) => g
             .get("mode")

@@ -14,7 +14,9 @@
 //! marker for "do not configure the network". Pure: [`seed`] returns the files.
 #![deny(clippy::arithmetic_side_effects)]
 
+use crate::conf::{Config, CONF};
 use crate::context::Context;
+use crate::output::RootDir;
 
 pub const SEED_DIR: &str = "var/lib/cloud/seed/nocloud";
 pub const DROPIN: &str = "etc/cloud/cloud.cfg.d/99-preroot.cfg";
@@ -35,14 +37,6 @@ pub fn wanted(cmdline: Option<&str>, conf: Option<&str>, installed: bool) -> boo
         Some(_) => false,
         None => installed,
     }
-}
-
-/// `preroot.handoff=` from kernel command line text.
-pub fn cmdline_value(cmdline: &str) -> Option<&str> {
-    cmdline
-        .split_whitespace()
-        .rev()
-        .find_map(|w| w.strip_prefix("preroot.handoff="))
 }
 
 /// The seed files and the drop-in: (path relative to the root, content, mode).
@@ -86,6 +80,69 @@ pub fn seed(ctx: &Context, user_data: &[u8], vendor_data: &[u8]) -> Vec<(String,
     out
 }
 
+/// Is the cloud-init hand-off wanted for `root`? `handoff` is the kernel command line's
+/// `preroot.handoff=`, `conf` the root's preroot.conf; detected when the root has
+/// cloud-init, enabled ([`wanted`]).
+pub fn wanted_for(root: &RootDir, conf: &Config, handoff: Option<&str>) -> bool {
+    let installed =
+        root.exists("usr/bin/cloud-init") && !root.exists("etc/cloud/cloud-init.disabled");
+    wanted(handoff, conf.handoff.as_deref(), installed)
+}
+
+/// Writes the cloud-init hand-off (NoCloud seed and drop-in, [`seed`]) for
+/// `ctx` into `root`. Returns the problems, one line each (unreadable secrets, failed
+/// writes); what could be written is.
+pub fn write(root: &RootDir, ctx: &Context) -> Vec<String> {
+    let mut errors = Vec::new();
+    let user = crate::state::read_payload(ctx.user_data.as_ref(), &mut errors);
+    let vendor = crate::userdata::vendor_payload(&crate::state::read_payload(
+        ctx.vendor_data.as_ref(),
+        &mut errors,
+    ));
+    for (rel, data, mode) in seed(ctx, &user, &vendor) {
+        if let Err(e) = root.write(&rel, &data, mode) {
+            errors.push(format!("{rel}: {e}"));
+        }
+    }
+    errors
+}
+
+/// The sysroot phase's part of the hand-off: cloud-init's generator (`ds-identify`) and its
+/// local stage run long before `preroot-apply.service` (which waits for the network), and
+/// ds-identify's choice of datasource overrides `/etc/cloud/cloud.cfg.d`. So the seed and
+/// the drop-in must be in the root before it boots: written here, from the initramfs, into
+/// the root at `target`. Returns a one-line summary, `None` when no hand-off is wanted.
+pub fn sysroot(ctx: &mut Context, root: &RootDir, handoff: Option<&str>) -> Option<String> {
+    let (conf, _) = match root.read(CONF) {
+        Ok(Some(b)) => Config::parse(&String::from_utf8_lossy(&b)),
+        Ok(None) => (Config::default(), Vec::new()),
+        Err(e) => {
+            // Unreadable is not absent: say so, then decide as without the file.
+            ctx.warn("handoff", CONF, format!("{e}; read as absent"));
+            (Config::default(), Vec::new())
+        }
+    };
+    if !wanted_for(root, &conf, handoff) {
+        return None;
+    }
+    let errors = write(root, ctx);
+    for e in &errors {
+        ctx.error("handoff", SEED_DIR, e.clone());
+    }
+    let summary = format!(
+        "cloud-init hand-off: NoCloud seed in /{} and /{}{}",
+        SEED_DIR,
+        DROPIN,
+        if errors.is_empty() {
+            ""
+        } else {
+            " (with errors)"
+        }
+    );
+    log::info!("sysroot: {summary}");
+    Some(summary)
+}
+
 #[cfg(test)]
 #[allow(clippy::arithmetic_side_effects)]
 mod tests {
@@ -107,10 +164,11 @@ mod tests {
                 "case {cmd:?} {conf:?} {installed}"
             );
         }
+        let handoff = |text: &str| crate::cmdline::parse(text).handoff;
         assert_eq!(
-            cmdline_value("ro preroot.handoff=none quiet preroot.handoff=cloud-init"),
+            handoff("ro preroot.handoff=none quiet preroot.handoff=cloud-init").as_deref(),
             Some("cloud-init")
         );
-        assert_eq!(cmdline_value("ro"), None);
+        assert_eq!(handoff("ro"), None);
     }
 }

@@ -37,7 +37,11 @@
 
 #![deny(clippy::arithmetic_side_effects)]
 
-use crate::context::{normalize_mac, validate_hostname, Platform};
+use crate::caps;
+use crate::netformat::NetFormat;
+use crate::platform::Platform;
+use crate::text::show;
+use crate::valid::{normalize_mac, validate_hostname};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -45,20 +49,12 @@ use std::time::Duration;
 /// bytes on x86 and arm64 and 4096 on s390; bootloaders and bootconfig cannot go beyond a few
 /// KiB either, so anything longer is damage, not configuration.
 pub const MAX_CMDLINE_BYTES: usize = 65_536;
-/// `ip=` entries past this count are ignored (dracut has no limit; 32 NICs is generous).
-pub const MAX_IP_ENTRIES: usize = 32;
-/// `ifname=` entries past this count are ignored.
-pub const MAX_IFNAMES: usize = 64;
-/// `nameserver=` entries past this count are ignored (glibc reads only 3 anyway).
-pub const MAX_NAMESERVERS: usize = 16;
 /// Largest `preroot.timeout=`; larger values are cut to it. A boot that waits an hour for
 /// metadata has failed; the cap keeps a typo (`36000`) from hanging a machine for ten hours.
 pub const TIMEOUT_MAX: Duration = Duration::from_secs(3600);
 /// Fields in one `ip=` value: dracut's longest form has 14 (8 + a 6-octet MAC), an InfiniBand
 /// MAC adds 14 more.
 const MAX_IP_FIELDS: usize = 32;
-/// Longest Linux interface name (`IFNAMSIZ` is 16 with the NUL).
-const IFNAME_MAX: usize = 15;
 /// Smallest MTU accepted (the IPv4 minimum, RFC 791); the largest is 65535 (IP's length field).
 const MTU_MIN: u32 = 68;
 
@@ -72,41 +68,6 @@ pub enum PlatformChoice {
     Disabled,
     /// A named platform: skip detection and use it.
     Platform(Platform),
-}
-
-/// Network configuration writer chosen with `preroot.render=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Renderer {
-    /// `networkd`: systemd-networkd `.network`/`.netdev`/`.link` files.
-    Networkd,
-    /// `nm`: NetworkManager keyfiles.
-    Nm,
-    /// `ifcfg`: `/etc/sysconfig/network-scripts/ifcfg-*`.
-    Ifcfg,
-    /// `eni`: Debian `/etc/network/interfaces`.
-    Eni,
-}
-
-impl Renderer {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Renderer::Networkd => "networkd",
-            Renderer::Nm => "nm",
-            Renderer::Ifcfg => "ifcfg",
-            Renderer::Eni => "eni",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Renderer> {
-        [
-            Renderer::Networkd,
-            Renderer::Nm,
-            Renderer::Ifcfg,
-            Renderer::Eni,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == name)
-    }
 }
 
 /// `ds=nocloud;...` or `ds=nocloud-net;...`, cloud-init's NoCloud seed on the command line.
@@ -186,7 +147,7 @@ pub struct Ifname {
 /// What preroot reads from the kernel command line. `Default` is an empty command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cmdline {
-    /// `preroot.platform=openstack|ec2|gce|opennebula|nocloud|none|auto`.
+    /// `preroot.platform=NAME|none|auto`.
     pub platform: PlatformChoice,
     /// `preroot.timeout=<seconds>`: integer or decimal (`2.5`), an optional `s` suffix,
     /// more than 0, cut to [`TIMEOUT_MAX`]. `None` when not given.
@@ -197,8 +158,12 @@ pub struct Cmdline {
     pub grow_lv: Option<bool>,
     /// `preroot.network=<bool>`.
     pub network: Option<bool>,
-    /// `preroot.render=networkd|nm|ifcfg|eni`.
-    pub render: Option<Renderer>,
+    /// `preroot.render=FORMAT`.
+    pub render: Option<NetFormat>,
+    /// `preroot.handoff=`, verbatim (`cloud-init`, `none`; read by [`crate::cloudinit`]).
+    pub handoff: Option<String>,
+    /// `preroot.selinux=<bool>`: `Some(false)` writes no SELinux labels (docs/selinux.md).
+    pub selinux: Option<bool>,
     /// `preroot.debug` or `preroot.debug=<bool>`; `false` when not given.
     pub debug: bool,
     /// `ds=nocloud[;key=value...]` or `ds=nocloud-net[;...]`.
@@ -216,6 +181,9 @@ pub struct Cmdline {
     pub root: Option<String>,
     /// `ostree=`, verbatim.
     pub ostree: Option<String>,
+    /// Every `rd.luks.key=` and `luks.key=`, verbatim, in order (read by
+    /// [`crate::disk::luks::key_args`]); as many as the capped command line holds.
+    pub luks_keys: Vec<String>,
     /// One line per skipped or adjusted value, naming the parameter. Never contains a newline.
     pub problems: Vec<String>,
 }
@@ -266,137 +234,341 @@ fn is_separator(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r' | '\0')
 }
 
+/// A kernel command line key preroot reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Platform,
+    Timeout,
+    Grow,
+    GrowLv,
+    Network,
+    Render,
+    Debug,
+    Handoff,
+    Selinux,
+    Ds,
+    Ip,
+    Ifname,
+    Nameserver,
+    Neednet,
+    Root,
+    Ostree,
+    LuksKey,
+}
+
+/// Whose key it is (man pages group them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Preroot,
+    /// Borrowed from dracut (dracut.cmdline(7)) or the kernel, read as they define it.
+    Dracut,
+    /// Borrowed from cloud-init (NoCloud's `ds=`).
+    CloudInit,
+}
+
+/// One declared key: its name, its value (`None`: a boolean, true when bare), its help.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyDecl {
+    pub key: Key,
+    pub name: &'static str,
+    pub value: Option<&'static str>,
+    pub owner: Owner,
+    /// One paragraph; `{platforms}` and `{formats}` stand for the lists of names.
+    pub help: &'static str,
+}
+
+/// Every key preroot reads, declared once: the parser dispatches on it, and `--help` and the
+/// man pages are made from it.
+pub const KEYS: &[KeyDecl] = &[
+    KeyDecl {
+        key: Key::Platform,
+        name: "preroot.platform",
+        value: Some("NAME"),
+        owner: Owner::Preroot,
+        help: "Skip detection and read this platform's data: {platforms} (none: no datasource, \
+            only ip= configures the machine; auto: detect, the default).",
+    },
+    KeyDecl {
+        key: Key::Timeout,
+        name: "preroot.timeout",
+        value: Some("SECONDS"),
+        owner: Owner::Preroot,
+        help: "The deadline of the fetch phase: waiting for a medium, the network and the \
+            metadata service (default 20, at most 3600; 2.5 and 30s are seconds too).",
+    },
+    KeyDecl {
+        key: Key::Grow,
+        name: "preroot.grow",
+        value: None,
+        owner: Owner::Preroot,
+        help: "Grow the root partition, PV, LV and filesystem (default 1).",
+    },
+    KeyDecl {
+        key: Key::GrowLv,
+        name: "preroot.grow.lv",
+        value: None,
+        owner: Owner::Preroot,
+        help: "Extend the root LV into the grown PV (default 1).",
+    },
+    KeyDecl {
+        key: Key::Network,
+        name: "preroot.network",
+        value: None,
+        owner: Owner::Preroot,
+        help: "0: never bring up the network for a metadata service, and write no network \
+            files.",
+    },
+    KeyDecl {
+        key: Key::Render,
+        name: "preroot.render",
+        value: Some("FORMAT"),
+        owner: Owner::Preroot,
+        help: "The network format to write into the root ({formats}) instead of the one the \
+            root enables.",
+    },
+    KeyDecl {
+        key: Key::Debug,
+        name: "preroot.debug",
+        value: None,
+        owner: Owner::Preroot,
+        help: "Log at debug level.",
+    },
+    KeyDecl {
+        key: Key::Handoff,
+        name: "preroot.handoff",
+        value: Some("cloud-init|none"),
+        owner: Owner::Preroot,
+        help: "Hand user data, keys and users to the image's cloud-init (a NoCloud seed and a \
+            drop-in), or never; detected when the root has cloud-init, enabled.",
+    },
+    KeyDecl {
+        key: Key::Selinux,
+        name: "preroot.selinux",
+        value: None,
+        owner: Owner::Preroot,
+        help: "0: write files into the root without SELinux labels, even where its policy \
+            (/etc/selinux/config) is on; recorded as a warning (default 1: labels from the \
+            root's own policy, docs/selinux.md).",
+    },
+    KeyDecl {
+        key: Key::Ds,
+        name: "ds",
+        value: Some("nocloud[;s=URL]"),
+        owner: Owner::CloudInit,
+        help: "NoCloud: its seed medium, or NoCloud-net from URL.",
+    },
+    KeyDecl {
+        key: Key::Ip,
+        name: "ip",
+        value: Some("..."),
+        owner: Owner::Dracut,
+        help: "dracut's network configuration, in all its forms: the NICs DHCP runs on in the \
+            fetch phase, and the configuration rendered for the booted system.",
+    },
+    KeyDecl {
+        key: Key::Ifname,
+        name: "ifname",
+        value: Some("NAME:MAC"),
+        owner: Owner::Dracut,
+        help: "The name of the NIC with MAC (resolved by MAC; the NIC is not renamed).",
+    },
+    KeyDecl {
+        key: Key::Nameserver,
+        name: "nameserver",
+        value: Some("ADDRESS"),
+        owner: Owner::Dracut,
+        help: "A name server for the booted system.",
+    },
+    KeyDecl {
+        key: Key::Neednet,
+        name: "rd.neednet",
+        value: None,
+        owner: Owner::Dracut,
+        help: "Keep the NIC preroot brought up configured after the fetch (as any ip= does).",
+    },
+    KeyDecl {
+        key: Key::Root,
+        name: "root",
+        value: Some("ROOTSPEC"),
+        owner: Owner::Dracut,
+        help: "The root device the grow phase grows.",
+    },
+    KeyDecl {
+        key: Key::Ostree,
+        name: "ostree",
+        value: Some("PATH"),
+        owner: Owner::Dracut,
+        help: "The ostree deployment the sysroot phase configures.",
+    },
+    KeyDecl {
+        key: Key::LuksKey,
+        name: "rd.luks.key",
+        value: Some("[UUID=]PATH"),
+        owner: Owner::Dracut,
+        help: "A LUKS key file (for volume UUID, else for every volume): the grow phase gives \
+            it to `cryptsetup resize` for a LUKS2 root when it is in the initramfs \
+            (PATH:KEYDEV, a key on another device, is not read).",
+    },
+    KeyDecl {
+        key: Key::LuksKey,
+        name: "luks.key",
+        value: Some("[UUID=]PATH"),
+        owner: Owner::Dracut,
+        help: "systemd's name for rd.luks.key=, read the same way.",
+    },
+];
+
+/// The values `preroot.platform=` takes, for messages and help.
+pub fn platform_values() -> String {
+    let mut names: Vec<&str> = Platform::ALL.into_iter().map(Platform::name).collect();
+    names.extend(["none", "auto"]);
+    crate::text::or_list(&names)
+}
+
+/// What the multi-value keys have gathered so far, for their caps.
+#[derive(Default)]
+struct Counts {
+    ip_values: Vec<String>,
+    ip_capped: bool,
+    ifname_capped: bool,
+    ns_capped: bool,
+}
+
 /// Parses a kernel command line (the contents of `/proc/cmdline`). Never fails: see the module
 /// documentation for what is kept, what is skipped, and which occurrence wins.
 pub fn parse(text: &str) -> Cmdline {
     let mut cmd = Cmdline::default();
     let text = cap_input(text, &mut cmd.problems);
-    let mut ip_values: Vec<String> = Vec::new();
-    let mut ip_capped = false;
-    let mut ifname_capped = false;
-    let mut ns_capped = false;
+    let mut counts = Counts::default();
     for word in split(text) {
-        let (key, value) = match word.split_once('=') {
+        let (name, value) = match word.split_once('=') {
             Some((k, v)) => (k, Some(v)),
             None => (word.as_str(), None),
         };
-        match key {
-            "preroot.debug" => set_bool(&mut cmd.problems, key, value, |b| cmd.debug = b),
-            "preroot.grow" => set_bool(&mut cmd.problems, key, value, |b| cmd.grow = Some(b)),
-            "preroot.grow.lv" => set_bool(&mut cmd.problems, key, value, |b| cmd.grow_lv = Some(b)),
-            "preroot.network" => set_bool(&mut cmd.problems, key, value, |b| cmd.network = Some(b)),
-            "rd.neednet" => set_bool(&mut cmd.problems, key, value, |b| cmd.neednet = Some(b)),
-            _ => {
-                let Some(value) = value else {
-                    if is_value_key(key) {
-                        cmd.problems.push(format!("{key}: needs a value; ignored"));
-                    }
-                    continue;
-                };
-                if value.is_empty() && is_value_key(key) {
-                    cmd.problems.push(format!("{key}=: empty value; ignored"));
-                    continue;
-                }
-                match key {
-                    "preroot.platform" => match parse_platform(value) {
-                        Some(p) => cmd.platform = p,
-                        None => cmd.problems.push(problem(
-                            key,
-                            value,
-                            "not one of openstack, ec2, gce, opennebula, nocloud, none, auto",
-                        )),
-                    },
-                    "preroot.timeout" => match parse_timeout(value) {
-                        Ok((d, cut)) => {
-                            if cut {
-                                cmd.problems.push(problem(
-                                    key,
-                                    value,
-                                    &format!("more than {} s; cut to it", TIMEOUT_MAX.as_secs()),
-                                ));
-                            }
-                            cmd.timeout = Some(d);
-                        }
-                        Err(why) => cmd.problems.push(problem(key, value, &why)),
-                    },
-                    "preroot.render" => match Renderer::from_name(&value.to_ascii_lowercase()) {
-                        Some(r) => cmd.render = Some(r),
-                        None => cmd.problems.push(problem(
-                            key,
-                            value,
-                            "not one of networkd, nm, ifcfg, eni",
-                        )),
-                    },
-                    "ds" => parse_ds(&mut cmd, value),
-                    "ip" => {
-                        if ip_values.len() < MAX_IP_ENTRIES {
-                            ip_values.push(value.to_string());
-                        } else if !ip_capped {
-                            ip_capped = true;
-                            cmd.problems.push(format!(
-                                "ip: more than {MAX_IP_ENTRIES} entries; the rest are ignored"
-                            ));
-                        }
-                    }
-                    "ifname" => match parse_ifname(value) {
-                        Ok(entry) => {
-                            cmd.ifnames
-                                .retain(|i| i.name != entry.name && i.mac != entry.mac);
-                            if cmd.ifnames.len() < MAX_IFNAMES {
-                                cmd.ifnames.push(entry);
-                            } else if !ifname_capped {
-                                ifname_capped = true;
-                                cmd.problems.push(format!(
-                                    "ifname: more than {MAX_IFNAMES} entries; the rest are ignored"
-                                ));
-                            }
-                        }
-                        Err(why) => cmd.problems.push(problem(key, value, &why)),
-                    },
-                    "nameserver" => match parse_addr(value) {
-                        Some(addr) => {
-                            if cmd.nameservers.contains(&addr) {
-                                continue;
-                            }
-                            if cmd.nameservers.len() < MAX_NAMESERVERS {
-                                cmd.nameservers.push(addr);
-                            } else if !ns_capped {
-                                ns_capped = true;
-                                cmd.problems.push(format!(
-                                    "nameserver: more than {MAX_NAMESERVERS} entries; the rest are ignored"
-                                ));
-                            }
-                        }
-                        None => {
-                            cmd.problems
-                                .push(problem(key, value, "not an IPv4 or IPv6 address"))
-                        }
-                    },
-                    "root" => cmd.root = Some(value.to_string()),
-                    "ostree" => cmd.ostree = Some(value.to_string()),
-                    _ => {}
-                }
+        let Some(decl) = KEYS.iter().find(|k| k.name == name) else {
+            continue;
+        };
+        if decl.value.is_none() {
+            match parse_bool(value) {
+                Some(b) => set_bool(&mut cmd, decl.key, b),
+                None => cmd.problems.push(problem(
+                    name,
+                    value.unwrap_or(""),
+                    "not a boolean (1/0, yes/no, true/false, on/off)",
+                )),
             }
+            continue;
+        }
+        match value {
+            None => cmd.problems.push(format!("{name}: needs a value; ignored")),
+            Some("") => cmd.problems.push(format!("{name}=: empty value; ignored")),
+            Some(value) => set_value(&mut cmd, &mut counts, decl, value),
         }
     }
-    cmd.ip = parse_ip_entries(&ip_values, &mut cmd.problems);
+    cmd.ip = parse_ip_entries(&counts.ip_values, &mut cmd.problems);
     cmd
 }
 
-/// Keys that need `=value`; a bare or empty one is a problem.
-fn is_value_key(key: &str) -> bool {
-    matches!(
-        key,
-        "preroot.platform"
-            | "preroot.timeout"
-            | "preroot.render"
-            | "ds"
-            | "ip"
-            | "ifname"
-            | "nameserver"
-            | "root"
-            | "ostree"
-    )
+/// Sets a boolean key (the table says which keys are).
+fn set_bool(cmd: &mut Cmdline, key: Key, b: bool) {
+    match key {
+        Key::Debug => cmd.debug = b,
+        Key::Grow => cmd.grow = Some(b),
+        Key::GrowLv => cmd.grow_lv = Some(b),
+        Key::Network => cmd.network = Some(b),
+        Key::Neednet => cmd.neednet = Some(b),
+        Key::Selinux => cmd.selinux = Some(b),
+        Key::Platform
+        | Key::Timeout
+        | Key::Render
+        | Key::Handoff
+        | Key::Ds
+        | Key::Ip
+        | Key::Ifname
+        | Key::Nameserver
+        | Key::Root
+        | Key::Ostree
+        | Key::LuksKey => {}
+    }
+}
+
+/// Sets a key that takes a value (not empty).
+fn set_value(cmd: &mut Cmdline, counts: &mut Counts, decl: &KeyDecl, value: &str) {
+    let key = decl.name;
+    match decl.key {
+        Key::Platform => match parse_platform(value) {
+            Some(p) => cmd.platform = p,
+            None => cmd.problems.push(problem(
+                key,
+                value,
+                &format!("not one of {}", platform_values()),
+            )),
+        },
+        Key::Timeout => match parse_timeout(value) {
+            Ok((d, cut)) => {
+                if cut {
+                    cmd.problems.push(problem(
+                        key,
+                        value,
+                        &format!("more than {} s; cut to it", TIMEOUT_MAX.as_secs()),
+                    ));
+                }
+                cmd.timeout = Some(d);
+            }
+            Err(why) => cmd.problems.push(problem(key, value, &why)),
+        },
+        Key::Render => match NetFormat::from_name(value) {
+            Some(r) => cmd.render = Some(r),
+            None => cmd.problems.push(problem(
+                key,
+                value,
+                &format!("not one of {}", NetFormat::list()),
+            )),
+        },
+        Key::Handoff => cmd.handoff = Some(value.to_string()),
+        Key::Ds => parse_ds(cmd, value),
+        Key::Ip => {
+            if caps::IP_ENTRIES.room(counts.ip_values.len()) {
+                counts.ip_values.push(value.to_string());
+            } else if !counts.ip_capped {
+                counts.ip_capped = true;
+                cmd.problems.push(format!("ip: {}", caps::IP_ENTRIES.cut()));
+            }
+        }
+        Key::Ifname => match parse_ifname(value) {
+            Ok(entry) => {
+                cmd.ifnames
+                    .retain(|i| i.name != entry.name && i.mac != entry.mac);
+                if caps::IFNAMES.room(cmd.ifnames.len()) {
+                    cmd.ifnames.push(entry);
+                } else if !counts.ifname_capped {
+                    counts.ifname_capped = true;
+                    cmd.problems
+                        .push(format!("ifname: {}", caps::IFNAMES.cut()));
+                }
+            }
+            Err(why) => cmd.problems.push(problem(key, value, &why)),
+        },
+        Key::Nameserver => match parse_addr(value) {
+            Some(addr) if cmd.nameservers.contains(&addr) => {}
+            Some(addr) => {
+                if caps::CMDLINE_NAMESERVERS.room(cmd.nameservers.len()) {
+                    cmd.nameservers.push(addr);
+                } else if !counts.ns_capped {
+                    counts.ns_capped = true;
+                    cmd.problems
+                        .push(format!("nameserver: {}", caps::CMDLINE_NAMESERVERS.cut()));
+                }
+            }
+            None => cmd
+                .problems
+                .push(problem(key, value, "not an IPv4 or IPv6 address")),
+        },
+        Key::Root => cmd.root = Some(value.to_string()),
+        Key::Ostree => cmd.ostree = Some(value.to_string()),
+        Key::LuksKey => cmd.luks_keys.push(value.to_string()),
+        Key::Grow | Key::GrowLv | Key::Network | Key::Debug | Key::Neednet | Key::Selinux => {}
+    }
 }
 
 /// Cuts the text at [`MAX_CMDLINE_BYTES`], back to the last separator so that no word is read
@@ -422,21 +594,7 @@ fn cap_input<'a>(text: &'a str, problems: &mut Vec<String>) -> &'a str {
     head
 }
 
-/// The value as it appears in a problem line: escaped (one line, no control characters) and
-/// shortened.
-fn show(value: &str) -> String {
-    const MAX_CHARS: usize = 80;
-    let mut out = String::new();
-    for (n, c) in value.chars().enumerate() {
-        if n >= MAX_CHARS {
-            out.push('…');
-            break;
-        }
-        out.extend(c.escape_debug());
-    }
-    out
-}
-
+/// A problem line: the key, its value shown escaped and shortened ([`show`]), why.
 fn problem(key: &str, value: &str, why: &str) -> String {
     format!("{key}={}: {why}; ignored", show(value))
 }
@@ -451,17 +609,6 @@ fn parse_bool(value: Option<&str>) -> Option<bool> {
         "1" | "yes" | "y" | "true" | "t" | "on" => Some(true),
         "0" | "no" | "n" | "false" | "f" | "off" => Some(false),
         _ => None,
-    }
-}
-
-fn set_bool(problems: &mut Vec<String>, key: &str, value: Option<&str>, mut set: impl FnMut(bool)) {
-    match parse_bool(value) {
-        Some(b) => set(b),
-        None => problems.push(problem(
-            key,
-            value.unwrap_or(""),
-            "not a boolean (1/0, yes/no, true/false, on/off)",
-        )),
     }
 }
 
@@ -517,29 +664,11 @@ fn parse_addr(text: &str) -> Option<IpAddr> {
     inner.parse().ok()
 }
 
-/// Interface names as systemd-networkd's `ifname_valid()` accepts them: 1 to 15 bytes of
-/// printable ASCII without `:`, `/`, `%` or space; not `.`, `..`, `all`, `default` (those are
-/// directories in `/proc/sys/net/ipv4/conf/`), and not all digits (could be an ifindex).
+/// Interface names: the one rule every source shares ([`crate::valid::ifname`]), narrower
+/// than systemd-networkd's `ifname_valid()` (no `[`, `;` or other syntax of the files the
+/// name ends up in).
 fn check_ifname(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > IFNAME_MAX {
-        return Err(format!(
-            "interface name \"{}\" is not 1 to {IFNAME_MAX} bytes",
-            show(name)
-        ));
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && !matches!(b, b':' | b'/' | b'%'))
-    {
-        return Err(format!(
-            "interface name \"{}\" has a character other than printable ASCII without ':', '/', '%'",
-            show(name)
-        ));
-    }
-    if matches!(name, "." | ".." | "all" | "default") || name.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("\"{}\" cannot be an interface name", show(name)));
-    }
-    Ok(())
+    crate::valid::ifname(name)
 }
 
 /// `ifname=<name>:<MAC>`: the name is up to the first `:`, the rest is the MAC (6 or 20 octets,
@@ -1292,6 +1421,9 @@ mod tests {
             ("ip=averyveryverylongname0:dhcp", "interface name"),
             ("ip=all:dhcp", "cannot be an interface name"),
             ("ip=123:dhcp", "cannot be an interface name"),
+            // Issue 16 item 15: names that would break the files they end up in.
+            ("ip=10.0.0.2::10.0.0.1:24::eno1;reboot:none", "interface name \"eno1;reboot\""),
+            ("ip=a[Match]:dhcp", "interface name \"a[Match]\""),
             ("ip=10.0.0.2::10.0.0.1:255.0.255.0::eth0:none", "netmask"),
             ("ip=10.0.0.2::10.0.0.1:33::eth0:none", "netmask"),
             ("ip=10.0.0.2::10.0.0.1:::eth0:none", "netmask missing"),
@@ -1358,7 +1490,7 @@ mod tests {
     fn ip_cap() {
         let line: Vec<String> = (0..40).map(|n| format!("ip=eth{n}:dhcp")).collect();
         let got = parse(&line.join(" "));
-        assert_eq!(got.ip.len(), MAX_IP_ENTRIES, "case 40 entries");
+        assert_eq!(got.ip.len(), caps::IP_ENTRIES.max, "case 40 entries");
         assert_eq!(got.problems.len(), 1, "case 40 entries: {:?}", got.problems);
     }
 
@@ -1396,16 +1528,17 @@ mod tests {
             ("preroot.debug", Cmdline { debug: true, ..d() }),
             ("preroot.debug=1", Cmdline { debug: true, ..d() }),
             ("preroot.debug preroot.debug=0", Cmdline { debug: false, ..d() }),
-            ("preroot.render=networkd", Cmdline { render: Some(Renderer::Networkd), ..d() }),
-            ("preroot.render=nm", Cmdline { render: Some(Renderer::Nm), ..d() }),
-            ("preroot.render=ifcfg", Cmdline { render: Some(Renderer::Ifcfg), ..d() }),
-            ("preroot.render=ENI", Cmdline { render: Some(Renderer::Eni), ..d() }),
+            ("preroot.render=networkd", Cmdline { render: Some(NetFormat::Networkd), ..d() }),
+            ("preroot.render=nm", Cmdline { render: Some(NetFormat::Nm), ..d() }),
+            ("preroot.render=ifcfg", Cmdline { render: Some(NetFormat::Ifcfg), ..d() }),
+            ("preroot.render=ENI", Cmdline { render: Some(NetFormat::Eni), ..d() }),
             ("rd.neednet=1", Cmdline { neednet: Some(true), ..d() }),
             ("rd.neednet", Cmdline { neednet: Some(true), ..d() }),
             ("rd.neednet=0", Cmdline { neednet: Some(false), ..d() }),
             ("root=UUID=1234-abcd", Cmdline { root: Some("UUID=1234-abcd".into()), ..d() }),
             ("root=/dev/sda1 root=LABEL=\"my root\"", Cmdline { root: Some("LABEL=my root".into()), ..d() }),
             ("ostree=/ostree/boot.1/fedora/abc/0", Cmdline { ostree: Some("/ostree/boot.1/fedora/abc/0".into()), ..d() }),
+            ("rd.luks.key=/k luks.key=UUID=/etc/k:/dev/sdb", Cmdline { luks_keys: vec!["/k".into(), "UUID=/etc/k:/dev/sdb".into()], ..d() }),
         ];
         for (input, want) in cases {
             let got = parse(input);
@@ -1420,7 +1553,7 @@ mod tests {
         // (command line after `earlier`, part of the problem)
         #[rustfmt::skip]
         let cases: &[(&str, &str)] = &[
-            ("preroot.platform=azure", "preroot.platform=azure: not one of"),
+            ("preroot.platform=vmware", "preroot.platform=vmware: not one of"),
             ("preroot.platform", "preroot.platform: needs a value"),
             ("preroot.platform=", "preroot.platform=: empty value"),
             ("preroot.timeout=abc", "preroot.timeout=abc: not a number"),
@@ -1535,6 +1668,7 @@ mod tests {
             ("ifname=bootnet", vec![], vec![], 1),
             ("ifname=bootnet:zz", vec![], vec![], 1),
             ("ifname=a/b:52:54:00:12:34:56", vec![], vec![], 1),
+            ("ifname=a[Match]:52:54:00:aa:00:01", vec![], vec![], 1),
             ("ifname=:52:54:00:12:34:56", vec![], vec![], 1),
             ("nameserver=10.0.0.53", vec![], vec!["10.0.0.53"], 0),
             ("nameserver=2001:db8::53", vec![], vec!["2001:db8::53"], 0),
@@ -1559,7 +1693,7 @@ mod tests {
         let got = parse(&many.join(" "));
         assert_eq!(
             got.nameservers.len(),
-            MAX_NAMESERVERS,
+            caps::CMDLINE_NAMESERVERS.max,
             "case 20 nameservers"
         );
         assert_eq!(got.problems.len(), 1, "case 20 nameservers");
@@ -1567,7 +1701,7 @@ mod tests {
             .map(|n| format!("ifname=n{n}:52:54:00:00:00:{n:02x}"))
             .collect();
         let got = parse(&many.join(" "));
-        assert_eq!(got.ifnames.len(), MAX_IFNAMES, "case 70 ifnames");
+        assert_eq!(got.ifnames.len(), caps::IFNAMES.max, "case 70 ifnames");
         assert_eq!(got.problems.len(), 1, "case 70 ifnames");
     }
 
@@ -1646,9 +1780,9 @@ mod tests {
         for p in &cmd.problems {
             assert!(!p.contains('\n'), "case {input:?}: {p}");
         }
-        assert!(cmd.ip.len() <= MAX_IP_ENTRIES, "case {input:?}");
+        assert!(cmd.ip.len() <= caps::IP_ENTRIES.max, "case {input:?}");
         let net = kernel::network(&cmd, nics);
-        let most = MAX_IP_ENTRIES.saturating_add(nics.len());
+        let most = caps::IP_ENTRIES.max.saturating_add(nics.len());
         assert!(net.links.len() <= most, "case {input:?}");
         let _ = kernel::hostname(&cmd);
     }

@@ -1,102 +1,92 @@
 //! The context: the one normalized model every datasource fills and every later stage reads.
 //!
 //! Owns the types and their JSON shape (pinned in `docs/context.md`, `schema_version` 1), the
-//! matching of described links to the host's NICs, and the DHCP fallback rule. Never reads
+//! matching of described links to the host's NICs, the DHCP fallback rule, and the check of
+//! every network value against `src/valid.rs` where it enters ([`Context::check_values`]: a
+//! bad value is dropped with an error, the rest kept). Never reads
 //! files or devices: providers fill it, `run`/`context` serialize it to
 //! `/run/preroot/context.json`. Secrets (user data, vendor data, passwords) never appear here
 //! inline, only as [`SecretFile`] references to 0600 files in the state directory.
 
+pub use crate::media::Access;
+pub use crate::mime::{detect_payload_type, PayloadType};
+pub use crate::platform::{Platform, SourceKind};
+pub use crate::valid::{bond_mode_name, normalize_mac, validate_hostname, HOSTNAME_MAX};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::IpAddr;
 
-/// Bumped on any incompatible change of the JSON shape.
-pub const SCHEMA_VERSION: u32 = 1;
-
-/// The cloud or deployer that started this machine.
+/// The phases of a boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Platform {
-    Openstack,
-    Ec2,
-    Gce,
-    Opennebula,
-    Nocloud,
+pub enum Phase {
+    Fetch,
+    Grow,
+    Sysroot,
 }
 
-impl Platform {
-    pub const ALL: [Platform; 5] = [
-        Platform::Openstack,
-        Platform::Ec2,
-        Platform::Gce,
-        Platform::Opennebula,
-        Platform::Nocloud,
-    ];
+impl Phase {
+    pub const ALL: [Phase; 3] = [Phase::Fetch, Phase::Grow, Phase::Sysroot];
 
-    pub fn as_str(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
-            Platform::Openstack => "openstack",
-            Platform::Ec2 => "ec2",
-            Platform::Gce => "gce",
-            Platform::Opennebula => "opennebula",
-            Platform::Nocloud => "nocloud",
+            Phase::Fetch => "fetch",
+            Phase::Grow => "grow",
+            Phase::Sysroot => "sysroot",
         }
     }
 
-    pub fn from_name(name: &str) -> Option<Platform> {
-        Platform::ALL.into_iter().find(|p| p.as_str() == name)
+    pub fn from_name(name: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// `fetch, grow or sysroot`, for messages and help.
+    pub fn list() -> String {
+        let names: Vec<&str> = Phase::ALL.into_iter().map(Phase::name).collect();
+        crate::text::or_list(&names)
     }
 }
 
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// What one phase did, as recorded in the context's `phases`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    pub phase: Phase,
+    /// Milliseconds since the kernel started (`/proc/uptime`) when the phase began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    pub duration_ms: u64,
+    /// Peak resident set size of the process (`VmHWM`), KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_kib: Option<u64>,
+    /// `ok`, or one line on what went wrong (also in `errors`).
+    pub outcome: String,
 }
 
-/// What kind of datasource the context was read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SourceKind {
-    /// OpenStack config drive (`config-2`), as a disc, a FAT image or a disk partition.
-    ConfigDrive,
-    /// NoCloud seed (`cidata`): `meta-data`, `user-data`, `network-config`.
-    NocloudSeed,
-    /// OpenNebula context medium (`CONTEXT`): `context.sh`.
-    OpennebulaContext,
-    /// An HTTP metadata service (169.254.169.254 and kin).
-    MetadataService,
-    /// Nothing but the kernel command line (`ip=`, `nameserver=`).
-    KernelCmdline,
-}
-
-/// How the medium was read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Medium {
-    /// ISO9660 image or device, read in user space.
-    Iso9660,
-    /// FAT12/16/32 image or device, read in user space.
-    Fat,
-    /// A directory tree (a mounted medium, or a test tree).
-    Directory,
-    /// HTTP.
-    Http,
-    /// `/proc/cmdline`.
-    Cmdline,
-}
+/// Bumped on any incompatible change of the JSON shape.
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// Where the context came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
     pub kind: SourceKind,
-    pub medium: Medium,
+    pub medium: Access,
     /// Device node, image file, directory or base URL.
     pub location: String,
     /// For a medium on a partition (Ironic's `config-2` partition), the whole disk it is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_of: Option<String>,
+}
+
+impl Source {
+    /// The source of a context the kernel command line alone describes.
+    pub fn kernel_cmdline() -> Source {
+        Source {
+            kind: SourceKind::KernelCmdline,
+            medium: Access::Cmdline,
+            location: "/proc/cmdline".into(),
+            partition_of: None,
+        }
+    }
 }
 
 /// A secret handed to userspace as a file in the state directory, mode 0600.
@@ -109,60 +99,6 @@ pub struct SecretFile {
     /// What the content looks like, from its first bytes (see [`detect_payload_type`]).
     #[serde(rename = "type")]
     pub kind: PayloadType,
-}
-
-/// Type of a user-data or vendor-data payload, detected from its first bytes the way
-/// cloud-init does (`#!`, `#cloud-config`, MIME, gzip ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PayloadType {
-    Empty,
-    Script,
-    CloudConfig,
-    CloudBoothook,
-    Include,
-    PartHandler,
-    Mime,
-    Gzip,
-    Json,
-    Other,
-}
-
-/// Classifies a payload by its start. Pure; never fails.
-pub fn detect_payload_type(data: &[u8]) -> PayloadType {
-    let trimmed = data
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .and_then(|start| data.get(start..))
-        .unwrap_or(&[]);
-    if trimmed.is_empty() {
-        return PayloadType::Empty;
-    }
-    if data.starts_with(&[0x1f, 0x8b]) {
-        return PayloadType::Gzip;
-    }
-    let starts = |prefix: &str| {
-        trimmed
-            .get(..prefix.len())
-            .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
-    };
-    if starts("#cloud-config") {
-        PayloadType::CloudConfig
-    } else if starts("#cloud-boothook") {
-        PayloadType::CloudBoothook
-    } else if starts("#include") {
-        PayloadType::Include
-    } else if starts("#part-handler") {
-        PayloadType::PartHandler
-    } else if starts("#!") {
-        PayloadType::Script
-    } else if starts("content-type:") || starts("mime-version:") {
-        PayloadType::Mime
-    } else if starts("{") || starts("[") {
-        PayloadType::Json
-    } else {
-        PayloadType::Other
-    }
 }
 
 /// A file the provider asks to be placed in the root filesystem (OpenStack "personality"
@@ -369,6 +305,10 @@ pub struct Context {
     pub hostname: Option<String>,
     #[serde(default)]
     pub ssh_keys: Vec<String>,
+    /// The platform's name for the default user (Azure's `UserName`): `preroot apply` gives
+    /// it `ssh_keys` and `password` instead of preroot.conf's `default_user`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     #[serde(default)]
     pub network: Network,
     #[serde(default)]
@@ -399,7 +339,7 @@ pub struct Context {
     pub extra: serde_json::Map<String, serde_json::Value>,
     /// What each boot phase did (`preroot run`), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub phases: Vec<crate::run::PhaseRecord>,
+    pub phases: Vec<PhaseRecord>,
 }
 
 impl Context {
@@ -411,6 +351,7 @@ impl Context {
             instance_id: None,
             hostname: None,
             ssh_keys: Vec::new(),
+            user: None,
             network: Network::default(),
             host_nics: Vec::new(),
             user_data: None,
@@ -427,8 +368,11 @@ impl Context {
         }
     }
 
+    /// Records a warning (and logs it), as one line: a value in `object` or `message` cannot
+    /// split it ([`crate::text::one_line`]).
     pub fn warn(&mut self, stage: &str, object: &str, message: impl Into<String>) {
-        let message = message.into();
+        let message = crate::text::one_line(&message.into());
+        let object = &crate::text::one_line(object);
         log::warn!("{stage}: {object}: {message}");
         self.warnings.push(Problem {
             stage: stage.into(),
@@ -437,8 +381,10 @@ impl Context {
         });
     }
 
+    /// Records an error (and logs it), as one line (see [`Context::warn`]).
     pub fn error(&mut self, stage: &str, object: &str, message: impl Into<String>) {
-        let message = message.into();
+        let message = crate::text::one_line(&message.into());
+        let object = &crate::text::one_line(object);
         log::error!("{stage}: {object}: {message}");
         self.errors.push(Problem {
             stage: stage.into(),
@@ -459,7 +405,17 @@ impl Context {
     ///   host NIC the source left undescribed gets a DHCPv4 link with `origin: fallback`,
     ///   recorded as `dhcp4-undescribed-nic`. NoCloud and OpenNebula pass `false`: there, as
     ///   in cloud-init, the network description is authoritative.
+    ///
+    /// Then every value of the network and the host name is checked ([`Context::check_values`]):
+    /// this is where a datasource's values enter the context, whatever the source.
     pub fn match_nics(&mut self, dhcp_undescribed: bool) {
+        self.name_and_fall_back(dhcp_undescribed);
+        for (object, message) in self.check_values() {
+            self.error("network", &object, message);
+        }
+    }
+
+    fn name_and_fall_back(&mut self, dhcp_undescribed: bool) {
         let nics = self.host_nics.clone();
         let mut unmatched = Vec::new();
         for link in &mut self.network.links {
@@ -530,6 +486,44 @@ impl Context {
         }
     }
 
+    /// Adds what the initramfs's network stage learned of IPv6 (`(NIC name, addressing)`:
+    /// the router asked for DHCPv6, or advertised prefixes for SLAAC) to the links the
+    /// fallback rule made for those NICs, so the booted system configures IPv6 as the network
+    /// offers it. Links the datasource described are left alone: its description is
+    /// authoritative. Recorded as one `ipv6-learned` fallback naming the NICs.
+    pub fn add_learned_ipv6(&mut self, learned: &[(String, Addressing)]) {
+        let mut added = Vec::new();
+        for link in &mut self.network.links {
+            if link.origin != LinkOrigin::Fallback {
+                continue;
+            }
+            let Some(name) = link.name.as_deref() else {
+                continue;
+            };
+            for (nic, a) in learned.iter().filter(|(n, _)| n == name) {
+                if !link.addressing.contains(a) {
+                    link.addressing.push(a.clone());
+                    added.push(format!(
+                        "{nic}: {}",
+                        match a {
+                            Addressing::Dhcp6 => "DHCPv6 (the router's M flag)",
+                            Addressing::Slaac { dhcp6_info: true } => {
+                                "SLAAC and DHCPv6 information (the router's O flag)"
+                            }
+                            _ => "SLAAC (a router advertisement)",
+                        }
+                    ));
+                }
+            }
+        }
+        if !added.is_empty() {
+            self.fallbacks.push(Fallback {
+                kind: "ipv6-learned".into(),
+                reason: format!("learned in the initramfs: {}", added.join(", ")),
+            });
+        }
+    }
+
     fn name_virtual_links(&mut self) {
         // VLANs on VLANs are legal, so resolve parents until nothing changes (bounded by the
         // number of links).
@@ -566,6 +560,40 @@ impl Context {
     }
 }
 
+/// After a cut of `links` (or links refused by [`Context::check_values`]): bond and bridge
+/// members that are gone are left out, and a VLAN whose parent is gone is dropped too (and a
+/// VLAN on that VLAN, and so on); one line per VLAN dropped.
+pub fn drop_dangling(links: &mut Vec<Link>) -> Vec<String> {
+    let mut dropped = Vec::new();
+    // Each round drops one level of VLANs on VLANs: at most one round per link.
+    for _ in 0..=links.len() {
+        let ids: Vec<String> = links.iter().map(|l| l.id.clone()).collect();
+        let before = dropped.len();
+        links.retain_mut(|link| match &mut link.kind {
+            LinkKind::Physical => true,
+            LinkKind::Bond { members, .. } | LinkKind::Bridge { members, .. } => {
+                members.retain(|m| ids.contains(m));
+                true
+            }
+            LinkKind::Vlan { parent, .. } => {
+                let keep = ids.contains(parent);
+                if !keep {
+                    dropped.push(format!(
+                        "\"{}\": its parent link \"{}\" is gone; dropped",
+                        crate::text::show(&link.id),
+                        crate::text::show(parent)
+                    ));
+                }
+                keep
+            }
+        });
+        if dropped.len() == before {
+            break;
+        }
+    }
+    dropped
+}
+
 fn fallback_link(nic: &HostNic) -> Link {
     let mut link = Link::new(nic.name.clone(), LinkKind::Physical);
     link.name = Some(nic.name.clone());
@@ -575,88 +603,273 @@ fn fallback_link(nic: &HostNic) -> Link {
     link
 }
 
-/// Normalizes a MAC address to lower case with colons; `None` if it is not 6 (or 20, for
-/// InfiniBand) hex octets.
-pub fn normalize_mac(raw: &str) -> Option<String> {
-    let raw = raw.trim();
-    let octets: Vec<&str> = raw.split([':', '-']).collect();
-    if !(octets.len() == 6 || octets.len() == 20) {
-        return None;
-    }
-    if !octets
-        .iter()
-        .all(|o| o.len() == 2 && o.bytes().all(|b| b.is_ascii_hexdigit()))
-    {
-        return None;
-    }
-    Some(octets.join(":").to_ascii_lowercase())
+/// A value of a link that breaks a rule of [`crate::valid`], found by [`Link::audit`]: what to
+/// drop, and the line that says why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadValue {
+    /// The link itself cannot be kept (its name, MAC, bonding mode or VLAN id).
+    Link(String),
+    Mtu(String),
+    BondOption(String, String),
+    BridgeOption(String, String),
+    /// Index into `addressing`.
+    Address(usize, String),
+    /// Index into `routes`.
+    Route(usize, String),
+    /// Index into `rules`.
+    Rule(usize, String),
+    /// Index into `dns.search`.
+    Search(usize, String),
 }
 
-/// The kernel's name for a bonding mode given as a name or a number (network_data.json
-/// writes `"4"`, netplan `802.3ad`); `None` if unknown.
-pub fn bond_mode_name(raw: &str) -> Option<&'static str> {
-    const MODES: [&str; 7] = [
-        "balance-rr",
-        "active-backup",
-        "balance-xor",
-        "broadcast",
-        "802.3ad",
-        "balance-tlb",
-        "balance-alb",
-    ];
-    let raw = raw.trim();
-    if let Ok(n) = raw.parse::<usize>() {
-        return MODES.get(n).copied();
+impl BadValue {
+    /// Why it is refused.
+    pub fn message(&self) -> &str {
+        match self {
+            BadValue::Link(m)
+            | BadValue::Mtu(m)
+            | BadValue::BondOption(_, m)
+            | BadValue::BridgeOption(_, m)
+            | BadValue::Address(_, m)
+            | BadValue::Route(_, m)
+            | BadValue::Rule(_, m)
+            | BadValue::Search(_, m) => m,
+        }
     }
-    MODES.iter().copied().find(|m| m.eq_ignore_ascii_case(raw))
 }
 
-/// Longest hostname we accept: the DNS limit for a fully qualified name.
-pub const HOSTNAME_MAX: usize = 253;
+impl Link {
+    /// Every value of the link checked against [`crate::valid`]: the name, MAC, MTU, bonding
+    /// mode and options, VLAN id, a bridge's `stp`, static prefixes, route and rule ends, the
+    /// link's search domains. The one check the context ([`Context::check_values`]) and the
+    /// renderers (`render::named_links`) share.
+    pub fn audit(&self) -> Vec<BadValue> {
+        use crate::valid;
+        let mut bad = Vec::new();
+        let whole = [
+            self.name.as_deref().map(valid::ifname),
+            self.mac.as_deref().map(valid::mac),
+            match &self.kind {
+                LinkKind::Bond { mode, .. } => Some(valid::bond_mode(mode).map(|_| ())),
+                LinkKind::Vlan { id, .. } => Some(valid::vlan_id(*id)),
+                LinkKind::Physical | LinkKind::Bridge { .. } => None,
+            },
+        ];
+        bad.extend(
+            whole
+                .into_iter()
+                .flatten()
+                .filter_map(Result::err)
+                .map(BadValue::Link),
+        );
+        if let Some(Err(e)) = self.mtu.map(valid::mtu) {
+            bad.push(BadValue::Mtu(e));
+        }
+        match &self.kind {
+            LinkKind::Bond { options, .. } => {
+                for (k, v) in options {
+                    if let Err(e) = valid::bond_option(k, v) {
+                        bad.push(BadValue::BondOption(k.clone(), e));
+                    }
+                }
+            }
+            LinkKind::Bridge { options, .. } => {
+                if let Some(Err(e)) = options.get("stp").map(|v| valid::boolean(v)) {
+                    bad.push(BadValue::BridgeOption("stp".into(), format!("stp: {e}")));
+                }
+            }
+            LinkKind::Physical | LinkKind::Vlan { .. } => {}
+        }
+        for (i, a) in self.addressing.iter().enumerate() {
+            if let Addressing::Static {
+                address, prefix, ..
+            } = a
+            {
+                if let Err(e) = valid::prefix(*address, *prefix) {
+                    bad.push(BadValue::Address(i, e));
+                }
+            }
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            if let Err(e) = valid::route_end(&r.to) {
+                bad.push(BadValue::Route(i, e));
+            }
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            let ends = [&rule.from, &rule.to];
+            if let Some(e) = ends
+                .into_iter()
+                .flatten()
+                .find_map(|e| valid::route_end(e).err())
+            {
+                bad.push(BadValue::Rule(i, e));
+            }
+        }
+        for (i, d) in self.dns.search.iter().enumerate() {
+            if let Err(e) = valid::search_domain(d) {
+                bad.push(BadValue::Search(i, e));
+            }
+        }
+        bad
+    }
 
-/// Checks a hostname (or FQDN) from metadata: labels of letters, digits, hyphens and
-/// underscores, 1..=63 bytes each, not starting or ending with a hyphen, at most
-/// [`HOSTNAME_MAX`] bytes in all. A trailing dot is dropped. Returns the name in lower case.
-///
-/// Underscores are outside RFC 1123 but common in real instance names (OpenStack and KubeVirt
-/// pass display names such as `test_instance-kubevirt` through), so the context keeps them;
-/// the renderer, which writes `/etc/hostname`, applies the stricter rule of the target system.
-/// Anything else (spaces, control characters, `/`, over-long names) is refused here.
-pub fn validate_hostname(raw: &str) -> Result<String, String> {
-    let name = raw.trim().strip_suffix('.').unwrap_or(raw.trim());
-    if name.is_empty() {
-        return Err("empty hostname".into());
-    }
-    if name.len() > HOSTNAME_MAX {
-        return Err(format!(
-            "hostname is {} bytes, more than {HOSTNAME_MAX}",
-            name.len()
-        ));
-    }
-    for label in name.split('.') {
-        if label.is_empty() || label.len() > 63 {
-            return Err(format!("hostname label {label:?} is not 1 to 63 bytes"));
+    /// Drops what [`Link::audit`] finds (and makes a bond's mode the kernel's name). `Err`:
+    /// the link itself must go; `Ok`: one line per value dropped.
+    fn drop_bad_values(&mut self) -> Result<Vec<String>, String> {
+        let bad = self.audit();
+        if let Some(BadValue::Link(why)) = bad.iter().find(|b| matches!(b, BadValue::Link(_))) {
+            return Err(format!("{why}; the link is not configured"));
         }
-        if label.starts_with('-') || label.ends_with('-') {
-            return Err(format!(
-                "hostname label {label:?} starts or ends with a hyphen"
-            ));
+        if let LinkKind::Bond { mode, .. } = &mut self.kind {
+            if let Some(name) = crate::valid::bond_mode_name(mode) {
+                *mode = name.to_string();
+            }
         }
-        if !label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(format!(
-                "hostname label {label:?} has characters other than letters, digits, '-' and '_'"
-            ));
+        let mut lines = Vec::new();
+        // Indexes from the end, so the earlier ones stay right.
+        for b in bad.iter().rev() {
+            match b {
+                BadValue::Link(_) => {}
+                BadValue::Mtu(_) => self.mtu = None,
+                BadValue::BondOption(k, _) | BadValue::BridgeOption(k, _) => {
+                    if let LinkKind::Bond { options, .. } | LinkKind::Bridge { options, .. } =
+                        &mut self.kind
+                    {
+                        options.remove(k);
+                    }
+                }
+                BadValue::Address(i, _) => drop_at(&mut self.addressing, *i),
+                BadValue::Route(i, _) => drop_at(&mut self.routes, *i),
+                BadValue::Rule(i, _) => drop_at(&mut self.rules, *i),
+                BadValue::Search(i, _) => drop_at(&mut self.dns.search, *i),
+            }
         }
+        lines.extend(bad.iter().map(|b| format!("{}; dropped", b.message())));
+        Ok(lines)
     }
-    Ok(name.to_ascii_lowercase())
+}
+
+fn drop_at<T>(items: &mut Vec<T>, i: usize) {
+    if i < items.len() {
+        items.remove(i);
+    }
+}
+
+impl Context {
+    /// Checks every value of the network and the host name against [`crate::valid`] and
+    /// drops each that breaks a rule: a bad search domain, route, rule, address, MTU or bond
+    /// option alone; a link whose name, MAC, bonding mode or VLAN id is bad with what
+    /// depends on it (a VLAN on it; bonds and bridges lose it as a member). Returns one
+    /// (object, message) per value dropped, for the caller to record: the rest of the context
+    /// stays usable, so one bad value never makes a later stage write nothing.
+    pub fn check_values(&mut self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some(name) = &self.hostname {
+            if let Err(why) = validate_hostname(name) {
+                out.push((
+                    "hostname".to_string(),
+                    format!("\"{}\" refused: {why}; not set", crate::text::show(name)),
+                ));
+                self.hostname = None;
+            }
+        }
+        let mut dropped_link = false;
+        self.network.links.retain_mut(|link| {
+            let object = format!("link \"{}\"", crate::text::show(&link.id));
+            match link.drop_bad_values() {
+                Ok(lines) => {
+                    out.extend(lines.into_iter().map(|l| (object.clone(), l)));
+                    true
+                }
+                Err(why) => {
+                    out.push((object, why));
+                    dropped_link = true;
+                    false
+                }
+            }
+        });
+        if dropped_link {
+            for line in drop_dangling(&mut self.network.links) {
+                out.push(("network".to_string(), line));
+            }
+        }
+        let search = std::mem::take(&mut self.network.dns.search);
+        for d in search {
+            match crate::valid::search_domain(&d) {
+                Ok(()) => self.network.dns.search.push(d),
+                Err(why) => out.push(("network dns".to_string(), format!("{why}; dropped"))),
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn learned_ipv6_goes_to_fallback_links_only() {
+        let mut ctx = Context::new(
+            None,
+            Source {
+                kind: SourceKind::MetadataService,
+                medium: Access::Http,
+                location: "http://[fd00:ec2::254]/".into(),
+                partition_of: None,
+            },
+        );
+        let mut described = Link::new("eth1", LinkKind::Physical);
+        described.name = Some("eth1".into());
+        described.addressing.push(Addressing::Dhcp4);
+        ctx.network.links.push(described);
+        ctx.host_nics = vec![
+            nic("eth0", "52:54:00:00:00:01"),
+            nic("eth1", "52:54:00:00:00:02"),
+        ];
+        ctx.match_nics(true);
+        ctx.add_learned_ipv6(&[
+            ("eth0".into(), Addressing::Dhcp6),
+            ("eth1".into(), Addressing::Slaac { dhcp6_info: false }),
+            ("eth9".into(), Addressing::Dhcp6),
+        ]);
+        let by = |n: &str| {
+            ctx.network
+                .links
+                .iter()
+                .find(|l| l.name.as_deref() == Some(n))
+                .map(|l| l.addressing.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            by("eth0"),
+            [Addressing::Dhcp4, Addressing::Dhcp6],
+            "case fallback link"
+        );
+        assert_eq!(
+            by("eth1"),
+            [Addressing::Dhcp4],
+            "case described link left alone"
+        );
+        let f = ctx
+            .fallbacks
+            .iter()
+            .find(|f| f.kind == "ipv6-learned")
+            .unwrap();
+        assert_eq!(
+            f.reason,
+            "learned in the initramfs: eth0: DHCPv6 (the router's M flag)"
+        );
+        ctx.add_learned_ipv6(&[("eth0".into(), Addressing::Dhcp6)]);
+        assert_eq!(
+            ctx.fallbacks
+                .iter()
+                .filter(|f| f.kind == "ipv6-learned")
+                .count(),
+            1,
+            "case twice: nothing new, no second record"
+        );
+    }
 
     fn nic(name: &str, mac: &str) -> HostNic {
         HostNic {
@@ -668,77 +881,22 @@ mod tests {
     fn src() -> Source {
         Source {
             kind: SourceKind::ConfigDrive,
-            medium: Medium::Directory,
+            medium: Access::Directory,
             location: "/x".into(),
             partition_of: None,
         }
     }
 
     #[test]
-    fn payload_types() {
-        let cases: &[(&[u8], PayloadType)] = &[
-            (b"", PayloadType::Empty),
-            (b"  \n", PayloadType::Empty),
-            (b"#!/bin/sh\n", PayloadType::Script),
-            (b"#cloud-config\n", PayloadType::CloudConfig),
-            (b"#Cloud-Config\n", PayloadType::CloudConfig),
-            (b"#cloud-boothook\n", PayloadType::CloudBoothook),
-            (b"#include\nhttp://x\n", PayloadType::Include),
-            (b"Content-Type: multipart/mixed", PayloadType::Mime),
-            (b"MIME-Version: 1.0\n", PayloadType::Mime),
-            (b"\x1f\x8b\x08", PayloadType::Gzip),
-            (b"{\"a\":1}", PayloadType::Json),
-            (b"hello", PayloadType::Other),
-        ];
-        for (data, want) in cases {
-            assert_eq!(detect_payload_type(data), *want, "case {data:?}");
-        }
-    }
-
-    #[test]
-    fn macs() {
-        assert_eq!(
-            normalize_mac("FA:16:3E:00:00:01").as_deref(),
-            Some("fa:16:3e:00:00:01")
-        );
-        assert_eq!(
-            normalize_mac("fa-16-3e-00-00-01\n").as_deref(),
-            Some("fa:16:3e:00:00:01")
-        );
-        assert_eq!(normalize_mac("fa:16:3e:00:00"), None);
-        assert_eq!(normalize_mac("fa:16:3e:00:00:0g"), None);
-    }
-
-    #[test]
-    fn bond_modes() {
-        assert_eq!(bond_mode_name("4"), Some("802.3ad"));
-        assert_eq!(bond_mode_name("Active-Backup"), Some("active-backup"));
-        assert_eq!(bond_mode_name("7"), None);
-        assert_eq!(bond_mode_name("lacp"), None);
-    }
-
-    #[test]
-    fn hostnames() {
-        assert_eq!(
-            validate_hostname("Foo.Example.com.").as_deref(),
-            Ok("foo.example.com")
-        );
-        assert_eq!(
-            validate_hostname("test_instance-kubevirt").as_deref(),
-            Ok("test_instance-kubevirt")
-        );
-        for bad in [
-            "",
-            "-a",
-            "a-",
-            "a..b",
-            "a b",
-            "a/b",
-            "a\nb",
-            &"a".repeat(64),
-            &"a.".repeat(130),
+    fn phases() {
+        for (name, want) in [
+            ("fetch", Some(Phase::Fetch)),
+            ("grow", Some(Phase::Grow)),
+            ("sysroot", Some(Phase::Sysroot)),
+            ("Fetch", None),
+            ("", None),
         ] {
-            assert!(validate_hostname(bad).is_err(), "case {bad:?}");
+            assert_eq!(Phase::from_name(name), want, "case {name:?}");
         }
     }
 

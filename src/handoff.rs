@@ -9,6 +9,7 @@
 //! log line, never written. Never carries a secret.
 
 use crate::context::Context;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// `/run/metadata/preroot`, relative to the root.
@@ -51,9 +52,20 @@ pub fn write(ctx: &mut Context, root: &Path) {
         match crate::base64::strict(&seed) {
             Some(bytes) => {
                 let urandom = root.join("dev/urandom");
+                // Non-blocking, and only the character device: under a --root tree a FIFO
+                // in its place would make the open wait for a reader.
                 if let Err(e) = std::fs::OpenOptions::new()
                     .write(true)
+                    .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
                     .open(&urandom)
+                    .and_then(|f| {
+                        use std::os::unix::fs::FileTypeExt;
+                        if f.metadata()?.file_type().is_char_device() {
+                            Ok(f)
+                        } else {
+                            Err(std::io::Error::other("not a character device"))
+                        }
+                    })
                     .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
                 {
                     ctx.warn(
@@ -76,7 +88,7 @@ pub fn write(ctx: &mut Context, root: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::context::{Medium, Platform, Source, SourceKind};
+    use crate::context::{Access, Platform, Source, SourceKind};
 
     #[test]
     fn env_file_keeps_only_plain_values() {
@@ -84,7 +96,7 @@ mod tests {
             Some(Platform::Openstack),
             Source {
                 kind: SourceKind::ConfigDrive,
-                medium: Medium::Directory,
+                medium: Access::Directory,
                 location: String::new(),
                 partition_of: None,
             },

@@ -7,15 +7,23 @@
 //! - a body cap (more is [`HttpError::TooLarge`], never a truncated body);
 //! - redirects followed only on the same host and port, at most [`MAX_REDIRECTS`];
 //! - retries with backoff (100 ms doubling to 1 s) on connection errors, timeouts and 5xx,
-//!   bounded by the deadline, not by a count.
+//!   bounded by the deadline, not by a count;
+//! - optionally a source port from a given range ([`Client::source_ports`], `sys/tcp.rs`):
+//!   Scaleway serves user data only to ports below 1024.
 //!
-//! Follows RFC 9112 for framing: `Transfer-Encoding: chunked`, else `Content-Length`, else
-//! the body runs to the end of the connection. Not supported: TLS, host names other than
+//! Follows RFC 9112 for framing: `Transfer-Encoding: chunked`, else `Content-Length` (several
+//! that differ are refused), else the body runs to the end of the connection. Header lines end
+//! at CRLF only: a control character inside one (a bare LF or CR) makes the response
+//! malformed, and nothing from a response reaches a request line unchecked (`Location`). IPv6
+//! literals are bracketed, with an optional zone as RFC 6874 writes it
+//! (`http://[fe80::a9fe:a9fe%25eth0]/`: `%25` then an interface name or index); the `Host:`
+//! header carries the bracketed address without the zone, which means nothing beyond this
+//! machine (RFC 6874 section 4). Not supported: TLS, host names other than
 //! `metadata.google.internal` (the initramfs has no resolver at this point; it is sent to
-//! 169.254.169.254 with its name in `Host:`), IPv6 literals other than in brackets, trailers,
-//! 1xx responses other than `100 Continue`.
+//! 169.254.169.254 with its name in `Host:`), trailers, 1xx responses other than
+//! `100 Continue`.
 
-use crate::run::Deadline;
+use crate::deadline::Deadline;
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
@@ -34,17 +42,28 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// An `http://` URL split into what a request needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
-    /// The `Host:` header value (with `:port` when not 80).
+    /// The `Host:` header value (with `:port` when not 80; an IPv6 address bracketed, without
+    /// its zone).
     pub host: String,
+    /// Where to connect; an IPv6 zone is its scope id.
     pub addr: SocketAddr,
     /// Starts with `/`; may carry a query.
     pub path: String,
+    /// The IPv6 zone as written (`eth0`, `2`), for display.
+    pub zone: Option<String>,
 }
 
 impl Url {
     /// Parses `http://HOST[:PORT][/PATH]`. HOST is an IPv4 address, a bracketed IPv6 address
-    /// or `metadata.google.internal`.
+    /// (with an RFC 6874 zone `%25NAME` or `%25INDEX`: the interface must exist) or
+    /// `metadata.google.internal`.
     pub fn parse(url: &str) -> Result<Url, String> {
+        Url::parse_with(url, |name| crate::sys::nicsock::ifindex(name).ok())
+    }
+
+    /// [`Url::parse`] with the interface index of a named zone from `ifindex` (pure when
+    /// that is).
+    pub fn parse_with(url: &str, ifindex: impl Fn(&str) -> Option<u32>) -> Result<Url, String> {
         let rest = url
             .strip_prefix("http://")
             .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
@@ -55,7 +74,7 @@ impl Url {
         if authority.contains('@') {
             return Err(format!("{url}: credentials in URLs are not supported"));
         }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, port, bracketed) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, after) = v6
                 .split_once(']')
                 .ok_or_else(|| format!("{url}: unclosed '['"))?;
@@ -64,16 +83,25 @@ impl Url {
                 None if after.is_empty() => None,
                 None => return Err(format!("{url}: junk after ']'")),
             };
-            (h, port)
+            (h, port, true)
         } else {
             match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
+                Some((h, p)) => (h, Some(p), false),
+                None => (authority, None, false),
             }
         };
         let port: u16 = match port {
             Some(p) => p.parse().map_err(|_| format!("{url}: bad port {p:?}"))?,
             None => 80,
+        };
+        let (host, zone) = match host.split_once('%') {
+            Some((h, z)) if bracketed => {
+                let z = z.strip_prefix("25").ok_or_else(|| {
+                    format!("{url}: a zone is written %25ZONE in a URL (RFC 6874)")
+                })?;
+                (h, Some(z))
+            }
+            _ => (host, None),
         };
         let ip: IpAddr = if host.eq_ignore_ascii_case("metadata.google.internal") {
             IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254))
@@ -87,11 +115,35 @@ impl Url {
         if path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
             return Err(format!("{url}: control characters or spaces in the path"));
         }
+        let addr = match (ip, zone) {
+            (IpAddr::V6(v6), Some(z)) => {
+                let scope = scope_of(z, &ifindex)
+                    .ok_or_else(|| format!("{url}: zone {z:?} is not an interface here"))?;
+                SocketAddr::V6(std::net::SocketAddrV6::new(v6, port, 0, scope))
+            }
+            (ip, _) => SocketAddr::new(ip, port),
+        };
+        let host = match ip {
+            IpAddr::V6(v6) if port == 80 => format!("[{v6}]"),
+            IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+            IpAddr::V4(_) => authority.to_string(),
+        };
         Ok(Url {
-            host: authority.to_string(),
-            addr: SocketAddr::new(ip, port),
+            host,
+            addr,
             path: path.to_string(),
+            zone: zone.map(str::to_string),
         })
+    }
+
+    /// The same URL with its IPv6 address in zone `name` (index `ifindex`).
+    pub fn with_zone(&self, name: &str, ifindex: u32) -> Url {
+        let mut u = self.clone();
+        if let SocketAddr::V6(v6) = self.addr {
+            u.addr = SocketAddr::V6(std::net::SocketAddrV6::new(*v6.ip(), v6.port(), 0, ifindex));
+            u.zone = Some(name.to_string());
+        }
+        u
     }
 
     /// This URL with `rel` appended to its path (`rel` is relative; a `/` is inserted).
@@ -108,9 +160,30 @@ impl Url {
     }
 }
 
+/// A zone's interface index: a number as it is, else by name; never 0.
+fn scope_of(zone: &str, ifindex: &impl Fn(&str) -> Option<u32>) -> Option<u32> {
+    if zone.is_empty() {
+        return None;
+    }
+    let index = match zone.parse::<u32>() {
+        Ok(n) => Some(n),
+        Err(_) => ifindex(zone),
+    };
+    index.filter(|n| *n != 0)
+}
+
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}{}", self.host, self.path)
+        match (&self.zone, self.addr) {
+            (Some(z), SocketAddr::V6(v6)) => {
+                write!(f, "http://[{}%25{z}]", v6.ip())?;
+                if v6.port() != 80 {
+                    write!(f, ":{}", v6.port())?;
+                }
+                f.write_str(&self.path)
+            }
+            _ => write!(f, "http://{}{}", self.host, self.path),
+        }
     }
 }
 
@@ -150,6 +223,9 @@ pub enum HttpError {
     Status(u16),
     /// The response lacks a header the platform promises (`Metadata-Flavor: Google`).
     MissingHeader(String),
+    /// No source port of [`Client::source_ports`] could be bound (not root, or all taken):
+    /// final, asking again would not help.
+    Bind(String),
 }
 
 impl fmt::Display for HttpError {
@@ -160,8 +236,9 @@ impl fmt::Display for HttpError {
             HttpError::Malformed(e) => write!(f, "malformed response: {e}"),
             HttpError::TooLarge { cap } => write!(f, "body larger than the {cap}-byte limit"),
             HttpError::Redirect(e) => write!(f, "redirect refused: {e}"),
-            HttpError::Status(s) => write!(f, "HTTP status {s}"),
+            HttpError::Status(s) => write!(f, "HTTP status {s}, not a success (2xx)"),
             HttpError::MissingHeader(h) => write!(f, "response lacks {h}"),
+            HttpError::Bind(e) => write!(f, "cannot bind a source port: {e}"),
         }
     }
 }
@@ -244,11 +321,27 @@ fn parse_after_interim(
         .ok_or_else(|| HttpError::Malformed(format!("bad status line {status_line:?}")))?;
     let mut headers = Vec::new();
     for line in lines {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| HttpError::Malformed(format!("bad header line {line:?}")))?;
+        // Lines end only at CRLF: a bare LF or CR (or any other control character but a tab)
+        // inside one would be taken for a line end by whoever reads the value next, as a
+        // `Location` once became a second line of preroot's own request (RFC 9112 §2.2: a
+        // bare CR must be refused; RFC 9110 §5.5: field values hold no controls).
+        if line.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+            return Err(HttpError::Malformed(format!(
+                "header line \"{}\" has a control character (a bare CR or LF?)",
+                crate::text::show(line)
+            )));
+        }
+        let (name, value) = line.split_once(':').ok_or_else(|| {
+            HttpError::Malformed(format!(
+                "header line \"{}\" has no ':'",
+                crate::text::show(line)
+            ))
+        })?;
         if name.is_empty() || name.bytes().any(|b| b == b' ' || b == b'\t') {
-            return Err(HttpError::Malformed(format!("bad header name {name:?}")));
+            return Err(HttpError::Malformed(format!(
+                "bad header name \"{}\"",
+                crate::text::show(name)
+            )));
         }
         headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
     }
@@ -284,10 +377,11 @@ fn parse_after_interim(
             None => Ok(Parse::Incomplete),
         };
     }
-    if let Some(len) = get("content-length") {
-        let len: usize = len
-            .parse()
-            .map_err(|_| HttpError::Malformed(format!("bad Content-Length {len:?}")))?;
+    let lengths = headers
+        .iter()
+        .filter(|(n, _)| n == "content-length")
+        .map(|(_, v)| v.as_str());
+    if let Some(len) = content_length(lengths).map_err(HttpError::Malformed)? {
         if len > cap {
             return Err(HttpError::TooLarge { cap });
         }
@@ -308,6 +402,36 @@ fn parse_after_interim(
     } else {
         Ok(Parse::Incomplete)
     }
+}
+
+/// The body length the `Content-Length` fields give, `None` without one. RFC 9110 §8.6 and
+/// RFC 9112 §6.3: the value is one or more digits; several fields (or a comma list) with the
+/// same value count as one; values that differ make the response invalid (they are how one
+/// response is read as two by different readers).
+fn content_length<'a>(values: impl Iterator<Item = &'a str>) -> Result<Option<usize>, String> {
+    let mut length: Option<usize> = None;
+    for value in values.flat_map(|v| v.split(',')).map(str::trim) {
+        let n: usize = value
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| value.parse().ok())
+            .flatten()
+            .ok_or_else(|| {
+                format!(
+                    "bad Content-Length \"{}\" (one or more digits)",
+                    crate::text::show(value)
+                )
+            })?;
+        match length {
+            Some(l) if l != n => {
+                return Err(format!(
+                    "Content-Length given twice, as {l} and {n}: which body is meant is unknown"
+                ))
+            }
+            _ => length = Some(n),
+        }
+    }
+    Ok(length)
 }
 
 /// Decodes a complete chunked body, or `None` if more bytes are needed.
@@ -387,8 +511,15 @@ pub fn build_request(method: &str, url: &Url, headers: &[(&str, &str)], body: &[
     bytes
 }
 
-/// The same-host target of a `Location`, or why not.
+/// The same-host target of a `Location`, or why not. A target goes into the request line:
+/// control characters and spaces are refused (a relative one never passes [`Url::parse`]).
 fn redirect_target(base: &Url, location: &str) -> Result<Url, HttpError> {
+    if location.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err(HttpError::Redirect(format!(
+            "Location \"{}\" has control characters or spaces",
+            crate::text::show(location)
+        )));
+    }
     if location.starts_with('/') && !location.starts_with("//") {
         return Ok(Url {
             path: location.to_string(),
@@ -414,6 +545,9 @@ pub struct Client {
     pub headers: Vec<(String, String)>,
     /// `(name, value)` each response must carry (GCE's `Metadata-Flavor: Google`).
     pub require: Option<(String, String)>,
+    /// Connect from a source port of this inclusive range (Scaleway serves user data only
+    /// to ports below 1024), else from any.
+    pub source_ports: Option<(u16, u16)>,
 }
 
 impl Client {
@@ -423,6 +557,7 @@ impl Client {
             per_request: REQUEST_TIMEOUT,
             headers: Vec::new(),
             require: None,
+            source_ports: None,
         }
     }
 
@@ -485,7 +620,10 @@ impl Client {
         loop {
             let resp = self.once(method, &url, extra, body, cap)?;
             if !matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
-                if let Some((name, value)) = &self.require {
+                // Only an answer is checked for the platform's header: a 500 from the right
+                // service is reported as the 500 it is (and retried), not as someone else's.
+                let answer = (200..300).contains(&resp.status);
+                if let (Some((name, value)), true) = (&self.require, answer) {
                     if resp.header(&name.to_ascii_lowercase()) != Some(value.as_str()) {
                         return Err(HttpError::MissingHeader(format!("{name}: {value}")));
                     }
@@ -526,6 +664,12 @@ impl Client {
         {
             return Err(HttpError::Io("header with CR, LF or ':' refused".into()));
         }
+        if url.path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+            return Err(HttpError::Io(format!(
+                "request path \"{}\" has control characters or spaces; refused",
+                crate::text::show(&url.path)
+            )));
+        }
         let limit = self.deadline.remaining().min(self.per_request);
         if limit.is_zero() {
             return Err(HttpError::Timeout);
@@ -541,7 +685,17 @@ impl Client {
             std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => HttpError::Timeout,
             _ => HttpError::Io(e.to_string()),
         };
-        let mut stream = TcpStream::connect_timeout(&url.addr, limit).map_err(io)?;
+        let mut stream =
+            match self.source_ports {
+                None => TcpStream::connect_timeout(&url.addr, limit).map_err(io)?,
+                Some(ports) => crate::sys::tcp::connect_from_ports(url.addr, ports, limit)
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::AddrInUse => {
+                            HttpError::Bind(e.to_string())
+                        }
+                        _ => io(e),
+                    })?,
+            };
         let _ = stream.set_nodelay(true);
         stream.set_write_timeout(Some(left()?)).map_err(io)?;
         stream
@@ -606,7 +760,7 @@ impl BodyFraming {
             return None;
         }
         let start = head_end.saturating_add(4);
-        let mut length = None;
+        let mut lengths = Vec::new();
         for (name, value) in lines.filter_map(|l| l.split_once(':')) {
             if name.eq_ignore_ascii_case("transfer-encoding")
                 && value.trim().eq_ignore_ascii_case("chunked")
@@ -617,12 +771,14 @@ impl BodyFraming {
                 });
             }
             if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().ok();
+                lengths.push(value);
             }
         }
-        Some(match length {
-            Some(len) => BodyFraming::Length { start, len },
-            None => BodyFraming::ToEof { start },
+        Some(match content_length(lengths.into_iter()) {
+            Ok(Some(len)) => BodyFraming::Length { start, len },
+            Ok(None) => BodyFraming::ToEof { start },
+            // Complete at once: `parse_response` then says what is wrong with it.
+            Err(_) => BodyFraming::Length { start, len: 0 },
         })
     }
 
@@ -702,6 +858,7 @@ mod tests {
         assert_eq!(u.join("/a").path, "/a");
         let u = Url::parse("http://[fd00:ec2::254]/latest").unwrap();
         assert_eq!(u.addr, "[fd00:ec2::254]:80".parse().unwrap());
+        assert_eq!(u.host, "[fd00:ec2::254]");
         let u = Url::parse("http://metadata.google.internal/computeMetadata/v1/").unwrap();
         assert_eq!(u.addr, "169.254.169.254:80".parse().unwrap());
         assert_eq!(u.host, "metadata.google.internal");
@@ -716,6 +873,81 @@ mod tests {
         ] {
             assert!(Url::parse(bad).is_err(), "case {bad}");
         }
+    }
+
+    #[test]
+    fn ipv6_literals_and_zones() {
+        let nics = |name: &str| match name {
+            "eth0" => Some(2),
+            "ens3" => Some(7),
+            _ => None,
+        };
+        let ll: std::net::Ipv6Addr = "fe80::a9fe:a9fe".parse().unwrap();
+        for (case, text, host, addr, zone, shown) in [
+            (
+                "named zone",
+                "http://[fe80::a9fe:a9fe%25eth0]/openstack",
+                "[fe80::a9fe:a9fe]",
+                SocketAddr::V6(std::net::SocketAddrV6::new(ll, 80, 0, 2)),
+                Some("eth0"),
+                "http://[fe80::a9fe:a9fe%25eth0]/openstack",
+            ),
+            (
+                "numeric zone, port",
+                "http://[fe80::a9fe:a9fe%257]:8080/",
+                "[fe80::a9fe:a9fe]:8080",
+                SocketAddr::V6(std::net::SocketAddrV6::new(ll, 8080, 0, 7)),
+                Some("7"),
+                "http://[fe80::a9fe:a9fe%257]:8080/",
+            ),
+            (
+                "no zone, upper case",
+                "http://[FD00:EC2::254]:80/",
+                "[fd00:ec2::254]",
+                "[fd00:ec2::254]:80".parse().unwrap(),
+                None,
+                "http://[fd00:ec2::254]/",
+            ),
+        ] {
+            let u = Url::parse_with(text, nics).unwrap_or_else(|e| panic!("case {case}: {e}"));
+            assert_eq!(u.host, host, "case {case}: Host header");
+            assert_eq!(u.addr, addr, "case {case}: address");
+            assert_eq!(u.zone.as_deref(), zone, "case {case}: zone");
+            assert_eq!(u.to_string(), shown, "case {case}: display");
+            let req = String::from_utf8(build_request("GET", &u, &[], &[])).unwrap();
+            assert!(
+                req.contains(&format!("\r\nHost: {host}\r\n")),
+                "case {case}: {req}"
+            );
+        }
+        for (case, bad, why) in [
+            ("bare %", "http://[fe80::1%eth0]/", "%25ZONE"),
+            (
+                "unknown interface",
+                "http://[fe80::1%25eth9]/",
+                "not an interface",
+            ),
+            ("empty zone", "http://[fe80::1%25]/", "not an interface"),
+            ("zone 0", "http://[fe80::1%250]/", "not an interface"),
+            (
+                "zone outside brackets",
+                "http://1.2.3.4%2525/",
+                "not an IP address",
+            ),
+        ] {
+            let e = Url::parse_with(bad, nics).unwrap_err();
+            assert!(e.contains(why), "case {case}: {e}");
+        }
+        let u = Url::parse_with("http://[fe80::a9fe:a9fe]/", nics).unwrap();
+        let z = u.with_zone("ens3", 7);
+        assert_eq!(
+            (z.to_string(), z.addr),
+            (
+                "http://[fe80::a9fe:a9fe%25ens3]/".to_string(),
+                SocketAddr::V6(std::net::SocketAddrV6::new(ll, 80, 0, 7))
+            ),
+            "case with_zone"
+        );
     }
 
     #[test]
@@ -855,5 +1087,62 @@ mod tests {
         assert!(redirect_target(&u, "http://127.0.0.1:81/y").is_ok());
         assert!(redirect_target(&u, "http://127.0.0.2:81/y").is_err());
         assert!(redirect_target(&u, "//evil/y").is_err());
+    }
+
+    /// Issue 16 item 9: a `Location` with a bare LF (or CR, or any control character) never
+    /// reaches the request line, and conflicting `Content-Length` fields are refused.
+    #[test]
+    fn no_line_breaks_into_a_request_and_one_content_length() {
+        let u = Url::parse("http://127.0.0.1:81/latest/api/token").unwrap();
+        for location in [
+            "/x\nX-Injected: 1",
+            "/x\rX-Injected: 1",
+            "/x\u{0}",
+            "/x y",
+            "http://127.0.0.1:81/a\nb",
+        ] {
+            let e = redirect_target(&u, location).unwrap_err();
+            assert!(!e.to_string().contains('\n'), "case {location:?}: {e}");
+        }
+        for head in [
+            &b"HTTP/1.1 302 Found\r\nLocation: /x\nX-Injected: 1\r\n\r\n"[..],
+            b"HTTP/1.1 302 Found\r\nLocation: /x\rX-Injected: 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            let r = parse_response(head, true, 100);
+            assert!(
+                matches!(&r, Err(HttpError::Malformed(m)) if m.contains("control character")),
+                "case {head:?}: {r:?}"
+            );
+        }
+        let mut request = build_request("PUT", &u, &[], b"");
+        request.retain(|b| *b != b'\r');
+        assert_eq!(
+            request.iter().filter(|b| **b == b'\n').count(),
+            7,
+            "{request:?}"
+        );
+        for (head, ok) in [
+            (
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok"[..],
+                true,
+            ),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok", true),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\nokhello",
+                false,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5, 2\r\n\r\nokhello",
+                false,
+            ),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok", false),
+        ] {
+            let r = parse_response(head, true, 100);
+            assert_eq!(r.is_ok(), ok, "case {head:?}: {r:?}");
+            let mut f = BodyFraming::of(head).unwrap();
+            let complete = f.complete(head, 100);
+            assert!(complete.is_err() || complete == Ok(true), "case {head:?}");
+        }
     }
 }

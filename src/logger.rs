@@ -2,7 +2,8 @@
 //! lines land in the journal with their priority), stderr with `-v`, silent otherwise (the
 //! CLI then prints its own one-line errors).
 //!
-//! Never logs secrets: callers log file names and sizes, never contents.
+//! Never logs secrets: callers log file names and sizes, never contents. Every record is one
+//! line ([`crate::text::one_line`]), whatever value it carries.
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::fs::{File, OpenOptions};
@@ -25,7 +26,8 @@ struct Logger {
 /// syslog priority with facility `user` (1 << 3), so journald files the line under the
 /// `preroot` identifier rather than the kernel's.
 fn kmsg_priority(level: Level) -> u8 {
-    8 + match level {
+    const USER: u8 = 8;
+    USER | match level {
         Level::Error => 3,
         Level::Warn => 4,
         Level::Info => 6,
@@ -42,23 +44,23 @@ impl Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
+        if self.target == Target::Off {
+            return;
+        }
+        // One record, one line: a value in the message cannot split it or forge another.
+        let message = crate::text::one_line(&record.args().to_string());
         match self.target {
             Target::Off => {}
             Target::Stderr => {
                 let _ = writeln!(
                     std::io::stderr(),
-                    "preroot: {}: {}",
+                    "preroot: {}: {message}",
                     record.level().as_str().to_ascii_lowercase(),
-                    record.args()
                 );
             }
             Target::Kmsg => {
                 // One write per record: /dev/kmsg takes each write as one message.
-                let line = format!(
-                    "<{}>preroot: {}\n",
-                    kmsg_priority(record.level()),
-                    record.args()
-                );
+                let line = format!("<{}>preroot: {message}\n", kmsg_priority(record.level()));
                 if let Ok(mut guard) = self.kmsg.lock() {
                     if let Some(f) = guard.as_mut() {
                         let _ = f.write_all(line.as_bytes());

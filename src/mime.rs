@@ -8,18 +8,22 @@
 //! `#cloud-config-archive` expansion (reported as their own types), the gzip CRC (the length
 //! is checked; deflate itself is checked by its own structure).
 //!
+//! A multipart must be whole: a boundary on no delimiter line, or no close delimiter, is an
+//! error (Python's `email`, and so cloud-init, take the first as no parts and the second as a
+//! last part cut wherever the data ends; docs/apply.md).
+//!
 //! Panic contract: [`split`] never panics on any input; every index is a checked `get`, every
 //! count capped ([`MAX_DEPTH`], [`MAX_PARTS`], [`MAX_UNPACKED`]). Pure: bytes in, parts out.
 #![deny(clippy::arithmetic_side_effects)]
 
-use crate::context::{detect_payload_type, PayloadType};
+use serde::{Deserialize, Serialize};
 
 /// Nesting of `multipart/*` inside `multipart/*` beyond which splitting fails.
 pub const MAX_DEPTH: usize = 8;
 /// Leaf parts beyond which splitting fails.
 pub const MAX_PARTS: usize = 256;
 /// Largest gzip-unpacked user data (the cap on user data itself, docs/context.md).
-pub const MAX_UNPACKED: usize = 16 << 20;
+pub const MAX_UNPACKED: usize = crate::caps::USER_DATA_BYTES;
 
 /// One leaf part.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +63,12 @@ pub enum MimeError {
     Gzip(String),
     /// A `multipart/*` type without a usable `boundary=` parameter.
     NoBoundary,
+    /// A `multipart/*` whose boundary (shown) is on no delimiter line: no part can be found,
+    /// and dropping the whole document silently would hide that.
+    BoundaryNotFound(String),
+    /// A `multipart/*` that ends without its close delimiter `--boundary--` (shown): the
+    /// document was cut short, and its last part may be a script cut mid-line.
+    Unterminated(String),
 }
 
 impl std::fmt::Display for MimeError {
@@ -68,6 +78,15 @@ impl std::fmt::Display for MimeError {
             MimeError::TooManyParts => write!(f, "more than {MAX_PARTS} MIME parts"),
             MimeError::Gzip(why) => write!(f, "gzip: {why}"),
             MimeError::NoBoundary => write!(f, "multipart without a boundary parameter"),
+            MimeError::BoundaryNotFound(b) => write!(
+                f,
+                "multipart boundary \"{b}\" is on no delimiter line: no part found, nothing applied"
+            ),
+            MimeError::Unterminated(b) => write!(
+                f,
+                "multipart ends without its close delimiter \"--{b}--\" (cut short?): \
+                 nothing in it is applied"
+            ),
         }
     }
 }
@@ -234,7 +253,13 @@ fn entity(data: &[u8], depth: usize, out: &mut Vec<Part>) -> Result<(), MimeErro
         let boundary = param(&params, "boundary")
             .filter(|b| !b.is_empty())
             .ok_or(MimeError::NoBoundary)?;
-        for part in multipart_bodies(body, boundary.as_bytes()) {
+        let shown = || crate::text::show(boundary);
+        let parts = match multipart_bodies(body, boundary.as_bytes()) {
+            Bodies::Closed(parts) => parts,
+            Bodies::Unterminated(_) => return Err(MimeError::Unterminated(shown())),
+            Bodies::NoDelimiter => return Err(MimeError::BoundaryNotFound(shown())),
+        };
+        for part in parts {
             entity(part, depth.saturating_add(1), out)?;
         }
         return Ok(());
@@ -263,11 +288,24 @@ fn entity(data: &[u8], depth: usize, out: &mut Vec<Part>) -> Result<(), MimeErro
     Ok(())
 }
 
+/// What a multipart body holds ([`multipart_bodies`]).
+#[derive(Debug, PartialEq, Eq)]
+enum Bodies<'a> {
+    /// The parts, the close delimiter seen.
+    Closed(Vec<&'a [u8]>),
+    /// No close delimiter: the parts up to the end of the data, the last one unterminated.
+    Unterminated(Vec<&'a [u8]>),
+    /// Not one delimiter line.
+    NoDelimiter,
+}
+
 /// The bodies between the delimiter lines `--boundary` of a multipart body (RFC 2046 §5.1.1):
 /// the preamble before the first and the epilogue after `--boundary--` are dropped, and the
-/// line break before each delimiter belongs to the delimiter. A missing close delimiter ends
-/// the last part at the end of the data (as Python's email parser does).
-fn multipart_bodies<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
+/// line break before each delimiter belongs to the delimiter. Without the close delimiter the
+/// last part runs to the end of the data, as Python's email parser has it (and cloud-init
+/// would run it); the caller refuses that ([`MimeError::Unterminated`]), as it refuses a body
+/// with no delimiter at all.
+fn multipart_bodies<'a>(body: &'a [u8], boundary: &[u8]) -> Bodies<'a> {
     let mut parts = Vec::new();
     // Start of the current part's content, once the first delimiter has been seen.
     let mut open: Option<usize> = None;
@@ -301,17 +339,20 @@ fn multipart_bodies<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
                     parts.push(body.get(start..end).unwrap_or_default());
                 }
                 if close {
-                    return parts;
+                    return Bodies::Closed(parts);
                 }
                 open = Some(line_end);
             }
         }
         at = line_end;
     }
-    if let Some(start) = open {
-        parts.push(body.get(start..).unwrap_or_default());
+    match open {
+        Some(start) => {
+            parts.push(body.get(start..).unwrap_or_default());
+            Bodies::Unterminated(parts)
+        }
+        None => Bodies::NoDelimiter,
     }
-    parts
 }
 
 /// Quoted-printable (RFC 2045 §6.7): `=XX` is a byte, `=` at a line end a soft break, and
@@ -418,6 +459,60 @@ pub fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, MimeError> {
     Ok(out)
 }
 
+/// Type of a user-data or vendor-data payload, detected from its first bytes the way
+/// cloud-init does (`#!`, `#cloud-config`, MIME, gzip ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PayloadType {
+    Empty,
+    Script,
+    CloudConfig,
+    CloudBoothook,
+    Include,
+    PartHandler,
+    Mime,
+    Gzip,
+    Json,
+    Other,
+}
+
+/// Classifies a payload by its start. Pure; never fails.
+pub fn detect_payload_type(data: &[u8]) -> PayloadType {
+    let trimmed = data
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .and_then(|start| data.get(start..))
+        .unwrap_or(&[]);
+    if trimmed.is_empty() {
+        return PayloadType::Empty;
+    }
+    if data.starts_with(&[0x1f, 0x8b]) {
+        return PayloadType::Gzip;
+    }
+    let starts = |prefix: &str| {
+        trimmed
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+    };
+    if starts("#cloud-config") {
+        PayloadType::CloudConfig
+    } else if starts("#cloud-boothook") {
+        PayloadType::CloudBoothook
+    } else if starts("#include") {
+        PayloadType::Include
+    } else if starts("#part-handler") {
+        PayloadType::PartHandler
+    } else if starts("#!") {
+        PayloadType::Script
+    } else if starts("content-type:") || starts("mime-version:") {
+        PayloadType::Mime
+    } else if starts("{") || starts("[") {
+        PayloadType::Json
+    } else {
+        PayloadType::Other
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::arithmetic_side_effects)]
 mod tests {
@@ -497,11 +592,15 @@ mod tests {
             ));
         }
         deep.push_str("Content-Type: text/plain\n\nx\n");
+        for i in (0..=MAX_DEPTH).rev() {
+            deep.push_str(&format!("--b{i}--\n"));
+        }
         assert_eq!(split(deep.as_bytes()), Err(MimeError::TooDeep));
         let mut many = String::from("Content-Type: multipart/mixed; boundary=b\n\n");
         for _ in 0..=MAX_PARTS {
             many.push_str("--b\nContent-Type: text/plain\n\nx\n");
         }
+        many.push_str("--b--\n");
         assert_eq!(split(many.as_bytes()), Err(MimeError::TooManyParts));
         assert_eq!(
             split(b"Content-Type: multipart/mixed\n\nx"),
@@ -520,6 +619,38 @@ mod tests {
         assert_eq!(decode_quoted_printable(b"a=\nb=3D=zz"), b"ab==zz");
     }
 
+    /// Issue 16 items 12 and 13: a boundary that no delimiter line carries, and a document cut
+    /// inside its last part, are errors (before, the first gave no part and no error, the
+    /// second ran the half script). A close delimiter with nothing after it is fine.
+    #[test]
+    fn lost_boundaries_and_cut_documents_are_errors() {
+        let cut_boundary = "Content-Type: multipart/mixed; boundary=\"===abcdef123456\"\n\n\
+            --===abcdef\nContent-Type: text/x-shellscript\n\n#!/bin/sh\necho hi\n--===abcdef--\n";
+        assert_eq!(
+            split(cut_boundary.as_bytes()),
+            Err(MimeError::BoundaryNotFound("===abcdef123456".into()))
+        );
+        let cut_part = "Content-Type: multipart/mixed; boundary=B\n\n\
+            --B\nContent-Type: text/x-shellscript\n\n#!/bin/sh\necho one\n\
+            --B\nContent-Type: text/x-shellscript\n\n#!/bin/sh\necho started >> /var/tmp/x\necho fin";
+        let e = split(cut_part.as_bytes()).unwrap_err();
+        assert_eq!(e, MimeError::Unterminated("B".into()));
+        assert!(e.to_string().contains("\"--B--\""), "{e}");
+        let closed = format!("{}\n--B--", cut_part);
+        assert_eq!(split(closed.as_bytes()).map(|p| p.len()), Ok(2));
+        // Nested: the inner multipart cut short is the whole document's error.
+        let nested = "Content-Type: multipart/mixed; boundary=O\n\n--O\n\
+            Content-Type: multipart/alternative; boundary=I\n\n--I\nContent-Type: text/plain\n\nx\n\
+            --O--\n";
+        assert_eq!(
+            split(nested.as_bytes()),
+            Err(MimeError::Unterminated("I".into()))
+        );
+        // A boundary with a newline in it is shown escaped.
+        let e = MimeError::BoundaryNotFound(crate::text::show("a\nb"));
+        assert!(!e.to_string().contains('\n'), "{e}");
+    }
+
     #[test]
     fn gzip() {
         // `printf '#!/bin/sh\necho gz\n' | gzip -n | base64`
@@ -535,5 +666,25 @@ mod tests {
             *last ^= 1;
         }
         assert!(gunzip(&bad_len, 100).is_err());
+    }
+    #[test]
+    fn payload_types() {
+        let cases: &[(&[u8], PayloadType)] = &[
+            (b"", PayloadType::Empty),
+            (b"  \n", PayloadType::Empty),
+            (b"#!/bin/sh\n", PayloadType::Script),
+            (b"#cloud-config\n", PayloadType::CloudConfig),
+            (b"#Cloud-Config\n", PayloadType::CloudConfig),
+            (b"#cloud-boothook\n", PayloadType::CloudBoothook),
+            (b"#include\nhttp://x\n", PayloadType::Include),
+            (b"Content-Type: multipart/mixed", PayloadType::Mime),
+            (b"MIME-Version: 1.0\n", PayloadType::Mime),
+            (b"\x1f\x8b\x08", PayloadType::Gzip),
+            (b"{\"a\":1}", PayloadType::Json),
+            (b"hello", PayloadType::Other),
+        ];
+        for (data, want) in cases {
+            assert_eq!(detect_payload_type(data), *want, "case {data:?}");
+        }
     }
 }

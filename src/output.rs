@@ -9,15 +9,88 @@
 //! no symlink is ever followed in any component and nothing can land outside the root —
 //! whatever links an image (or a user) left in `/etc`. A symlink where a directory or file
 //! should be is an error naming it, not something to write through.
+//!
+//! SELinux (issue 17, docs/selinux.md): a `RootDir` opened with [`RootDir::open_labelled`]
+//! carries the root's own policy ([`crate::selinux::Labeler`]) and labels what it creates
+//! from it, as the booted system sees the path (`/` + the relative path; the root is always the
+//! directory that becomes `/`, an ostree deployment included). A file gets its label on the
+//! temporary file, after the mode and before any data, so the name never points at an
+//! unlabelled file; a directory gets its label when it is made, before anything is made in it;
+//! a file with the right bytes and mode but a missing or wrong label is rewritten;
+//! [`RootDir::rename_aside`] and [`RootDir::truncate`] keep the file's own label;
+//! [`RootDir::relabel`] fixes what other programs made (`useradd`, `ssh-keygen`). A label
+//! that cannot be looked up or set never stops a write: the first such failure is logged, all
+//! are counted, and [`RootDir::label_problems`] gives the one line the caller records.
+//!
+//! [`read_file`] is the one way preroot reads a file of the running system (the context and
+//! secrets in the state directory, `/proc/cmdline`, sysfs attributes under a `--root`): a
+//! regular file only, opened non-blocking and its type checked before any read, within a cap,
+//! so a FIFO, device or socket put in a file's place never blocks nor streams without end.
 
+use crate::selinux::{FileKind, Labeler};
+use crate::sys::xattr;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::Mode;
+use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+/// What a file's type is, for messages.
+fn kind_of(t: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Reads the regular file `path` whole, at most `cap` bytes. Opened non-blocking (opening a
+/// FIFO for reading would wait for a writer) and its type checked before any read: a FIFO,
+/// device, socket or directory is an error naming what it is; so is a file over `cap`.
+/// Errors name the path. A missing file keeps [`io::ErrorKind::NotFound`].
+pub fn read_file(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(named)?;
+    let meta = file.metadata().map_err(named)?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: {}, not a regular file",
+                path.display(),
+                kind_of(meta.file_type())
+            ),
+        ));
+    }
+    let mut data = Vec::new();
+    file.take(cap.saturating_add(1))
+        .read_to_end(&mut data)
+        .map_err(named)?;
+    if u64::try_from(data.len()).unwrap_or(u64::MAX) > cap {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: more than {cap} bytes", path.display()),
+        ));
+    }
+    Ok(data)
+}
 
 /// Writes `data` to `dir/name` atomically with permission bits `mode`.
 pub fn write_atomic(dir: &Path, name: &str, data: &[u8], mode: u32) -> io::Result<PathBuf> {
@@ -78,17 +151,32 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> io::Result<()> {
 }
 
 /// A directory that stands for `/` of the system being configured. Paths given to it are
-/// relative (`etc/hostname`); see the module doc for the no-symlink rule.
+/// relative (`etc/hostname`); see the module doc for the no-symlink rule and for labels.
 #[derive(Debug)]
 pub struct RootDir {
     fd: OwnedFd,
     path: PathBuf,
+    /// The root's SELinux policy; `None`: nothing is labelled.
+    labels: Option<Labeler>,
+    failures: RefCell<LabelFailures>,
+}
+
+/// Labels that could not be looked up or set, since the root was opened.
+#[derive(Debug, Default)]
+struct LabelFailures {
+    count: usize,
+    first: Option<String>,
 }
 
 /// Longest file [`RootDir::read`] returns; configuration files are small.
 pub const READ_CAP: usize = 1 << 20;
+/// Most entries one [`RootDir::relabel`] visits, and how deep it goes: it relabels what a
+/// program just made (a home from `/etc/skel`, host keys), never a whole filesystem.
+pub const RELABEL_MAX: usize = 10_000;
+const RELABEL_DEPTH: u32 = 16;
 
 impl RootDir {
+    /// Opens `path` without labels (reading, and roots preroot writes nothing into).
     pub fn open(path: &Path) -> io::Result<RootDir> {
         let fd = nix::fcntl::open(
             path,
@@ -99,6 +187,55 @@ impl RootDir {
         Ok(RootDir {
             fd,
             path: path.to_path_buf(),
+            labels: None,
+            failures: RefCell::new(LabelFailures::default()),
+        })
+    }
+
+    /// Opens `path` as a root to write into, with the labels of its own SELinux policy when
+    /// `labels` (no `etc/selinux/config`, or `SELINUX=disabled`: none, at the cost of one
+    /// failed open). The second value is the one line to log and record when the policy
+    /// could not be read: the root is then written unlabelled, as before labels existed.
+    pub fn open_labelled(path: &Path, labels: bool) -> io::Result<(RootDir, Option<String>)> {
+        let mut root = RootDir::open(path)?;
+        if !labels {
+            return Ok((root, None));
+        }
+        let started = std::time::Instant::now();
+        match Labeler::open(path) {
+            Ok(labeler) => {
+                if let Some(l) = &labeler {
+                    log::info!(
+                        "SELinux: labels from policy {} of {} ({} specs, read in {} ms)",
+                        l.policy_type(),
+                        path.display(),
+                        l.contexts().specs().len(),
+                        started.elapsed().as_millis()
+                    );
+                }
+                root.labels = labeler;
+                Ok((root, None))
+            }
+            Err(e) => Ok((
+                root,
+                Some(format!("SELinux policy: {e}; files are written unlabelled")),
+            )),
+        }
+    }
+
+    /// The policy this root's files are labelled from, if any.
+    pub fn labeler(&self) -> Option<&Labeler> {
+        self.labels.as_ref()
+    }
+
+    /// One line for the caller's errors when some labels could not be set (the first
+    /// failure was logged when it happened); `None` when all could.
+    pub fn label_problems(&self) -> Option<String> {
+        let f = self.failures.borrow();
+        let first = f.first.as_deref()?;
+        Some(match f.count {
+            1 => format!("SELinux label not set: {first}"),
+            n => format!("SELinux labels not set on {n} files; the first: {first}"),
         })
     }
 
@@ -125,16 +262,24 @@ impl RootDir {
 
     /// Opens the directory `dirs` under the root without following a symlink, creating
     /// missing directories (mode 0755) when `create`. `Ok(None)`: missing and not created.
+    /// A directory made here is labelled before anything is made in it.
     fn dir(&self, dirs: &[&str], create: bool) -> io::Result<Option<OwnedFd>> {
         let mut fd = self.fd.try_clone()?;
         let mut walked = self.path.clone();
+        let mut rel = String::new();
         for c in dirs {
             walked.push(c);
+            if !rel.is_empty() {
+                rel.push('/');
+            }
+            rel.push_str(c);
             let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let mut made = false;
             let next = match nix::fcntl::openat(fd.as_fd(), *c, flags, Mode::empty()) {
                 Err(Errno::ENOENT) if create => {
                     match nix::sys::stat::mkdirat(fd.as_fd(), *c, Mode::from_bits_truncate(0o755)) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Ok(()) => made = true,
+                        Err(Errno::EEXIST) => {}
                         Err(e) => return Err(annotate(e, &walked)),
                     }
                     nix::fcntl::openat(fd.as_fd(), *c, flags, Mode::empty())
@@ -146,6 +291,9 @@ impl RootDir {
                 Err(Errno::ENOENT) => return Ok(None),
                 Err(e) => return Err(annotate(e, &walked)),
             };
+            if made {
+                self.label_new(fd.as_fd(), &rel, FileKind::Directory);
+            }
         }
         Ok(Some(fd))
     }
@@ -202,39 +350,25 @@ impl RootDir {
         }
     }
 
-    /// Writes `rel` atomically (temp file, mode, data, fsync, rename, fsync the directory),
-    /// creating missing parent directories 0755. Writes nothing when the file already holds
-    /// exactly `data` with `mode`; returns whether it wrote.
+    /// Writes `rel` atomically (temp file, mode, label, data, fsync, rename, fsync the
+    /// directory), creating missing parent directories 0755. Writes nothing when the file
+    /// already holds exactly `data` with `mode` and the policy's label; returns whether it
+    /// wrote.
     pub fn write(&self, rel: &str, data: &[u8], mode: u32) -> io::Result<bool> {
         let (dirs, name) = Self::split(rel)?;
         if let Ok(Some(old)) = self.read(rel) {
-            if old == data && self.mode(rel).ok().flatten() == Some(mode) {
+            if old == data
+                && self.mode(rel).ok().flatten() == Some(mode)
+                && self.label_matches(rel, FileKind::Regular)
+            {
                 return Ok(false);
             }
         }
         let dir = self
             .dir(&dirs, true)?
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        let flags =
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let perm = Mode::from_bits_truncate(mode);
-        let mut tmp = None;
-        for attempt in 0..16u32 {
-            let candidate = format!(".{name}.tmp{}.{attempt}", std::process::id());
-            match nix::fcntl::openat(dir.as_fd(), candidate.as_str(), flags, perm) {
-                Ok(fd) => {
-                    tmp = Some((candidate, File::from(fd)));
-                    break;
-                }
-                Err(Errno::EEXIST) => continue,
-                Err(e) => return Err(annotate(e, &self.path.join(rel))),
-            }
-        }
-        let (tmp_name, mut file) = tmp.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary file name")
-        })?;
+        let (tmp_name, mut file) = self.temp_file(&dir, rel, name, mode)?;
         let result = (|| {
-            nix::sys::stat::fchmod(file.as_fd(), perm)?;
             file.write_all(data)?;
             file.sync_all()?;
             nix::fcntl::renameat(dir.as_fd(), tmp_name.as_str(), dir.as_fd(), name)?;
@@ -320,6 +454,23 @@ impl RootDir {
         }
     }
 
+    /// Opens the regular file `rel` for reading (no symlink followed, opened non-blocking,
+    /// its type checked: a FIFO or device is an error): for a reader that streams a file of
+    /// any size rather than taking it whole within [`READ_CAP`] ([`RootDir::read`]). `Ok(None)`:
+    /// absent.
+    pub fn open_read(&self, rel: &str) -> io::Result<Option<File>> {
+        let Some(file) = self.open_nofollow(rel, OFlag::O_RDONLY)? else {
+            return Ok(None);
+        };
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: not a regular file", self.path.join(rel).display()),
+            ));
+        }
+        Ok(Some(file))
+    }
+
     /// The size of the regular file `rel` (not following a symlink); `None` for anything else.
     pub fn read_len(&self, rel: &str) -> Option<u64> {
         let (dirs, name) = Self::split(rel).ok()?;
@@ -328,13 +479,16 @@ impl RootDir {
         (st.st_mode & libc::S_IFMT == libc::S_IFREG).then(|| u64::try_from(st.st_size).unwrap_or(0))
     }
 
-    /// Creates the directory `rel` (parents 0755) and sets its mode to `mode`, existing or not.
+    /// Creates the directory `rel` (parents 0755) and sets its mode to `mode`, existing or not;
+    /// an existing one also gets the policy's label if it has another.
     pub fn mkdir(&self, rel: &str, mode: u32) -> io::Result<()> {
         let (dirs, name) = Self::split(rel)?;
         let mut all = dirs;
         all.push(name);
-        self.dir(&all, true)?
+        let dir = self
+            .dir(&all, true)?
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        self.fix_label(dir.as_fd(), rel, FileKind::Directory);
         self.set_owner_mode(rel, Some(mode), None)
     }
 
@@ -363,21 +517,77 @@ impl RootDir {
         Ok(())
     }
 
-    /// Opens `rel` for appending (created with `mode`, parents 0755), for a log a child
-    /// process writes to. A symlink is an error.
+    /// Opens `rel` for appending, for a log a child process writes to. A missing file is
+    /// made with `mode` and its label under a temporary name and linked into place (never
+    /// replacing a file made meanwhile), parents 0755. A symlink is an error; so is anything
+    /// but a regular file (a FIFO in the log's place would make the open wait for a reader
+    /// forever).
     pub fn open_append(&self, rel: &str, mode: u32) -> io::Result<File> {
         let (dirs, name) = Self::split(rel)?;
         let dir = self
             .dir(&dirs, true)?
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        // Non-blocking: opening a FIFO for writing would wait for a reader (or fail with
+        // ENXIO without one); only a regular file is kept.
         let flags = OFlag::O_WRONLY
             | OFlag::O_APPEND
-            | OFlag::O_CREAT
             | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
             | OFlag::O_CLOEXEC;
-        let fd = nix::fcntl::openat(dir.as_fd(), name, flags, Mode::from_bits_truncate(mode))
+        let at = |e: Errno| match e {
+            Errno::ENXIO => io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: a FIFO or socket, not a regular file",
+                    self.path.join(rel).display()
+                ),
+            ),
+            e => annotate(e, &self.path.join(rel)),
+        };
+        let fd = match nix::fcntl::openat(dir.as_fd(), name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => {
+                let (tmp_name, file) = self.temp_file(&dir, rel, name, mode)?;
+                let linked = nix::unistd::linkat(
+                    dir.as_fd(),
+                    tmp_name.as_str(),
+                    dir.as_fd(),
+                    name,
+                    AtFlags::empty(),
+                );
+                let _ = nix::unistd::unlinkat(
+                    dir.as_fd(),
+                    tmp_name.as_str(),
+                    nix::unistd::UnlinkatFlags::NoRemoveDir,
+                );
+                match linked {
+                    // Linked, or made meanwhile by someone else: append to what is there.
+                    Ok(()) | Err(Errno::EEXIST) => {
+                        let _ = nix::unistd::fsync(dir.as_fd());
+                        drop(file);
+                        nix::fcntl::openat(dir.as_fd(), name, flags, Mode::empty()).map_err(at)?
+                    }
+                    Err(e) => return Err(at(e)),
+                }
+            }
+            Err(e) => return Err(at(e)),
+        };
+        let file = File::from(fd);
+        let kind = file.metadata()?.file_type();
+        if !kind.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: {}, not a regular file",
+                    self.path.join(rel).display(),
+                    kind_of(kind)
+                ),
+            ));
+        }
+        // The child writes to it blocking, as to any log file.
+        nix::fcntl::fcntl(file.as_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::O_APPEND))
             .map_err(|e| annotate(e, &self.path.join(rel)))?;
-        Ok(File::from(fd))
+        Ok(file)
     }
 
     /// Empties the regular file `rel` in place: its inode, mode and owner stay. Returns whether
@@ -442,6 +652,176 @@ impl RootDir {
             Err(Errno::ENOTDIR) => self.remove(rel),
             Err(e) => Err(annotate(e, &self.path.join(rel))),
         }
+    }
+}
+
+/// Labels (see the module doc).
+impl RootDir {
+    /// Creates `.NAME.tmpPID.N` in `dir` (`O_EXCL`, no link followed) with exactly `mode`
+    /// and the label of `rel`, the name it will get.
+    fn temp_file(
+        &self,
+        dir: &OwnedFd,
+        rel: &str,
+        name: &str,
+        mode: u32,
+    ) -> io::Result<(String, File)> {
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let perm = Mode::from_bits_truncate(mode);
+        for attempt in 0..16u32 {
+            let candidate = format!(".{name}.tmp{}.{attempt}", std::process::id());
+            let file = match nix::fcntl::openat(dir.as_fd(), candidate.as_str(), flags, perm) {
+                Ok(fd) => File::from(fd),
+                Err(Errno::EEXIST) => continue,
+                Err(e) => return Err(annotate(e, &self.path.join(rel))),
+            };
+            // The umask may have narrowed `mode` at creation: set it exactly, before the data.
+            if let Err(e) = nix::sys::stat::fchmod(file.as_fd(), perm) {
+                let _ = nix::unistd::unlinkat(
+                    dir.as_fd(),
+                    candidate.as_str(),
+                    nix::unistd::UnlinkatFlags::NoRemoveDir,
+                );
+                return Err(annotate(e, &self.path.join(rel)));
+            }
+            self.label_new(file.as_fd(), rel, FileKind::Regular);
+            return Ok((candidate, file));
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "no free temporary file name",
+        ))
+    }
+
+    /// The label the policy gives `rel`; `None` with no policy, where it gives none, or when
+    /// the lookup failed (counted).
+    fn wanted(&self, rel: &str, kind: FileKind) -> Option<String> {
+        let labeler = self.labels.as_ref()?;
+        match labeler.label_for_rel(rel, kind) {
+            Ok(label) => label.map(str::to_string),
+            Err(e) => {
+                self.failed(format!("/{rel}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn failed(&self, what: String) {
+        let mut f = self.failures.borrow_mut();
+        if f.first.is_none() {
+            log::warn!("SELinux: {what} (further failures are counted, not logged)");
+            f.first = Some(what);
+        }
+        f.count = f.count.saturating_add(1);
+    }
+
+    /// Labels a file or directory just made (it has no label of its own to keep).
+    fn label_new(&self, fd: BorrowedFd<'_>, rel: &str, kind: FileKind) {
+        if let Some(label) = self.wanted(rel, kind) {
+            if let Err(e) = xattr::set_fd(fd, &label) {
+                self.failed(format!("/{rel}: {e}"));
+            }
+        }
+    }
+
+    /// Sets the policy's label on an existing `fd` when it has another (restorecon's rule:
+    /// only what differs is written). Returns whether it changed it.
+    fn fix_label(&self, fd: BorrowedFd<'_>, rel: &str, kind: FileKind) -> bool {
+        let Some(want) = self.wanted(rel, kind) else {
+            return false;
+        };
+        if xattr::get_fd(fd).ok().flatten().as_deref() == Some(want.as_str()) {
+            return false;
+        }
+        match xattr::set_fd(fd, &want) {
+            Ok(()) => true,
+            Err(e) => {
+                self.failed(format!("/{rel}: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Does `rel` carry the label the policy gives it (always, without a policy or where the
+    /// policy gives none)?
+    fn label_matches(&self, rel: &str, kind: FileKind) -> bool {
+        let Some(want) = self.wanted(rel, kind) else {
+            return true;
+        };
+        self.label_of(rel).ok().flatten().as_deref() == Some(want.as_str())
+    }
+
+    /// The `security.selinux` label of `rel` (not following a symlink); `None`: it has none.
+    pub fn label_of(&self, rel: &str) -> io::Result<Option<String>> {
+        let file = self
+            .open_nofollow(rel, OFlag::O_RDONLY)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{rel}: missing")))?;
+        xattr::get_fd(file.as_fd())
+    }
+
+    /// Gives `rel` (and, when `recursive`, what a directory holds, at most [`RELABEL_MAX`]
+    /// entries) the policy's labels where they differ, as `restorecon [-R]` does: for what
+    /// other programs made in the root (`useradd -m`, `ssh-keygen -A`, `chpasswd`). Symlinks
+    /// are neither followed nor labelled, nor are devices, FIFOs and sockets. Returns how many
+    /// labels it changed; nothing without a policy, or when `rel` is missing.
+    pub fn relabel(&self, rel: &str, recursive: bool) -> usize {
+        if self.labels.is_none() {
+            return 0;
+        }
+        let mut budget = RELABEL_MAX;
+        let changed = self.relabel_walk(rel, recursive, 0, &mut budget);
+        if budget == 0 {
+            log::warn!("SELinux: relabelling /{rel} stopped after {RELABEL_MAX} entries");
+        }
+        changed
+    }
+
+    fn relabel_walk(&self, rel: &str, recursive: bool, depth: u32, budget: &mut usize) -> usize {
+        let Some(left) = budget.checked_sub(1) else {
+            return 0;
+        };
+        *budget = left;
+        // Only directories and regular files are opened (opening a device can do things).
+        let is_dir_or_file = Self::split(rel).ok().and_then(|(dirs, name)| {
+            let dir = self.dir(&dirs, false).ok()??;
+            let st =
+                nix::sys::stat::fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
+            let fmt = st.st_mode & libc::S_IFMT;
+            Some(fmt == libc::S_IFDIR || fmt == libc::S_IFREG)
+        });
+        if is_dir_or_file != Some(true) {
+            return 0;
+        }
+        let flags = OFlag::O_RDONLY | OFlag::O_NOCTTY;
+        let file = match self.open_nofollow(rel, flags) {
+            Ok(Some(f)) => f,
+            // Missing, or a symlink (ELOOP): nothing to label.
+            Ok(None) => return 0,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return 0,
+            Err(e) => {
+                self.failed(format!("/{rel}: {e}"));
+                return 0;
+            }
+        };
+        let kind = match file.metadata() {
+            Ok(m) if m.is_dir() => FileKind::Directory,
+            Ok(m) if m.is_file() => FileKind::Regular,
+            _ => return 0,
+        };
+        let mut changed = usize::from(self.fix_label(file.as_fd(), rel, kind));
+        if kind == FileKind::Directory && recursive && depth < RELABEL_DEPTH {
+            for (name, _) in self.list(rel).unwrap_or_default() {
+                let child = format!("{rel}/{name}");
+                changed = changed.saturating_add(self.relabel_walk(
+                    &child,
+                    true,
+                    depth.saturating_add(1),
+                    budget,
+                ));
+            }
+        }
+        changed
     }
 }
 

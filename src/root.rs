@@ -4,8 +4,17 @@
 //! Owns path joining and the small sysfs reads every stage needs. Never writes.
 
 use crate::context::{normalize_mac, HostNic};
+use crate::deadline::Deadline;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Present while udevd has events queued or running; systemd's `udev_queue_is_empty()` and
+/// `udevadm settle` test the same file (systemd >= 247).
+const UDEV_QUEUE: &str = "run/udev/queue";
+
+/// How often the queue is looked at while waiting.
+const UDEV_POLL: Duration = Duration::from_millis(100);
 
 /// A filesystem root that stands for `/`.
 #[derive(Debug, Clone)]
@@ -42,7 +51,9 @@ impl Root {
 
     /// Reads a small sysfs attribute, trimmed; `None` if absent or unreadable.
     pub fn sys_attr(&self, path: impl AsRef<Path>) -> Option<String> {
-        let bytes = fs::read(self.join(path)).ok()?;
+        // A regular file only (sysfs and procfs attributes are), so a FIFO in a fake tree
+        // cannot block; a sysfs attribute is at most a page.
+        let bytes = crate::output::read_file(&self.join(path), 65536).ok()?;
         let text = String::from_utf8_lossy(bytes.get(..4096).unwrap_or(&bytes));
         Some(text.trim().to_string())
     }
@@ -92,6 +103,19 @@ impl Root {
     }
 }
 
+/// Waits until udev's event queue is empty (`<root>/run/udev/queue` absent) or `deadline`
+/// passes; true when it is empty. Without udev (no `run/udev`), there is nothing to wait for.
+pub fn wait_udev_settled(root: &Root, deadline: Deadline) -> bool {
+    let queue = root.join(UDEV_QUEUE);
+    while queue.exists() {
+        if deadline.passed() {
+            return false;
+        }
+        std::thread::sleep(UDEV_POLL.min(deadline.remaining()));
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +160,37 @@ mod tests {
             got,
             vec![("eth0", "fa:16:3e:00:00:01"), ("eth1", "fa:16:3e:00:00:02")]
         );
+    }
+
+    #[test]
+    fn waits_for_udev_queue_to_drain() {
+        let dir = std::env::temp_dir().join(format!("preroot-udevq-{}", std::process::id()));
+        let root = Root::new(&dir);
+        let queue = root.join(UDEV_QUEUE);
+        std::fs::create_dir_all(queue.parent().unwrap()).unwrap();
+        // No queue: no wait.
+        assert!(wait_udev_settled(&root, Deadline::after(Duration::ZERO)));
+        // A queue that never drains: false once the deadline passes.
+        std::fs::write(&queue, b"").unwrap();
+        let t = std::time::Instant::now();
+        assert!(!wait_udev_settled(
+            &root,
+            Deadline::after(Duration::from_millis(250))
+        ));
+        assert!(t.elapsed() >= Duration::from_millis(250));
+        // A queue that drains meanwhile: true, before the deadline.
+        let q = queue.clone();
+        let drain = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            std::fs::remove_file(q).unwrap();
+        });
+        let t = std::time::Instant::now();
+        assert!(wait_udev_settled(
+            &root,
+            Deadline::after(Duration::from_secs(30))
+        ));
+        assert!(t.elapsed() < Duration::from_secs(5));
+        drain.join().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

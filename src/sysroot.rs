@@ -21,6 +21,7 @@
 use crate::cloudconfig::Directives;
 use crate::cmdline::Cmdline;
 use crate::context::Context;
+use crate::netformat::NetFormat;
 use crate::output::RootDir;
 use crate::render::{self, RenderedFile};
 use serde::{Deserialize, Serialize};
@@ -76,14 +77,14 @@ impl Facts {
 /// The format for a root: what is enabled first (NetworkManager, then systemd-networkd),
 /// then what is configured by files alone (ifupdown, network-scripts), then what is merely
 /// installed. `None`: nothing in the root would read a file of ours.
-pub fn choose(f: &Facts) -> Option<&'static str> {
+pub fn choose(f: &Facts) -> Option<NetFormat> {
     [
-        (f.nm_enabled, "nm"),
-        (f.networkd_enabled, "networkd"),
-        (f.ifupdown, "eni"),
-        (f.network_scripts, "ifcfg"),
-        (f.nm_installed, "nm"),
-        (f.networkd_installed, "networkd"),
+        (f.nm_enabled, NetFormat::Nm),
+        (f.networkd_enabled, NetFormat::Networkd),
+        (f.ifupdown, NetFormat::Eni),
+        (f.network_scripts, NetFormat::Ifcfg),
+        (f.nm_installed, NetFormat::Nm),
+        (f.networkd_installed, NetFormat::Networkd),
     ]
     .into_iter()
     .find_map(|(yes, name)| yes.then_some(name))
@@ -119,41 +120,71 @@ pub struct Manifest {
     pub moved_aside: Vec<String>,
 }
 
-/// The files to write for a context: network files (unless `renderer` is `None`), then
+/// The files to write for a context: network files (unless `format` is `None`), then
 /// `/etc/hostname` and `/etc/hosts` as the directives allow. `hosts` is the root's current
-/// /etc/hosts.
+/// /etc/hosts. A value that cannot be written is skipped ([`render::checked`]; a host name
+/// that breaks the rule gives no hostname and no hosts line) and named in the second list,
+/// so one bad value never leaves the root without the rest.
 pub fn plan(
     ctx: &Context,
-    renderer: Option<&dyn render::Renderer>,
+    format: Option<NetFormat>,
     directives: &Directives,
     hosts: &str,
-) -> Result<Vec<RenderedFile>, render::RenderError> {
-    let mut files = match renderer {
-        Some(r) if !ctx.network.links.is_empty() => r.render(ctx)?,
-        _ => Vec::new(),
+) -> (Vec<RenderedFile>, Vec<render::RenderError>) {
+    let (mut files, mut skipped) = match format {
+        Some(f) if !ctx.network.links.is_empty() => render::checked(f, ctx),
+        _ => (Vec::new(), Vec::new()),
     };
     if let (Some(name), true) = (&ctx.hostname, directives.sets_hostname()) {
         // The context only holds validated names; check again, since a context file can come
         // from anywhere (`preroot render --context`).
-        let name = crate::context::validate_hostname(name).map_err(|why| render::RenderError {
-            object: "hostname".into(),
-            message: why,
-        })?;
-        let short = name.split('.').next().unwrap_or(&name);
-        files.push(RenderedFile {
-            path: "etc/hostname".into(),
-            content: format!("{short}\n"),
-            mode: 0o644,
-        });
-        if directives.manages_hosts() {
-            files.push(RenderedFile {
-                path: "etc/hosts".into(),
-                content: hosts_with(hosts, &name),
-                mode: 0o644,
-            });
+        match crate::context::validate_hostname(name) {
+            Ok(name) => {
+                let short = name.split('.').next().unwrap_or(&name);
+                files.push(RenderedFile {
+                    path: "etc/hostname".into(),
+                    content: format!("{short}\n"),
+                    mode: 0o644,
+                });
+                if directives.manages_hosts() {
+                    files.push(RenderedFile {
+                        path: "etc/hosts".into(),
+                        content: hosts_with(hosts, &name),
+                        mode: 0o644,
+                    });
+                }
+            }
+            Err(why) => skipped.push(render::RenderError {
+                object: "hostname".into(),
+                message: format!(
+                    "\"{}\" refused: {why}; /etc/hostname and /etc/hosts not written",
+                    crate::text::show(name)
+                ),
+            }),
         }
     }
-    Ok(files)
+    (files, skipped)
+}
+
+/// The root's `/etc/hosts`, to add preroot's line to. A symlink there gets the rule every
+/// file preroot owns gets ([`RootDir::write`] replaces the link, never writes through it): the
+/// text it points to is read, confined to the root ([`resolve_in`]), and kept in the regular
+/// file that replaces the link; a link that leads nowhere counts as an empty file.
+fn read_hosts(root: &RootDir) -> Result<String, String> {
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    match root.read("etc/hosts") {
+        Ok(bytes) => Ok(bytes.map(text).unwrap_or_default()),
+        Err(_)
+            if std::fs::symlink_metadata(root.path().join("etc/hosts"))
+                .is_ok_and(|m| m.file_type().is_symlink()) =>
+        {
+            let target = resolve_in(root.path(), "/etc/hosts");
+            let bytes = target.ok().and_then(|rel| root.read(&rel).ok().flatten());
+            log::info!("sysroot: etc/hosts is a symlink; replaced by a file with its text");
+            Ok(bytes.map(text).unwrap_or_default())
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Is `path` a file whose name the format fixes (so the image may ship its own)?
@@ -211,16 +242,123 @@ pub fn target(cmd: &Cmdline, sysroot: &Path, ostree_booted: bool) -> Result<Path
     }
 }
 
-/// Configures the root at `target`; returns a one-line summary. Errors are recorded in the
-/// context; what was written before an error stays (each file is whole, old or new).
+/// Opens the root at `target` for writing, with the labels of its own SELinux policy unless
+/// `labels` is false (docs/selinux.md). A policy that cannot be read is one error in the
+/// context, and the root is then written unlabelled; `Err` (also recorded) when the root
+/// cannot be opened at all.
+pub fn open_root(ctx: &mut Context, target: &Path, labels: bool) -> Result<RootDir, String> {
+    let shown = target.display().to_string();
+    match RootDir::open_labelled(target, labels) {
+        Ok((root, problem)) => {
+            if let Some(p) = problem {
+                log::error!("sysroot: {shown}: {p}");
+                ctx.error("selinux", &shown, p);
+            }
+            Ok(root)
+        }
+        Err(e) => {
+            ctx.error("sysroot", &shown, e.to_string());
+            Err(e.to_string())
+        }
+    }
+}
+
+/// Records in the context the labels `root` could not set (one line), after its writes.
+pub fn record_label_problems(ctx: &mut Context, root: &RootDir) {
+    if let Some(p) = root.label_problems() {
+        ctx.error("selinux", &root.path().display().to_string(), p);
+    }
+}
+
+/// `preroot show`'s SELinux check of the root at `path`: for every file of the manifest,
+/// preroot's own state files and `extra` (root-relative; the missing ones are skipped),
+/// whether its label is the one the root's policy gives it. One line per file that is not,
+/// then one summary line; with SELinux off in the root, one line saying so. Never fails.
+pub fn check_labels(path: &Path, extra: &[&str]) -> Vec<String> {
+    use crate::selinux::{FileKind, Labeler, Verdict};
+    let labeler = match Labeler::open(path) {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            return vec![format!(
+            "selinux: off in {} (no etc/selinux/config, or SELINUX=disabled): no labels to check",
+            path.display()
+        )]
+        }
+        Err(e) => return vec![format!("selinux: labels not checked: {e}")],
+    };
+    let root = match RootDir::open(path) {
+        Ok(r) => r,
+        Err(e) => return vec![format!("selinux: labels not checked: {e}")],
+    };
+    let mut files: Vec<String> = root
+        .read(MANIFEST)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
+        .map(|m| m.files)
+        .unwrap_or_default();
+    files.extend([MANIFEST, INSTANCE_ID].iter().map(|p| p.to_string()));
+    files.extend(extra.iter().map(|p| p.to_string()));
+    files.dedup();
+    let mut out = Vec::new();
+    let mut checked = 0usize;
+    for rel in files.iter().filter(|rel| root.exists(rel)) {
+        checked = checked.saturating_add(1);
+        let shown = format!("/{rel}");
+        let have = match root.label_of(rel) {
+            Ok(have) => have,
+            Err(e) => {
+                out.push(format!("selinux: {shown}: label not read: {e}"));
+                continue;
+            }
+        };
+        match labeler.verify(&shown, FileKind::Regular, have.as_deref()) {
+            Verdict::Matches => {}
+            Verdict::Missing { want } => {
+                out.push(format!(
+                    "selinux: {shown}: no label; the policy gives {want}"
+                ));
+            }
+            Verdict::Wrong { want, have } => {
+                out.push(format!(
+                    "selinux: {shown}: labelled {have}; the policy gives {want}"
+                ));
+            }
+            Verdict::Unexpected { have } => {
+                out.push(format!(
+                    "selinux: {shown}: labelled {have}; the policy gives no label"
+                ));
+            }
+            Verdict::Unknown { why } => {
+                out.push(format!(
+                    "selinux: {shown}: the policy's label is unknown: {why}"
+                ));
+            }
+        }
+    }
+    let policy = labeler.policy_type();
+    out.push(if out.is_empty() {
+        format!("selinux: all {checked} files of preroot's carry policy {policy}'s labels")
+    } else {
+        format!(
+            "selinux: {} of {checked} files of preroot's do not carry policy {policy}'s labels",
+            out.len()
+        )
+    });
+    out
+}
+
+/// Configures `root` (opened by [`open_root`]); returns a one-line summary. Errors are
+/// recorded in the context; what was written before an error stays (each file is whole, old
+/// or new).
 pub fn configure(
     ctx: &mut Context,
     cmd: &Cmdline,
     directives: &Directives,
-    target: &Path,
+    root: &RootDir,
 ) -> String {
+    let target = root.path();
     let result = (|| -> Result<String, String> {
-        let root = RootDir::open(target).map_err(|e| e.to_string())?;
         if !root.exists("etc") {
             return Err(format!("{}: no etc/, not a system root", target.display()));
         }
@@ -244,20 +382,17 @@ pub fn configure(
         }
         let format = match (cmd.network, cmd.render) {
             (Some(false), _) => None,
-            (_, Some(r)) => Some(r.as_str()),
-            _ => choose(&Facts::probe(&root)),
+            (_, Some(r)) => Some(r),
+            _ => choose(&Facts::probe(root)),
         };
-        let renderer = format.and_then(render::by_name);
-        let hosts = root
-            .read("etc/hosts")
-            .map_err(|e| e.to_string())?
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        let files =
-            plan(ctx, renderer.as_deref(), directives, &hosts).map_err(|e| e.to_string())?;
+        let hosts = read_hosts(root)?;
+        let (files, skipped) = plan(ctx, format, directives, &hosts);
+        for e in skipped {
+            ctx.error("sysroot", &e.object, e.message);
+        }
         let mut manifest = Manifest {
             instance_id: ctx.instance_id.clone(),
-            renderer: format.map(String::from),
+            renderer: format.map(|f| f.name().to_string()),
             files: Vec::new(),
             moved_aside: old.moved_aside.clone(),
         };
@@ -302,10 +437,14 @@ pub fn configure(
                 .map_err(|e| e.to_string())?;
         }
         Ok(format!(
-            "{} ({}): {written} of {} files written",
+            "{} ({}): {written} of {} files written{}",
             target.display(),
-            format.unwrap_or("no network format"),
-            files.len()
+            format.map_or("no network format", NetFormat::name),
+            files.len(),
+            root.labeler().map_or(String::new(), |l| format!(
+                ", SELinux labels of policy {}",
+                l.policy_type()
+            ))
         ))
     })();
     match result {
@@ -334,14 +473,29 @@ mod tests {
             ifupdown,
             network_scripts,
         };
-        assert_eq!(choose(&f(true, true, true, true, true)), Some("nm"));
-        assert_eq!(choose(&f(false, true, true, true, true)), Some("networkd"));
-        assert_eq!(choose(&f(false, false, true, true, true)), Some("eni"));
-        assert_eq!(choose(&f(false, false, false, true, true)), Some("ifcfg"));
-        assert_eq!(choose(&f(false, false, false, false, true)), Some("nm"));
+        assert_eq!(
+            choose(&f(true, true, true, true, true)),
+            Some(NetFormat::Nm)
+        );
+        assert_eq!(
+            choose(&f(false, true, true, true, true)),
+            Some(NetFormat::Networkd)
+        );
+        assert_eq!(
+            choose(&f(false, false, true, true, true)),
+            Some(NetFormat::Eni)
+        );
+        assert_eq!(
+            choose(&f(false, false, false, true, true)),
+            Some(NetFormat::Ifcfg)
+        );
+        assert_eq!(
+            choose(&f(false, false, false, false, true)),
+            Some(NetFormat::Nm)
+        );
         assert_eq!(
             choose(&f(false, false, false, false, false)),
-            Some("networkd")
+            Some(NetFormat::Networkd)
         );
         assert_eq!(choose(&Facts::default()), None);
     }
@@ -365,7 +519,7 @@ mod tests {
             None,
             crate::context::Source {
                 kind: crate::context::SourceKind::KernelCmdline,
-                medium: crate::context::Medium::Cmdline,
+                medium: crate::context::Access::Cmdline,
                 location: String::new(),
                 partition_of: None,
             },
@@ -373,7 +527,7 @@ mod tests {
         ctx.hostname = Some("web1.example.org".into());
         let paths = |d: &Directives| -> Vec<String> {
             plan(&ctx, None, d, "")
-                .unwrap()
+                .0
                 .into_iter()
                 .map(|f| f.path)
                 .collect()
@@ -390,7 +544,8 @@ mod tests {
         };
         assert!(paths(&keep).is_empty());
         ctx.hostname = Some("bad\nname".into());
-        assert!(plan(&ctx, None, &Directives::default(), "").is_err());
+        let (files, skipped) = plan(&ctx, None, &Directives::default(), "");
+        assert!(files.is_empty() && skipped.len() == 1, "{skipped:?}");
     }
 
     #[test]

@@ -16,10 +16,39 @@
 //! `hostname`/`fqdn`; `password`, `chpasswd` (`users` with `name`/`password`/`type`, and the
 //! older `list`); `vendor_data: {enabled: false}`. Keys that only the initramfs reads
 //! (`preserve_hostname`, `manage_etc_hosts`, `growpart`, `resize_rootfs`) count as handled.
+//!
+//! One budget for everything decoded from one document ([`MAX_DECODED`]): its parts as
+//! unpacked and transfer-decoded, and every `write_files` content (base64, gzip). A
+//! `write_files` entry that would pass it is refused by name, unpacked no further than the
+//! budget left, so no document makes `apply` hold more (40 gzip entries of 16 MiB of zeros
+//! each would otherwise be 640 MiB).
 #![deny(clippy::arithmetic_side_effects)]
 
 use crate::cloudconfig::boolean;
-use crate::providers::netconfig::{load_yaml, Node};
+use crate::yaml::{self, Node};
+
+/// Most bytes decoded from one document: twice the user-data cap
+/// ([`crate::caps::USER_DATA_BYTES`]), so a document at the cap can still write files as large
+/// as itself.
+pub const MAX_DECODED: usize = 2 * crate::caps::USER_DATA_BYTES;
+
+/// What is left of a document's [`MAX_DECODED`] budget.
+struct Decoded {
+    left: usize,
+}
+
+impl Decoded {
+    /// Takes `len` bytes from the budget; `false` (and nothing taken) when they do not fit.
+    fn take(&mut self, len: usize) -> bool {
+        match self.left.checked_sub(len) {
+            Some(left) => {
+                self.left = left;
+                true
+            }
+            None => false,
+        }
+    }
+}
 
 /// A script to run: its name (for state and logs) and its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +120,9 @@ pub struct Plan {
     pub ignored: Vec<String>,
     /// What was refused or could not be read, and why (never the content).
     pub problems: Vec<String>,
+    /// `write_files` entries refused here (each also in `problems`), so apply's step line
+    /// counts every file asked for.
+    pub write_files_refused: usize,
     /// `vendor_data: {enabled: false}` (user data only).
     pub vendor_data_disabled: bool,
 }
@@ -123,6 +155,17 @@ pub fn plan(data: &[u8], what: &str) -> Plan {
             return out;
         }
     };
+    let mut decoded = Decoded { left: MAX_DECODED };
+    let payloads = parts
+        .iter()
+        .fold(0usize, |n, p| n.saturating_add(p.payload.len()));
+    if !decoded.take(payloads) {
+        out.problems.push(format!(
+            "{what}: its parts decode to {payloads} bytes, more than the {MAX_DECODED}-byte \
+             budget for one document"
+        ));
+        return out;
+    }
     let has_cfn = parts
         .iter()
         .any(|p| p.effective_type() == "text/x-cfninitdata");
@@ -153,7 +196,7 @@ pub fn plan(data: &[u8], what: &str) -> Plan {
                 Ok(name) => out.cfn_files.push((name, part.payload.clone())),
                 Err(why) => out.problems.push(format!("{what}: part {label:?}: {why}")),
             },
-            "text/cloud-config" => cloud_config(&part.payload, what, &mut out),
+            "text/cloud-config" => cloud_config(&part.payload, what, &mut out, &mut decoded),
             other => out
                 .ignored
                 .push(format!("{what}: part {label} of type {other}")),
@@ -230,6 +273,31 @@ fn strings(node: Option<&Node>) -> Vec<String> {
     }
 }
 
+/// `ssh_authorized_keys` (top level or a user's `field`): each string is one or more keys, one
+/// a line (a `|` block of several keys is common), blank lines and `#` comments skipped, as
+/// the datasources read keys. A key with another control character (but a tab) is refused by
+/// name;
+/// nothing is dropped silently.
+fn ssh_keys(node: Option<&Node>, field: &str, what: &str, out: &mut Plan) -> Vec<String> {
+    let mut keys = Vec::new();
+    for text in strings(node) {
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.chars().any(|c| c.is_control() && c != '\t') {
+                out.problems.push(format!(
+                    "{what}: {field}: key \"{}\" refused: it holds a control character",
+                    crate::text::show(line)
+                ));
+                continue;
+            }
+            keys.push(line.to_string());
+        }
+    }
+    keys
+}
+
 /// A shell word: `'...'` with `'` escaped.
 fn quote(word: &str) -> String {
     if !word.is_empty()
@@ -267,9 +335,9 @@ fn shellify(node: &Node, key: &str, what: &str, out: &mut Plan) -> Option<Vec<u8
     Some(script.into_bytes())
 }
 
-fn cloud_config(payload: &[u8], what: &str, out: &mut Plan) {
+fn cloud_config(payload: &[u8], what: &str, out: &mut Plan, decoded: &mut Decoded) {
     let text = String::from_utf8_lossy(payload);
-    let root = match load_yaml(&text) {
+    let root = match yaml::load(&text) {
         Ok(r) => r,
         Err(e) => {
             out.problems.push(format!("{what}: cloud-config: {e}"));
@@ -297,8 +365,13 @@ fn cloud_config(payload: &[u8], what: &str, out: &mut Plan) {
             });
         }
     }
-    out.ssh_keys
-        .extend(strings(root.get("ssh_authorized_keys")));
+    let keys = ssh_keys(
+        root.get("ssh_authorized_keys"),
+        "ssh_authorized_keys",
+        what,
+        out,
+    );
+    out.ssh_keys.extend(keys);
     if let Some(users) = root.get("users") {
         users_of(users, what, out);
     }
@@ -323,7 +396,7 @@ fn cloud_config(payload: &[u8], what: &str, out: &mut Plan) {
         chpasswd(c, what, out);
     }
     if let Some(files) = root.get("write_files") {
-        write_files(files, what, out);
+        write_files(files, what, out, decoded);
     }
     if let Some(r) = root.get("runcmd") {
         if let Some(body) = shellify(r, "runcmd", what, out) {
@@ -367,10 +440,20 @@ fn users_of(users: &Node, what: &str, out: &mut Plan) {
                         ));
                     }
                 }
-                let sudo = match item.get("sudo") {
+                let mut sudo = match item.get("sudo") {
                     Some(n) if boolean(n) == Some(false) => Vec::new(),
                     other => strings(other),
                 };
+                sudo.retain(|rule| match crate::valid::sudo_rule(rule) {
+                    Ok(()) => true,
+                    Err(why) => {
+                        out.problems
+                            .push(format!("{what}: users[{name}].sudo: {why}"));
+                        false
+                    }
+                });
+                let key_field = format!("users[{name}].ssh_authorized_keys");
+                let ssh_keys = ssh_keys(item.get("ssh_authorized_keys"), &key_field, what, out);
                 out.users.push(UserSpec {
                     name: Some(name.to_string()),
                     groups: strings(item.get("groups")),
@@ -379,7 +462,7 @@ fn users_of(users: &Node, what: &str, out: &mut Plan) {
                         .get("shell")
                         .and_then(Node::as_text)
                         .map(str::to_string),
-                    ssh_keys: strings(item.get("ssh_authorized_keys")),
+                    ssh_keys,
                 });
             }
             other if other.as_text() == Some("default") => out.users.push(UserSpec::default()),
@@ -443,7 +526,57 @@ fn chpasswd(node: &Node, what: &str, out: &mut Plan) {
     }
 }
 
-fn write_files(node: &Node, what: &str, out: &mut Plan) {
+/// One `write_files` content decoded per `encoding`, within what is left of the document's
+/// budget (taken from it). Gzip unpacks no further than that: a member whose trailer claims
+/// more is refused before it is unpacked, and one that lies about it spends what it unpacked
+/// (the budget bounds the work, not only what is kept).
+fn decode_content(raw: &str, encoding: &str, decoded: &mut Decoded) -> Result<Vec<u8>, String> {
+    let limit = decoded.left.min(crate::mime::MAX_UNPACKED);
+    let over = |what: String| {
+        format!(
+            "{what}, more than the {limit} bytes left of the document's {MAX_DECODED}-byte \
+             budget for decoded content"
+        )
+    };
+    let mut gunzip = |packed: &[u8]| {
+        // ISIZE, the unpacked length modulo 2^32 (RFC 1952): checked again after unpacking.
+        let claimed = packed
+            .len()
+            .checked_sub(4)
+            .and_then(|at| crate::bytes::le_u32(packed, at))
+            .map_or(0, u64::from);
+        if claimed > u64::try_from(limit).unwrap_or(u64::MAX) {
+            return Err(over(format!("gzip: unpacks to {claimed} bytes")));
+        }
+        crate::mime::gunzip(packed, limit).map_err(|e| match e {
+            crate::mime::MimeError::Gzip(why) if why.starts_with("unpacks to more than") => {
+                decoded.left = decoded.left.saturating_sub(limit);
+                over("gzip: unpacks to more".into())
+            }
+            e => e.to_string(),
+        })
+    };
+    let content = match encoding {
+        "b64" | "base64" => crate::base64::lenient(raw.as_bytes()),
+        "gz" | "gzip" => gunzip(raw.as_bytes())?,
+        "gz+b64" | "gzip+base64" | "gz+base64" | "gzip+b64" => {
+            gunzip(&crate::base64::lenient(raw.as_bytes()))?
+        }
+        "text" | "text/plain" => raw.as_bytes().to_vec(),
+        other => return Err(format!("unknown encoding {other}")),
+    };
+    if !decoded.take(content.len()) {
+        return Err(format!(
+            "{} bytes, more than the {} bytes left of the document's {MAX_DECODED}-byte budget \
+             for decoded content",
+            content.len(),
+            decoded.left
+        ));
+    }
+    Ok(content)
+}
+
+fn write_files(node: &Node, what: &str, out: &mut Plan, decoded: &mut Decoded) {
     let Node::Seq(items) = node else {
         out.problems
             .push(format!("{what}: cloud-config write_files is not a list"));
@@ -453,6 +586,7 @@ fn write_files(node: &Node, what: &str, out: &mut Plan) {
         let Some(path) = item.get("path").and_then(Node::as_text) else {
             out.problems
                 .push(format!("{what}: write_files entry without a path"));
+            out.write_files_refused = out.write_files_refused.saturating_add(1);
             continue;
         };
         let rel = path.trim_start_matches('/');
@@ -462,8 +596,10 @@ fn write_files(node: &Node, what: &str, out: &mut Plan) {
                 .any(|c| c.is_empty() || c == "." || c == "..")
         {
             out.problems.push(format!(
-                "{what}: write_files path {path:?} refused (absolute, no . or ..)"
+                "{what}: write_files path \"{}\" refused: not absolute, or with an empty, . or .. component",
+                crate::text::show(path)
             ));
+            out.write_files_refused = out.write_files_refused.saturating_add(1);
             continue;
         }
         let raw = item
@@ -475,23 +611,15 @@ fn write_files(node: &Node, what: &str, out: &mut Plan) {
             .and_then(Node::as_text)
             .unwrap_or("text")
             .to_ascii_lowercase();
-        let content = match encoding.as_str() {
-            "b64" | "base64" => Ok(crate::base64::lenient(raw.as_bytes())),
-            "gz" | "gzip" => crate::mime::gunzip(raw.as_bytes(), crate::mime::MAX_UNPACKED)
-                .map_err(|e| e.to_string()),
-            "gz+b64" | "gzip+base64" | "gz+base64" | "gzip+b64" => crate::mime::gunzip(
-                &crate::base64::lenient(raw.as_bytes()),
-                crate::mime::MAX_UNPACKED,
-            )
-            .map_err(|e| e.to_string()),
-            "text" | "text/plain" => Ok(raw.as_bytes().to_vec()),
-            other => Err(format!("unknown encoding {other}")),
-        };
+        let content = decode_content(raw, &encoding, decoded);
         let content = match content {
             Ok(c) => c,
             Err(e) => {
-                out.problems
-                    .push(format!("{what}: write_files {path}: {e}"));
+                out.problems.push(format!(
+                    "{what}: write_files {}: {e}",
+                    crate::text::show(path)
+                ));
+                out.write_files_refused = out.write_files_refused.saturating_add(1);
                 continue;
             }
         };
@@ -500,8 +628,13 @@ fn write_files(node: &Node, what: &str, out: &mut Plan) {
             Some(p) => match parse_mode(p) {
                 Some(m) => m,
                 None => {
-                    out.problems
-                        .push(format!("{what}: write_files {path}: permissions {p:?}"));
+                    out.problems.push(format!(
+                        "{what}: write_files {}: permissions \"{}\" refused: not an octal \
+                         mode from 0 to 0o7777 ('0644', '0o600', '600')",
+                        crate::text::show(path),
+                        crate::text::show(p)
+                    ));
+                    out.write_files_refused = out.write_files_refused.saturating_add(1);
                     continue;
                 }
             },
@@ -530,14 +663,22 @@ pub fn parse_mode(text: &str) -> Option<u32> {
     u32::from_str_radix(t, 8).ok().filter(|m| *m <= 0o7777)
 }
 
-/// A user name `useradd` accepts everywhere: `[a-z_][a-z0-9_-]*[$]?`, at most 32.
-pub fn valid_user_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    name.len() <= 32
-        && chars
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+pub use crate::valid::valid_user_name;
+
+/// Vendor data as cloud-init takes it: OpenStack's `vendor_data.json` is JSON whose
+/// `cloud-init` member (a string) is the payload; anything else is the payload itself.
+pub fn vendor_payload(data: &[u8]) -> Vec<u8> {
+    if crate::context::detect_payload_type(data) != crate::context::PayloadType::Json {
+        return data.to_vec();
+    }
+    match serde_json::from_slice::<serde_json::Value>(data) {
+        Ok(v) => v
+            .get("cloud-init")
+            .and_then(|c| c.as_str())
+            .map(|s| s.as_bytes().to_vec())
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -607,6 +748,27 @@ mod tests {
         assert_eq!(cfn_name(Some("cfn-userdata")).unwrap(), "cfn-userdata");
     }
 
+    /// Issue 16 item 22: a refused `permissions` names the file, the value and the rule (it
+    /// said `permissions "0o17777"` and no more); refusals are counted for apply's step line.
+    #[test]
+    fn refused_permissions_say_why() {
+        let p = plan(
+            b"#cloud-config\nwrite_files:\n- {path: /etc/d, content: d, permissions: '0o17777'}\n- {path: etc/e}\n",
+            "user-data",
+        );
+        assert_eq!(p.write_files_refused, 2, "{:?}", p.problems);
+        assert_eq!(
+            p.problems[0],
+            "user-data: write_files /etc/d: permissions \"0o17777\" refused: not an octal mode \
+             from 0 to 0o7777 ('0644', '0o600', '600')"
+        );
+        assert!(
+            p.problems[1].contains("\"etc/e\" refused: not absolute"),
+            "{:?}",
+            p.problems
+        );
+    }
+
     #[test]
     fn scripts_and_types() {
         let p = plan(b"#!/bin/sh\necho hi\n", "user-data");
@@ -622,5 +784,96 @@ mod tests {
         assert_eq!(parse_mode("0o755"), Some(0o755));
         assert_eq!(parse_mode("999"), None);
         assert!(valid_user_name("cloud-user") && !valid_user_name("Root;rm"));
+    }
+
+    /// A gzip member of `data` (deflate by miniz, the CRC left zero: it is not checked).
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+        out.extend(miniz_oxide::deflate::compress_to_vec(data, 6));
+        out.extend([0u8; 4]);
+        out.extend((data.len() as u32).to_le_bytes());
+        out
+    }
+
+    fn b64(data: &[u8]) -> String {
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut s = String::new();
+        for c in data.chunks(3) {
+            let n = (u32::from(c[0]) << 16)
+                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*c.get(2).unwrap_or(&0));
+            for i in 0..4 {
+                if i <= c.len() {
+                    s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    s.push('=');
+                }
+            }
+        }
+        s
+    }
+
+    /// Issue 16 item 3: gzip `write_files` share one budget with everything else decoded
+    /// from the document. Five entries of 16 MiB of zeros (80 MiB unpacked, from 110 KB of
+    /// user data): the first is kept, the rest refused by name, unpacked no further than the
+    /// budget left.
+    #[test]
+    fn gzip_write_files_share_one_budget() {
+        let bomb = b64(&gzip(&vec![0u8; 16 << 20]));
+        let mut doc = String::from("#cloud-config\nwrite_files:\n");
+        for i in 0..5 {
+            doc.push_str(&format!(
+                "  - path: /var/tmp/zero{i}\n    encoding: gz+b64\n    content: {bomb}\n"
+            ));
+        }
+        doc.push_str("  - path: /etc/small\n    content: hello\n");
+        assert!(doc.len() < 150_000, "{} bytes", doc.len());
+        let p = plan(doc.as_bytes(), "user-data");
+        let total: usize = p.write_files.iter().map(|f| f.content.len()).sum();
+        assert!(total <= MAX_DECODED, "{total} bytes decoded");
+        let kept: Vec<&str> = p.write_files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(kept, ["var/tmp/zero0", "etc/small"], "{:?}", p.problems);
+        assert_eq!(p.problems.len(), 4, "{:?}", p.problems);
+        for (i, problem) in p.problems.iter().enumerate() {
+            assert!(
+                problem.contains(&format!("write_files /var/tmp/zero{}", i + 1))
+                    && problem.contains("budget for decoded content"),
+                "{problem}"
+            );
+        }
+    }
+
+    /// Issue 16 item 4: a 10 MB cloud-config (27 base64 files and a long runcmd) is read whole:
+    /// it is under the 16 MiB user-data cap, and the loader's limits are in bytes.
+    #[test]
+    fn ten_megabyte_cloud_config_is_read() {
+        let content = b64(&(0..270_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+        let mut doc = String::from("#cloud-config\nwrite_files:\n");
+        for i in 0..27 {
+            doc.push_str(&format!(
+                "  - path: /opt/app/file{i}.bin\n    encoding: b64\n    permissions: '0644'\n    \
+                 content: {content}\n"
+            ));
+        }
+        doc.push_str("runcmd:\n");
+        for i in 0..2000 {
+            doc.push_str(&format!("  - echo step {i} >> /var/log/setup.log\n"));
+        }
+        assert!(doc.len() > 9_500_000, "{} bytes", doc.len());
+        let p = plan(doc.as_bytes(), "user-data");
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert_eq!(p.write_files.len(), 27);
+        assert_eq!(p.write_files[26].content.len(), 270_000);
+        assert_eq!(p.scripts.len(), 1, "runcmd");
+        // Over the cap, the message names the cap in bytes.
+        let big = format!("#cloud-config\nx: '{}'\n", "y".repeat(16 << 20));
+        let p = plan(big.as_bytes(), "user-data");
+        assert!(
+            p.problems
+                .iter()
+                .any(|e| e.contains("more than the 16777216-byte limit")),
+            "{:?}",
+            p.problems
+        );
     }
 }

@@ -866,8 +866,10 @@ fn apply_unit_verifies() {
         text.replace("/usr/bin/preroot", env!("CARGO_BIN_EXE_preroot")),
     )
     .unwrap();
+    // --man=no: the unit's Documentation= names preroot(8), which the host that runs the
+    // tests has not installed.
     let out = Command::new("systemd-analyze")
-        .arg("verify")
+        .args(["verify", "--man=no"])
         .arg(&copy)
         .output()
         .unwrap();
@@ -898,6 +900,268 @@ fn files_under(dir: &Path, skip: &Path) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// A root and a state for one issue-16 case: `conf` as preroot.conf (host keys kept, so no
+/// ssh-keygen), `user` as user data.
+fn case_root(
+    tag: &str,
+    conf: &str,
+    user: &[u8],
+) -> (TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = TempDir::new(tag);
+    let (root, state) = (tmp.path().join("root"), tmp.path().join("state"));
+    make_root(&root);
+    write(
+        &root.join("etc/preroot/preroot.conf"),
+        format!("ssh_host_keys = keep\n{conf}"),
+        0o644,
+    );
+    make_state(&state, &format!("i-{tag}"), Some(user), None);
+    (tmp, root, state)
+}
+
+/// Issue 16 item 10: a sudo rule ending in `\` (sudoers' line continuation) would join the
+/// next user's rule to it and can break sudo for everyone: refused by name, the rest written,
+/// and the file parses for the host's `visudo -cf`. A root that has visudo gets the file
+/// checked by it first: a file it refuses is not put into place.
+#[test]
+fn sudo_rules_cannot_run_into_the_next_line() {
+    require!("sudo_rules_cannot_run_into_the_next_line"; root, "busybox", "chroot", "visudo");
+    let cc = "#cloud-config\nusers:\n  - {name: alice, sudo: \"ALL=(ALL) ALL \\\\\"}\n  \
+              - {name: bob, sudo: \"ALL=(ALL) NOPASSWD:ALL\"}\n  - {name: carol, sudo: \"ALL=(ALL) FROB:ALL\"}\n";
+    let (_tmp, root, state) = case_root("apply-sudo", "default_user_sudo = none\n", cc.as_bytes());
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let errors = status_json(&state)["errors"].to_string();
+    assert!(
+        errors.contains("users[alice].sudo: sudo rule") && errors.contains("ends with a backslash"),
+        "{errors}"
+    );
+    let sudoers = root.join("etc/sudoers.d/90-preroot-users");
+    let written = read(&sudoers);
+    assert!(
+        !written.contains("alice") && written.contains("bob ALL=(ALL) NOPASSWD:ALL\n"),
+        "{written}"
+    );
+    let check = Command::new("visudo")
+        .arg("-cf")
+        .arg(&sudoers)
+        .output()
+        .unwrap();
+    // carol's unknown tag passes preroot's own check; visudo (absent in this root) would
+    // refuse the file, as the host's says.
+    assert!(!check.status.success(), "host visudo: {}", text(&check));
+    // The same with visudo in the root (a stand-in that refuses what the host's refuses).
+    let (_tmp, root, state) =
+        case_root("apply-sudo-v", "default_user_sudo = none\n", cc.as_bytes());
+    write(
+        &root.join("usr/sbin/visudo"),
+        "#!/bin/sh\n# visudo -c -q -f FILE\nif grep -q FROB: \"$4\"; then echo \"$4:4:24: syntax error\" >&2; exit 1; fi\n",
+        0o755,
+    );
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let errors = status_json(&state)["errors"].to_string();
+    assert!(errors.contains("visudo -c refused it (exit 1"), "{errors}");
+    assert!(
+        !root.join("etc/sudoers.d/90-preroot-users").exists(),
+        "a refused file was put into place"
+    );
+    assert!(
+        fs::read_dir(root.join("etc/sudoers.d"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "the check copy is removed"
+    );
+    // Without carol, the host's visudo accepts what apply wrote.
+    let cc = cc.replace("  - {name: carol, sudo: \"ALL=(ALL) FROB:ALL\"}\n", "");
+    let (_tmp, root, state) = case_root("apply-sudo-ok", "", cc.as_bytes());
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(1), "alice's rule: {}", text(&out));
+    let sudoers = root.join("etc/sudoers.d/90-preroot-users");
+    let check = Command::new("visudo")
+        .arg("-cf")
+        .arg(&sudoers)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "host visudo on {}: {}",
+        read(&sudoers),
+        text(&check)
+    );
+}
+
+/// Issue 16 item 11: `append: true` on a file over the 1 MiB read cap used to replace it with
+/// the appended bytes (the cap's error read as an empty file). It is appended to in place.
+#[test]
+fn append_never_replaces_a_big_file() {
+    require!("append_never_replaces_a_big_file"; root, "busybox", "chroot");
+    let cc = "#cloud-config\nwrite_files:\n  - {path: /etc/big, content: \"appended\\n\", append: true, permissions: '0640'}\n  \
+              - {path: /etc/new, content: \"fresh\\n\", append: true}\n";
+    let (_tmp, root, state) = case_root("apply-append", "", cc.as_bytes());
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    write(&root.join("etc/big"), &big, 0o644);
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let after = fs::read(root.join("etc/big")).unwrap();
+    assert_eq!(after.len(), 2_000_009);
+    assert!(after.starts_with(&big) && after.ends_with(b"appended\n"));
+    assert_eq!(mode(&root.join("etc/big")), 0o640);
+    assert_eq!(read(&root.join("etc/new")), "fresh\n");
+}
+
+/// Issues 16 items 12 and 13: a multipart whose boundary no delimiter carries, and one cut
+/// inside its last part (no close delimiter), are errors in status; nothing of either runs
+/// (before: the first was dropped silently, the second ran the half script).
+#[test]
+fn cut_or_lost_multipart_runs_nothing_and_says_so() {
+    require!("cut_or_lost_multipart_runs_nothing_and_says_so"; root, "busybox", "chroot");
+    for (case, doc, why) in [
+        (
+            "lost boundary",
+            "Content-Type: multipart/mixed; boundary=\"===123456789==\"\nMIME-Version: 1.0\n\n\
+             --===1234\nContent-Type: text/x-shellscript\n\n#!/bin/sh\ntouch /root/ran\n--===1234--\n",
+            "multipart boundary \\\"===123456789==\\\" is on no delimiter line",
+        ),
+        (
+            "cut document",
+            "Content-Type: multipart/mixed; boundary=B\nMIME-Version: 1.0\n\n\
+             --B\nContent-Type: text/x-shellscript\n\n#!/bin/sh\ntouch /root/ran\n\
+             --B\nContent-Type: text/x-shellscript\n\n#!/bin/sh\necho started >> /root/x\necho fin",
+            "multipart ends without its close delimiter \\\"--B--\\\"",
+        ),
+    ] {
+        let (_tmp, root, state) = case_root("apply-mime", "", doc.as_bytes());
+        let out = apply(&root, &state);
+        assert_eq!(out.status.code(), Some(1), "case {case}: {}", text(&out));
+        let st = status_json(&state);
+        assert!(st["errors"].to_string().contains(why), "case {case}: {st}");
+        assert!(!root.join("root/ran").exists() && !root.join("root/x").exists(), "case {case}: a script ran");
+        let status = preroot(&["status", "--state-dir", state.to_str().unwrap()]);
+        assert_eq!(status.status.code(), Some(1), "case {case}: {}", text(&status));
+    }
+}
+
+/// Issue 16 item 14: `script_timeout = 18446744073709551615` aborted apply with exit 134
+/// (adding it to an `Instant` overflowed); it is a wait that saturates.
+#[test]
+fn largest_script_timeout_does_not_abort() {
+    require!("largest_script_timeout_does_not_abort"; root, "busybox", "chroot");
+    let (_tmp, root, state) = case_root(
+        "apply-huge-timeout",
+        "script_timeout = 18446744073709551615\n",
+        b"#!/bin/sh\ntouch /root/ran\n",
+    );
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(root.join("root/ran").exists());
+}
+
+/// Issue 16 item 17: `apply --root rel/root` ran every program as `chroot rel/root …` from
+/// `/`, where that path is something else (exit status 125 each); the root is made absolute.
+#[test]
+fn relative_root_works() {
+    require!("relative_root_works"; root, "busybox", "chroot");
+    let (tmp, root, state) = case_root("apply-relative", "", b"#!/bin/sh\ntouch /root/ran\n");
+    assert!(root.starts_with(tmp.path()));
+    let out = Command::new(env!("CARGO_BIN_EXE_preroot"))
+        .args([
+            "apply",
+            "--root",
+            "root",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(root.join("root/ran").exists());
+    assert!(read(&root.join("etc/passwd")).contains("\ncloud-user:"));
+}
+
+/// Issue 16 item 18: an `/etc/passwd` over 1 MiB was read as empty: the existing user was not
+/// found, useradd ran again and the error blamed it. It is streamed whole.
+#[test]
+fn big_passwd_is_read_whole() {
+    require!("big_passwd_is_read_whole"; root, "busybox", "chroot");
+    let (_tmp, root, state) = case_root("apply-big-passwd", "", b"");
+    let mut passwd = String::from("root:x:0:0:root:/root:/bin/sh\n");
+    for i in 0..30_000 {
+        passwd.push_str(&format!(
+            "svc{i}:x:{}:{}::/nonexistent:/bin/false\n",
+            40_000 + i,
+            40_000 + i
+        ));
+    }
+    passwd.push_str("cloud-user:x:1000:1000::/home/cloud-user:/bin/sh\n");
+    assert!(passwd.len() > 1 << 20);
+    write(&root.join("etc/passwd"), &passwd, 0o644);
+    fs::create_dir_all(root.join("home/cloud-user")).unwrap();
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(read(&root.join("etc/passwd")), passwd, "useradd ran again");
+    assert!(read(&root.join("home/cloud-user/.ssh/authorized_keys")).contains("meta@key"));
+}
+
+/// Issue 16 item 19: a cloud-config key string holding two keys (a newline between them) was
+/// dropped with no message; it is split, and a key with another control character is
+/// refused by name.
+#[test]
+fn keys_with_a_newline_are_split_or_refused() {
+    require!("keys_with_a_newline_are_split_or_refused"; root, "busybox", "chroot");
+    let cc = "#cloud-config\nssh_authorized_keys:\n  - \"ssh-ed25519 AAAAone one@key\\nssh-ed25519 AAAAtwo two@key\"\n  \
+              - \"ssh-rsa AAAAthree\\rthree@key\"\n";
+    let (_tmp, root, state) = case_root("apply-keys", "", cc.as_bytes());
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let keys = read(&root.join("home/cloud-user/.ssh/authorized_keys"));
+    assert!(
+        keys.contains("one@key\n") && keys.contains("two@key\n"),
+        "{keys}"
+    );
+    assert!(!keys.contains("three"), "{keys}");
+    let errors = status_json(&state)["errors"].to_string();
+    assert!(
+        errors.contains(r#"ssh_authorized_keys: key \"ssh-rsa AAAAthree\\rthree@key\" refused"#),
+        "{errors}"
+    );
+}
+
+/// Issue 16 item 22: a refused `permissions` says why, and the `write-files` step counts what
+/// was written, not what was asked (it said `6 files` when 3 of the 6 were refused).
+#[test]
+fn write_files_step_counts_what_was_written() {
+    require!("write_files_step_counts_what_was_written"; root, "busybox", "chroot");
+    let cc = "#cloud-config\nwrite_files:\n  - {path: /etc/a, content: a}\n  - {path: /etc/b, content: b}\n  \
+              - {path: /etc/c, content: c}\n  - {path: /etc/d, content: d, permissions: '0o17777'}\n  \
+              - {path: etc/e, content: e}\n  - {path: /linked/f, content: f}\n";
+    let (tmp, root, state) = case_root("apply-wf-count", "", cc.as_bytes());
+    let outside = tmp.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("linked")).unwrap();
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let st = status_json(&state);
+    let step = st["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "write-files")
+        .unwrap_or_else(|| panic!("{st}"));
+    assert_eq!(
+        step["outcome"], "3 of 6 files written, 3 refused (see errors)",
+        "{st}"
+    );
+    let errors = st["errors"].to_string();
+    assert!(
+        errors.contains(r#"permissions \"0o17777\" refused: not an octal mode from 0 to 0o7777"#),
+        "{errors}"
+    );
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
 }
 
 /// Security rule (issue 9): `write_files` paths and OpenStack's injected file names cannot
@@ -975,4 +1239,165 @@ fn write_files_and_injected_files_stay_in_the_root() {
         out.status.code(),
         text(&out)
     );
+}
+
+/// Azure's context as the initramfs leaves it: its user, key, password secret and the wire
+/// server to report to (a test server on 127.0.0.1), plus `errors`.
+fn make_azure_state(state: &Path, id: &str, wire: &str, errors: Value) {
+    fs::create_dir_all(state).unwrap();
+    let pw = state.join("password");
+    write(&pw, "correct horse", 0o600);
+    let ctx = json!({
+        "schema_version": 1,
+        "platform": "azure",
+        "source": {"kind": "azure-ovf", "medium": "udf", "location": "/dev/sr0"},
+        "instance_id": id,
+        "hostname": "vm-azure",
+        "user": "azureuser",
+        "ssh_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAzure azure@key"],
+        "password": {"path": pw.to_str().unwrap(), "size": 13, "type": "other"},
+        "errors": errors,
+        "fallbacks": [],
+        "extra": {"azure": {"wireserver": wire, "preprovisioned_vm": false}}
+    });
+    fs::write(
+        state.join("context.json"),
+        serde_json::to_vec(&ctx).unwrap(),
+    )
+    .unwrap();
+}
+
+/// Azure: the ready report goes out once per instance, after the user (Azure's `UserName`,
+/// not preroot.conf's default) exists with its key and password; a context with an error
+/// reports `NotReady` with it. The wire server is the test's (`common/azure.rs`).
+#[test]
+fn azure_ready_report_once_after_the_user_exists() {
+    require!("azure_ready_report_once_after_the_user_exists"; root, "busybox", "chroot");
+    use common::azure;
+    let tmp = TempDir::new("apply-azure");
+    let (root, state) = (tmp.path().join("root"), tmp.path().join("state"));
+    make_root(&root);
+    let wire = azure::wireserver(&["42"], vec![]);
+    make_azure_state(&state, "vm-a", &wire.url(), json!([]));
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let keys = read(&root.join("home/azureuser/.ssh/authorized_keys"));
+    assert!(keys.contains("AAAAIAzure"), "{keys}");
+    assert!(
+        !root.join("home/cloud-user").exists(),
+        "the platform's user, not the default"
+    );
+    let shadow = read(&root.join("etc/shadow"));
+    assert!(shadow.contains("azureuser:$6$"), "password set: {shadow}");
+    let taken = azure::taken(&wire);
+    assert_eq!(taken.len(), 1, "one report: {taken:?}");
+    assert_eq!(
+        (taken[0].state.as_str(), taken[0].incarnation.as_str()),
+        ("Ready", "42")
+    );
+    let st = status_json(&state);
+    let step = st["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "azure-ready")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        step["outcome"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Ready reported for incarnation 42"),
+        "{st:#}"
+    );
+
+    // The next boot of the same instance sends nothing.
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(azure::reports(&wire).len(), 1, "no second report");
+
+    // Another instance whose initramfs phases failed: NotReady, with the reason.
+    let wire = azure::wireserver(&["3"], vec![]);
+    let errors =
+        json!([{"stage": "sysroot", "object": "/sysroot", "message": "read-only file system"}]);
+    make_azure_state(&state, "vm-b", &wire.url(), errors);
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let taken = azure::taken(&wire);
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    assert_eq!(taken[0].state, "NotReady");
+    assert_eq!(taken[0].incarnation, "3");
+    assert!(
+        taken[0].description.contains("read-only file system"),
+        "{:?}",
+        taken[0]
+    );
+}
+
+/// With the cloud-init hand-off (cloud-init's NoCloud datasource never reports to Azure),
+/// apply still sends the ready report once the seed is written, and only once.
+#[test]
+fn azure_ready_report_after_the_cloud_init_handoff() {
+    use common::azure;
+    let tmp = TempDir::new("apply-azure-ci");
+    let (root, state) = (tmp.path().join("root"), tmp.path().join("state"));
+    write(
+        &root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\n",
+        0o644,
+    );
+    write(
+        &root.join("usr/bin/cloud-init"),
+        "#!/usr/bin/python3\n",
+        0o755,
+    );
+    let wire = azure::wireserver(&["5"], vec![]);
+    make_azure_state(&state, "vm-ci", &wire.url(), json!([]));
+    for _ in 0..2 {
+        let out = apply(&root, &state);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    assert!(
+        root.join("var/lib/cloud/seed/nocloud/meta-data").is_file(),
+        "seed written"
+    );
+    let reports = azure::reports(&wire);
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(
+        (reports[0].state.as_str(), reports[0].incarnation.as_str()),
+        ("Ready", "5")
+    );
+    assert_eq!(mode(&root.join("var/lib/preroot/instances/vm-ci")), 0o700);
+}
+
+/// Never Ready after a failure, across boots: creating the user fails and the wire server
+/// refuses the report (403); at the next boot the report goes out again, and says NotReady
+/// with the first boot's useradd error, not Ready.
+#[test]
+fn azure_not_ready_after_a_failed_user_even_at_the_next_boot() {
+    require!("azure_not_ready_after_a_failed_user_even_at_the_next_boot"; root, "busybox", "chroot");
+    use common::azure::{self, Reply};
+    let tmp = TempDir::new("apply-azure-fail");
+    let (root, state) = (tmp.path().join("root"), tmp.path().join("state"));
+    make_root(&root);
+    write(&root.join("usr/sbin/useradd"), "#!/bin/sh\nexit 1\n", 0o755);
+    let refusing = azure::wireserver(&["9"], vec![Reply::Status(403)]);
+    make_azure_state(&state, "vm-f", &refusing.url(), json!([]));
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(azure::taken(&refusing).is_empty(), "nothing taken");
+    let errors = status_json(&state)["errors"].to_string();
+    assert!(
+        errors.contains("refused /machine/?comp=goalstate with HTTP 403"),
+        "{errors}"
+    );
+
+    let wire = azure::wireserver(&["9"], vec![]);
+    make_azure_state(&state, "vm-f", &wire.url(), json!([]));
+    let out = apply(&root, &state);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let taken = azure::taken(&wire);
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    assert_eq!(taken[0].state, "NotReady", "{taken:?}");
+    assert!(taken[0].description.contains("useradd"), "{taken:?}");
 }

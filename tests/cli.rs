@@ -55,11 +55,146 @@ fn help_names_every_command_and_option() {
             assert!(text.contains(word), "case {args:?}: help lacks {word}");
         }
     }
+}
+
+/// `git rev-parse --short=12 HEAD` in `dir`, if `dir` is the top of a git work tree.
+fn git_head(dir: &Path) -> Option<String> {
+    let top = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--show-toplevel"])
+        .output()
+        .ok()?;
+    let top = String::from_utf8_lossy(&top.stdout).trim().to_string();
+    if fs::canonicalize(&top).ok()? != fs::canonicalize(dir).ok()? {
+        return None;
+    }
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `preroot --version`: the version and, built from a git checkout, the commit (issue 18).
+#[test]
+fn version_names_the_commit() {
     let out = preroot(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let want = match git_head(repo) {
+        Some(c) => format!("preroot {} (commit {c})", env!("CARGO_PKG_VERSION")),
+        None => {
+            eprintln!(
+                "NOTE version_names_the_commit: not a git checkout, expecting the version alone"
+            );
+            format!("preroot {}", env!("CARGO_PKG_VERSION"))
+        }
+    };
+    assert_eq!(text, want);
+}
+
+/// The newest compiled build script of this crate (`target/<profile>/build/preroot-*/`).
+fn build_script() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let build = exe.parent()?.parent()?.join("build");
+    fs::read_dir(build)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("preroot-"))
+        .map(|e| e.path().join("build-script-build"))
+        .filter(|p| p.exists())
+        .max_by_key(|p| fs::metadata(p).and_then(|m| m.modified()).ok())
+}
+
+/// What `build.rs` decides, run on three trees: this checkout (its commit), a tree with no
+/// `.git` (a `make dist` tarball: nothing), and a tarball unpacked *inside* this checkout
+/// (rpmbuild's BUILD directory under `target/`: nothing either, not the checkout's HEAD).
+#[test]
+fn version_commit_from_build_script() {
+    let Some(script) = build_script() else {
+        common::missing(
+            "version_commit_from_build_script",
+            "the compiled build script",
+        );
+        return;
+    };
+    let run = |dir: &Path| {
+        let out = Command::new(&script)
+            .env("CARGO_MANIFEST_DIR", dir)
+            .env_remove("PREROOT_COMMIT")
+            .output()
+            .expect("run build script");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.lines()
+            .find_map(|l| l.strip_prefix("cargo:rustc-env=PREROOT_COMMIT="))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no PREROOT_COMMIT in {text}"))
+    };
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if let Some(c) = git_head(repo) {
+        assert_eq!(run(repo), c, "case checkout");
+    }
+    let outside = TempDir::new("version-tarball");
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("preroot {}", env!("CARGO_PKG_VERSION"))
+        run(outside.path()),
+        "",
+        "case tarball outside any repository"
     );
+    let inside = repo
+        .join("target")
+        .join(format!("version-nested-{}", std::process::id()));
+    fs::create_dir_all(&inside).unwrap();
+    let nested = run(&inside);
+    let _ = fs::remove_dir_all(&inside);
+    assert_eq!(nested, "", "case tarball unpacked inside the checkout");
+}
+
+/// `preroot CMD --help` (and `preroot help CMD`) is that command's help, not the general one.
+#[test]
+fn each_command_has_its_own_help() {
+    for (cmd, options) in [
+        (
+            "context",
+            &["--from KIND:PATH", "--platform P", "--metadata-url URL"][..],
+        ),
+        ("run", &["--phase PHASE"]),
+        ("show", &["--json"]),
+        (
+            "render",
+            &[
+                "--context FILE",
+                "--format FORMAT",
+                "--out DIR",
+                "--root DIR",
+            ],
+        ),
+        ("grow", &["--dry-run", "--json", "[ROOTSPEC]"]),
+        ("net", &["--iface NAME"]),
+        ("apply", &["--root DIR", "default_user"]),
+        ("status", &["--wait", "--timeout S"]),
+        ("clean", &["--ssh-host-keys", "--homes"]),
+    ] {
+        for args in [[cmd, "--help"], ["help", cmd], [cmd, "-h"]] {
+            let out = preroot(&args);
+            assert_eq!(out.status.code(), Some(0), "case {args:?}");
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.starts_with(&format!("Usage: preroot {cmd}")),
+                "case {args:?}: {text}"
+            );
+            assert!(
+                !text.contains("\nCommands:"),
+                "case {args:?}: the general help"
+            );
+            for o in options {
+                assert!(text.contains(o), "case {args:?}: lacks {o}");
+            }
+        }
+    }
 }
 
 #[test]
@@ -106,6 +241,48 @@ fn missing_medium_is_a_clean_error() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a config drive"));
+}
+
+/// Issue 16 item 22: a bad OpenNebula `ETH0_IP` (the host name's last fallback) was reported
+/// as "hostname refused", and its raw newline split the log line. Every line names the input,
+/// shows the value escaped and says the rule, one line each (`-v` shows the log).
+#[test]
+fn bad_opennebula_value_is_named_escaped_in_one_line() {
+    let tmp = TempDir::new("cli-one-eth0");
+    let medium = tmp.path().join("medium");
+    fs::create_dir_all(&medium).unwrap();
+    fs::write(
+        medium.join("context.sh"),
+        "ETH0_IP='10.0.0.5\nrm -rf /'\nETH0_MAC='52:54:00:12:34:56'\n",
+    )
+    .unwrap();
+    let from = format!("opennebula:{}", medium.display());
+    let state = tmp.path().join("state");
+    let args = [
+        "context",
+        "--from",
+        &from,
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let out = preroot(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(r#"ETH0_IP: "10.0.0.5\nrm -rf /" refused as the host name: hostname label"#),
+        "{err}"
+    );
+    let mut verbose = vec!["-v"];
+    verbose.extend(args);
+    let out = preroot(&verbose);
+    let err = String::from_utf8_lossy(&out.stderr);
+    for line in err.lines() {
+        assert!(
+            line.starts_with("preroot: "),
+            "a value split a log line: {line:?} in\n{err}"
+        );
+    }
 }
 
 /// The bundled bare-metal sample: values written by hand here, not computed by the code.

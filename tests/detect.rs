@@ -178,3 +178,103 @@ fn ironic_config_drive_partition_on_a_loop_disk() {
     assert_eq!(ctx["source"]["medium"], "iso9660");
     assert_eq!(ctx["hostname"], "centos-7-ovh-bhs1-0002156591.novalocal");
 }
+
+/// An ext4 image of `src` (mkfs.ext4 -d, no mount), leaving out the fixture's `sys/`.
+fn ext4_image(tmp: &Path, src: &str, label: &str, name: &str) -> std::path::PathBuf {
+    let tree = tmp.join(format!("{name}-tree"));
+    let img = tmp.join(format!("{name}.img"));
+    sh(&format!(
+        "mkdir -p {t} && cp -r {src}/. {t}/ && rm -rf {t}/sys && \
+         E2FSPROGS_FAKE_TIME=1700000000 mkfs.ext4 -q -F -L {label} -d {t} {i} 16M",
+        t = tree.display(),
+        i = img.display()
+    ));
+    img
+}
+
+/// `mkfs.ext4 -L cidata` and `-L config-2` seeds as plain disks: found by their label and
+/// read in user space like the ISO and FAT ones.
+#[test]
+fn ext4_seeds_as_disks() {
+    require!("ext4_seeds_as_disks"; "mkfs.ext4");
+    let tmp = TempDir::new("det-ext4");
+    let seed = ext4_image(
+        tmp.path(),
+        &fixture("nocloud/afterburn-kubevirt-nocloud-v2/input"),
+        "cidata",
+        "seed",
+    );
+    let blank = tmp.path().join("blank.img");
+    fs::write(&blank, vec![0u8; 1 << 20]).unwrap();
+    let root = tmp.path().join("root");
+    machine(
+        &root,
+        "console=ttyS0\n",
+        None,
+        &[("vda", &blank, false), ("vdb", &seed, false)],
+    );
+    let ctx = context(&root, &tmp.path().join("state"));
+    assert_eq!(ctx["platform"], "nocloud", "{ctx}");
+    assert_eq!(ctx["source"]["kind"], "nocloud-seed");
+    assert_eq!(ctx["source"]["medium"], "ext4");
+    assert_eq!(ctx["source"]["location"], "/dev/vdb");
+    assert!(ctx["instance_id"].is_string(), "{ctx}");
+    assert!(ctx["user_data"]["path"].is_string(), "{ctx}");
+
+    let src = fixture("openstack/cloudinit-configdrive-v2-full/input");
+    let drive = ext4_image(tmp.path(), &src, "config-2", "drive");
+    let root2 = tmp.path().join("root2");
+    machine(&root2, "ro quiet\n", Some(&src), &[("vdc", &drive, false)]);
+    let ctx = context(&root2, &tmp.path().join("state2"));
+    assert_eq!(ctx["platform"], "openstack", "{ctx}");
+    assert_eq!(ctx["source"]["kind"], "config-drive");
+    assert_eq!(ctx["source"]["medium"], "ext4");
+    assert_eq!(ctx["instance_id"], "b0fa911b-69d4-4476-bbe2-1c92bff6535c");
+    assert_eq!(ctx["hostname"], "sm-foo-test.novalocal");
+    assert_eq!(
+        fs::read_to_string(ctx["user_data"]["path"].as_str().unwrap()).unwrap(),
+        "#!/bin/sh\necho This is user data\n"
+    );
+}
+
+/// An ext4 config drive in the last partition of a loop disk: a real block device, whose size
+/// comes from lseek, read without mounting.
+#[test]
+fn ext4_config_drive_partition_on_a_loop_disk() {
+    require!("ext4_config_drive_partition_on_a_loop_disk"; root, loop, "mkfs.ext4", "sgdisk");
+    let tmp = TempDir::new("det-ext4-loop");
+    let src = fixture("openstack/glean-ovh/input/mnt/config");
+    let drive = ext4_image(tmp.path(), &src, "config-2", "drive");
+    let disk = tmp.path().join("disk.img");
+    sh(&format!(
+        "truncate -s 64M {0} && sgdisk -o -n 1:2048:+40M -t 1:8300 -n 4:0:0 -t 4:8300 {0} >/dev/null && \
+         dd if={1} of={0} bs=512 seek=$(sgdisk -i 4 {0} | awk '/First sector/ {{print $3}}') conv=notrunc status=none",
+        disk.display(),
+        drive.display()
+    ));
+    let lo = LoopDev::attach(&disk, None);
+    let part = lo.partition(4);
+    let dev_name = Path::new(&lo.dev)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let part_name = format!("{dev_name}p4");
+    let root = tmp.path().join("root");
+    machine(
+        &root,
+        "root=LABEL=root\n",
+        Some(&fixture("openstack/glean-ovh/input")),
+        &[
+            (&part_name, &part, true),
+            (&dev_name, Path::new(&lo.dev), false),
+        ],
+    );
+    let ctx = context(&root, &tmp.path().join("state"));
+    assert_eq!(ctx["platform"], "openstack", "{ctx}");
+    assert_eq!(ctx["source"]["location"], format!("/dev/{part_name}"));
+    assert_eq!(ctx["source"]["partition_of"], format!("/dev/{dev_name}"));
+    assert_eq!(ctx["source"]["medium"], "ext4");
+    assert_eq!(ctx["hostname"], "centos-7-ovh-bhs1-0002156591.novalocal");
+}

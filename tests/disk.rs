@@ -368,6 +368,53 @@ fn gpt_hostile_tables_are_refused() {
     }
 }
 
+/// Issue 16 item 22: when the table's start of the partition is not the kernel's, the message
+/// says both as numbers and the rule (it said "the kernel has it at byte Some(1048576)"), in
+/// one line, and nothing is written.
+#[test]
+fn gpt_start_mismatch_message() {
+    require!("gpt_start_mismatch_message"; loop, "sgdisk", "partx");
+    let Disk { dir: _dir, img, lo } = Disk::new(
+        "gpt-start",
+        512,
+        64,
+        "sgdisk -n 1:1M:+16M $D >/dev/null",
+        128,
+    );
+    let p1 = lo.partition(1);
+    // Move partition 1's start in the primary table (CRCs fixed), behind the kernel's back.
+    let mut t = std::fs::read(&lo.dev).unwrap();
+    t.truncate(34 * 512);
+    t[1024 + 32..1024 + 40].copy_from_slice(&4096u64.to_le_bytes());
+    let crc = crc32(&t[1024..1024 + 128 * 128]);
+    t[512 + 88..512 + 92].copy_from_slice(&crc.to_le_bytes());
+    t[512 + 16..512 + 20].fill(0);
+    let crc = crc32(&t[512..512 + 92]);
+    t[512 + 16..512 + 20].copy_from_slice(&crc.to_le_bytes());
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&lo.dev)
+            .unwrap();
+        f.write_all_at(&t, 0).unwrap();
+        f.sync_all().unwrap();
+    }
+    let before = read(&img);
+    let out = preroot(&["grow", p1.to_str().unwrap()], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(
+            "the kernel has its start at byte 1048576, the partition table at byte 2097152"
+        ) && err.contains("nothing written")
+            && !err.contains("Some("),
+        "{err}"
+    );
+    assert!(read(&img) == before, "written");
+}
+
 #[test]
 fn mbr_primary_and_logical() {
     require!("mbr_primary_and_logical"; loop, "sfdisk", "partx");
@@ -779,4 +826,274 @@ fn boot_phase_grow_and_opt_outs() {
             "case {case}: {ctx}"
         );
     }
+}
+
+/// The btrfs on a test disk's partition 1: subvolumes `root` and `home` (Fedora Cloud's
+/// layout), a file in each.
+fn make_fedora_btrfs(part: &Path, mnt: &Path) {
+    let out = in_mount_ns(&format!(
+        "mkfs.btrfs -q -f -L fedora {p} >/dev/null; mount {p} {m}; btrfs -q subvolume create {m}/root; \
+         btrfs -q subvolume create {m}/home; echo hello > {m}/root/file; echo home > {m}/home/file; \
+         umount {m}",
+        p = part.display(),
+        m = mnt.display()
+    ));
+    ok(&out, "mkfs.btrfs with subvolumes");
+}
+
+#[test]
+fn btrfs_subvolume_grows_online_like_growpart_and_resize_max() {
+    let test = "btrfs_subvolume_grows_online_like_growpart_and_resize_max";
+    require!(test; loop, "sgdisk", "partx", "mkfs.btrfs", "btrfs", "growpart", "unshare");
+    for ss in [512u32, 4096] {
+        let dir = TempDir::new("btrfs");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        // The image as built: a 300 MiB root on a 302 MiB disk, as a cloud image is.
+        let img = make_disk(
+            dir.path(),
+            "d.img",
+            ss,
+            302,
+            "sgdisk -n 1:1M:+300M $D >/dev/null",
+            302,
+        );
+        {
+            let lo = LoopDev::attach(&img, Some(ss));
+            make_fedora_btrfs(&lo.partition(1), &mnt);
+        }
+        // Deployed to a 1 GiB disk; an identical copy for growpart + `btrfs filesystem
+        // resize max` (cloud-init's way), done first and detached, so the kernel never sees
+        // two devices with one filesystem UUID at once.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&img)
+            .unwrap()
+            .set_len(1024 * MIB)
+            .unwrap();
+        let copy = dir.path().join("copy.img");
+        std::fs::copy(&img, &copy).unwrap();
+        let theirs = {
+            let lo = LoopDev::attach(&copy, Some(ss));
+            let p1 = lo.partition(1);
+            ok(&sh(&format!("growpart {} 1", lo.dev)), "growpart");
+            // growpart re-reads the table by partx; the kernel must see the new size.
+            let _ = sh(&format!("partx -u {}", lo.dev));
+            let out = in_mount_ns(&format!(
+                "mount -o subvol=root {p} {m}; btrfs filesystem resize max {m} >/dev/null; \
+                 btrfs filesystem show --raw {m}; umount {m}",
+                p = p1.display(),
+                m = mnt.display()
+            ));
+            let text = ok(&out, "growpart + btrfs filesystem resize max");
+            let size: u64 = text
+                .lines()
+                .find(|l| l.trim_start().starts_with("devid"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .unwrap()
+                .parse()
+                .unwrap();
+            let _ = sh(&format!(
+                "btrfs device scan --forget {} 2>/dev/null",
+                p1.display()
+            ));
+            size
+        };
+
+        let lo = LoopDev::attach(&img, Some(ss));
+        let p1 = lo.partition(1);
+        // Mounted read-only with the root subvolume, as the initrd mounts /sysroot for
+        // `rootflags=subvol=root ro`; preroot grows partition and filesystem, twice.
+        let out = in_mount_ns(&format!(
+            "mount -o subvol=root,ro {p} {m}; $P grow --json {p}; $P grow --json {p}; \
+             grep -c ' {m} ro,' /proc/self/mountinfo; echo ===; btrfs filesystem show --raw {m}; \
+             echo ===; btrfs filesystem usage -b {m}; echo ===; cat {m}/file; echo ===; \
+             $P grow --dry-run --json UUID=$(btrfs filesystem show {m} | sed -n 's/.*uuid: //p'); \
+             umount {m}",
+            p = p1.display(),
+            m = mnt.display()
+        ));
+        let all = ok(&out, "preroot grow on btrfs");
+        let parts: Vec<&str> = all.split("===\n").collect();
+        let mut docs = serde_json::Deserializer::from_str(parts[0]).into_iter::<Value>();
+        let first = docs.next().unwrap().unwrap();
+        let second = docs.next().unwrap().unwrap();
+        let part = action(&first, "partition");
+        let fs = action(&first, "filesystem");
+        assert_eq!(part["status"], "done", "ss {ss}: {first}");
+        assert_eq!(
+            (fs["status"].as_str(), fs["format"].as_str()),
+            (Some("done"), Some("btrfs")),
+            "ss {ss}: {first}"
+        );
+        assert!(
+            fs["steps"][1]
+                .as_str()
+                .unwrap()
+                .starts_with("BTRFS_IOC_RESIZE 1:max"),
+            "ss {ss}: {fs}"
+        );
+        assert_eq!(
+            fs["steps"][0].as_str().unwrap(),
+            format!("remount {} rw", mnt.display()),
+            "ss {ss}: read-only mount remounted"
+        );
+        assert!(
+            parts[0].contains("\n1\n"),
+            "ss {ss}: read-only again: {all}"
+        );
+        assert_eq!(
+            action(&second, "filesystem")["status"],
+            "unchanged",
+            "ss {ss}"
+        );
+        assert_eq!(
+            action(&second, "partition")["status"],
+            "unchanged",
+            "ss {ss}"
+        );
+        let grown = part["new_size"].as_u64().unwrap();
+        assert_eq!(
+            grown,
+            1022 * MIB,
+            "ss {ss}: the partition up to the last MiB"
+        );
+        // The filesystem fills the partition: `btrfs filesystem show` and `usage` agree with
+        // preroot's report.
+        let devs = btrfs_devices_from(parts[1]);
+        assert_eq!(devs.len(), 1, "ss {ss}: {devs:?}");
+        assert_eq!(devs[0].1, grown, "ss {ss}: btrfs device size");
+        assert_eq!(fs["new_size"].as_u64(), Some(grown), "ss {ss}: {fs}");
+        assert_eq!(fs["old_size"].as_u64(), Some(300 * MIB), "ss {ss}: {fs}");
+        let usage_size: u64 = parts[2]
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Device size:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(usage_size, grown, "ss {ss}: btrfs filesystem usage");
+        assert_eq!(
+            parts[3].trim(),
+            "hello",
+            "ss {ss}: the root subvolume's file"
+        );
+        // `root=UUID=<the filesystem's>` finds the partition (udev's links or, without them,
+        // the btrfs superblock).
+        let by_uuid: Value = serde_json::from_str(parts[4]).unwrap();
+        assert_eq!(
+            by_uuid["device"].as_str(),
+            p1.to_str(),
+            "ss {ss}: UUID= resolved: {by_uuid}"
+        );
+        // growpart ends the partition at the last usable LBA, preroot at the last whole MiB
+        // before it; the filesystems differ by that (less than 1 MiB), nothing else.
+        eprintln!("btrfs comparison (ss {ss}, 1 GiB disk): preroot {grown} bytes, growpart + resize max {theirs}");
+        assert!(
+            grown <= theirs && theirs - grown < MIB,
+            "ss {ss}: {grown} vs {theirs}"
+        );
+        // Unmounted, the filesystem checks clean.
+        ok(
+            &sh(&format!("btrfs check --readonly {} 2>&1", p1.display())),
+            "btrfs check --readonly",
+        );
+        let _ = sh(&format!(
+            "btrfs device scan --forget {} 2>/dev/null",
+            p1.display()
+        ));
+    }
+}
+
+fn btrfs_devices_from(show: &str) -> Vec<(u64, u64, String)> {
+    show.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&"devid")).then(|| {
+                (
+                    f[1].parse().unwrap(),
+                    f[3].parse().unwrap(),
+                    f.last().unwrap().to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn btrfs_two_devices_only_the_grown_one_is_resized() {
+    let test = "btrfs_two_devices_only_the_grown_one_is_resized";
+    require!(test; loop, "sgdisk", "partx", "mkfs.btrfs", "btrfs", "unshare");
+    // Two disks with one partition each, a btrfs over both (metadata mirrored); only disk A
+    // is deployed to a larger disk.
+    let a = Disk::new(
+        "btrfs2a",
+        512,
+        260,
+        "sgdisk -n 1:1M:+256M $D >/dev/null",
+        1024,
+    );
+    // B's partition runs to its disk's last usable sector: nothing to grow there.
+    let b = Disk::new("btrfs2b", 512, 260, "sgdisk -n 1:1M:0 $D >/dev/null", 260);
+    let (pa, pb) = (a.lo.partition(1), b.lo.partition(1));
+    let mnt = a.dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let out = in_mount_ns(&format!(
+        "mkfs.btrfs -q -f -m raid1 -d single {pa} {pb} >/dev/null; btrfs device scan {pa} {pb} >/dev/null; \
+         mount {pb} {m}; echo two > {m}/file; $P grow --json {pa}; $P grow --json {pb}; \
+         echo ===; btrfs filesystem show --raw {m}; umount {m}",
+        pa = pa.display(),
+        pb = pb.display(),
+        m = mnt.display()
+    ));
+    let all = ok(&out, "two-device btrfs");
+    let (reports, show) = all.split_once("===\n").unwrap();
+    let mut docs = serde_json::Deserializer::from_str(reports).into_iter::<Value>();
+    let ra = docs.next().unwrap().unwrap();
+    let rb = docs.next().unwrap().unwrap();
+    assert_eq!(action(&ra, "partition")["status"], "done", "{ra}");
+    let fs = action(&ra, "filesystem");
+    assert_eq!(fs["status"], "done", "{ra}");
+    let steps = fs["steps"].as_array().unwrap();
+    let resizes: Vec<&str> = steps
+        .iter()
+        .filter_map(|s| s.as_str())
+        .filter(|s| s.starts_with("BTRFS_IOC_RESIZE"))
+        .collect();
+    assert_eq!(resizes.len(), 1, "one device resized: {fs}");
+    assert!(
+        resizes[0].contains(&format!("({}:", pa.display())),
+        "the grown partition's device: {fs}"
+    );
+    // B: nothing to grow below, and the filesystem is now as large as its devices.
+    assert_eq!(action(&rb, "partition")["status"], "unchanged", "{rb}");
+    assert_eq!(action(&rb, "filesystem")["status"], "unchanged", "{rb}");
+    let devs = btrfs_devices_from(show);
+    let size_of = |p: &Path| {
+        devs.iter()
+            .find(|d| Path::new(&d.2) == p)
+            .unwrap_or_else(|| panic!("{} not in {devs:?}", p.display()))
+            .1
+    };
+    assert_eq!(
+        size_of(&pa),
+        1022 * MIB,
+        "A grown with its partition: {devs:?}"
+    );
+    let b_size = sysfs_sectors(&pb) * 512 / 4096 * 4096;
+    assert_eq!(size_of(&pb), b_size, "B as mkfs made it: {devs:?}");
+    assert_eq!(
+        fs["new_size"].as_u64(),
+        Some(1022 * MIB + b_size),
+        "the report's size is the filesystem's: {fs}"
+    );
+    ok(
+        &sh(&format!("btrfs check --readonly {} 2>&1", pa.display())),
+        "btrfs check --readonly",
+    );
+    let _ = sh(&format!(
+        "btrfs device scan --forget {} {} 2>/dev/null",
+        pa.display(),
+        pb.display()
+    ));
 }

@@ -1,5 +1,6 @@
 //! `make install DESTDIR=…` lays out the binary, the dracut module and its units where dracut
-//! and systemd find them, and the units pass `systemd-analyze verify`.
+//! and systemd find them (their own answer: `pkg-config --variable=dracutmodulesdir dracut`,
+//! `systemdsystemunitdir systemd`), and the units pass `systemd-analyze verify`.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::process::Command;
 
 #[test]
 fn install_layout_and_units_verify() {
-    require!("install_layout_and_units_verify"; "make", "systemd-analyze", "bash");
+    require!("install_layout_and_units_verify"; "make", "systemd-analyze", "bash", "pkg-config");
     let dest = TempDir::new("install");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("make")
@@ -25,7 +26,19 @@ fn install_layout_and_units_verify() {
         String::from_utf8_lossy(&out.stderr)
     );
     let d = dest.path();
-    let module = d.join("usr/lib/dracut/modules.d/90preroot");
+    let pc = |var: &str, pkg: &str| {
+        let out = Command::new("pkg-config")
+            .arg(format!("--variable={var}"))
+            .arg(pkg)
+            .output()
+            .unwrap();
+        let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(dir.starts_with('/'), "pkg-config {var} {pkg}: {dir:?}");
+        d.join(dir.trim_start_matches('/'))
+    };
+    let module = pc("dracutmodulesdir", "dracut").join("90preroot");
+    let conf = pc("dracutconfdir", "dracut");
+    let units_dir = pc("systemdsystemunitdir", "systemd");
     for (path, mode) in [
         (d.join("usr/bin/preroot"), 0o755),
         (module.join("module-setup.sh"), 0o755),
@@ -34,14 +47,8 @@ fn install_layout_and_units_verify() {
         (module.join("preroot-fetch.service"), 0o644),
         (module.join("preroot-grow.service"), 0o644),
         (module.join("preroot-sysroot.service"), 0o644),
-        (
-            d.join("usr/lib/dracut/dracut.conf.d/90-preroot.conf"),
-            0o644,
-        ),
-        (
-            d.join("usr/lib/systemd/system/preroot-apply.service"),
-            0o644,
-        ),
+        (conf.join("90-preroot.conf"), 0o644),
+        (units_dir.join("preroot-apply.service"), 0o644),
     ] {
         use std::os::unix::fs::PermissionsExt;
         let meta = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{fixtures, TempDir};
-use preroot::context::Medium;
-use preroot::detect::label::{probe_path, FsType, Label};
+use preroot::context::Access;
+use preroot::media::label::{probe_path, FsType, Label};
 use preroot::media::{self, MediaErrorKind, Tree};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -207,7 +207,7 @@ fn iso_rock_ridge_joliet_config_drive() {
         "label"
     );
     let (tree, medium) = media::open(&iso).unwrap();
-    assert_eq!(medium, Medium::Iso9660, "medium");
+    assert_eq!(medium, Access::Iso9660, "medium");
     assert_same_tree(tree.as_ref(), &src, "rock ridge");
     assert_paths_and_caps(tree.as_ref(), "rock ridge");
 }
@@ -296,7 +296,7 @@ fn fat_config_drive_all_widths() {
             "{case}: label"
         );
         let (tree, medium) = media::open(&img).unwrap();
-        assert_eq!(medium, Medium::Fat, "{case}: medium");
+        assert_eq!(medium, Access::Fat, "{case}: medium");
         assert_same_tree(tree.as_ref(), &src, &case);
         assert_paths_and_caps(tree.as_ref(), &case);
         assert_eq!(
@@ -361,28 +361,609 @@ fn nocloud_seeds_iso_and_fat() {
     assert!(n >= 1, "no nocloud fixtures found");
 }
 
+// ---- ext2/3/4 seeds (mkfs.extN -d), read in user space ----
+
+/// `mkfs.<fs> -q -F -L <label> <args> -d <src> <img> <size>`, with a fixed clock.
+fn mkfs_ext(fs: &str, args: &[&str], src: &Path, img: &Path, size: &str, label: &str) {
+    let _ = std::fs::remove_file(img);
+    run(Command::new(format!("mkfs.{fs}"))
+        .args(["-q", "-F", "-L", label])
+        .args(args)
+        .arg("-d")
+        .arg(src)
+        .arg(img)
+        .arg(size)
+        .env("E2FSPROGS_FAKE_TIME", "1700000000"));
+}
+
+/// Runs debugfs commands (one a line) on `img`, read-write; any complaint fails the test.
+fn debugfs(img: &Path, commands: &str) {
+    let script = img.with_extension("debugfs");
+    std::fs::write(&script, commands).unwrap();
+    let out = Command::new("debugfs")
+        .arg("-w")
+        .arg("-f")
+        .arg(&script)
+        .arg(img)
+        .output()
+        .unwrap();
+    let errors: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.starts_with("debugfs ") && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    assert!(
+        out.status.success() && errors.is_empty(),
+        "debugfs {commands:?}: {errors:?}"
+    );
+}
+
+/// The physical block of logical block `n` of `path` in `img` (debugfs `bmap`).
+fn bmap(img: &Path, path: &str, n: u64) -> u64 {
+    let out = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("bmap {path} {n}"))
+        .arg(img)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("bmap {path} {n}: {e}: {out:?}"))
+}
+
+/// Overwrites bytes of `img` at `at`.
+fn patch(img: &Path, at: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(img).unwrap();
+    f.write_all_at(bytes, at).unwrap();
+}
+
+/// The config drive tree, plus what makes ext layouts differ: a 100-byte file (inline data
+/// past `i_block`), and 150 files in one directory (a multi-block directory; with few inodes
+/// per group, inodes in many groups). With the `lost+found` that mkfs makes anyway.
+fn ext_tree(tmp: &TempDir) -> PathBuf {
+    let src = config_drive_tree(tmp);
+    std::fs::create_dir_all(src.join("lost+found")).unwrap();
+    std::fs::write(src.join("openstack/hundred"), [b'h'; 100]).unwrap();
+    let spread = src.join("spread");
+    std::fs::create_dir_all(&spread).unwrap();
+    for i in 0..150 {
+        std::fs::write(
+            spread.join(format!("file-with-a-longish-name-{i:03}")),
+            format!("{i}\n"),
+        )
+        .unwrap();
+    }
+    src
+}
+
 #[test]
-fn ext4_label_only() {
-    require!("ext4_label_only"; "mkfs.ext4");
-    let tmp = TempDir::new("ext4");
+fn ext_seeds_every_layout() {
+    require!("ext_seeds_every_layout"; "mkfs.ext4", "e2fsck", "debugfs");
+    let tmp = TempDir::new("ext");
+    let src = ext_tree(&tmp);
+    // (case, mkfs.<fs>, options, size, then e2fsck -fyD to index directories)
+    let cases: &[(&str, &str, &[&str], &str, bool)] = &[
+        ("ext2", "ext2", &[], "16M", false),
+        ("ext2 revision 0", "ext2", &["-r", "0"], "16M", false),
+        ("ext3", "ext3", &[], "16M", false),
+        ("ext4", "ext4", &[], "16M", false),
+        ("ext4 4 KiB blocks", "ext4", &["-b", "4096"], "16M", false),
+        ("ext4 64 KiB blocks", "ext4", &["-b", "65536"], "32M", false),
+        (
+            "ext4 32-byte descriptors",
+            "ext4",
+            &["-O", "^64bit"],
+            "16M",
+            false,
+        ),
+        ("ext4 128-byte inodes", "ext4", &["-I", "128"], "16M", false),
+        ("ext4 1 KiB inodes", "ext4", &["-I", "1024"], "16M", false),
+        (
+            "ext4 inline data",
+            "ext4",
+            &["-O", "inline_data"],
+            "16M",
+            false,
+        ),
+        (
+            "ext4 block maps, no extents",
+            "ext4",
+            &["-O", "^extent,^64bit"],
+            "16M",
+            false,
+        ),
+        (
+            "ext4 bigalloc",
+            "ext4",
+            &["-O", "bigalloc", "-C", "16384"],
+            "32M",
+            false,
+        ),
+        (
+            "ext4 meta_bg, 64 groups of 8 inodes",
+            "ext4",
+            &[
+                "-O",
+                "meta_bg,^resize_inode",
+                "-N",
+                "200",
+                "-g",
+                "1024",
+                "-b",
+                "1024",
+            ],
+            "64M",
+            false,
+        ),
+        (
+            "ext4 sparse_super2",
+            "ext4",
+            &["-O", "sparse_super2"],
+            "16M",
+            false,
+        ),
+        ("ext4 casefold", "ext4", &["-O", "casefold"], "16M", false),
+        ("ext4 htree directories", "ext4", &[], "16M", true),
+        ("ext3 htree directories", "ext3", &[], "16M", true),
+    ];
+    for (case, fs, args, size, index) in cases {
+        let img = tmp.path().join("seed.img");
+        mkfs_ext(fs, args, &src, &img, size, "cidata");
+        if *index {
+            // e2fsck -D builds htree indexes; exit 1 means "changed", as wanted.
+            let st = Command::new("e2fsck")
+                .args(["-fyD"])
+                .arg(&img)
+                .output()
+                .unwrap();
+            assert!(matches!(st.status.code(), Some(0 | 1)), "{case}: {st:?}");
+            let stat = Command::new("debugfs")
+                .args(["-R", "stat /spread"])
+                .arg(&img)
+                .output()
+                .unwrap();
+            let stat = String::from_utf8_lossy(&stat.stdout);
+            let flags = stat
+                .split("Flags: 0x")
+                .nth(1)
+                .and_then(|r| u32::from_str_radix(r.split_whitespace().next()?, 16).ok())
+                .unwrap();
+            assert_ne!(flags & 0x1000, 0, "{case}: /spread is not indexed");
+        }
+        assert_eq!(
+            probe_path(&img).unwrap(),
+            label(FsType::Ext4, "cidata"),
+            "{case}: label"
+        );
+        let (tree, medium) = media::open(&img).unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(medium, Access::Ext4, "{case}: medium");
+        assert_same_tree(tree.as_ref(), &src, case);
+        assert_paths_and_caps(tree.as_ref(), case);
+    }
+}
+
+/// Files past the direct blocks: the single, double and triple indirect maps of ext2 (1 KiB
+/// blocks: 12 direct, then 256, 65536, 16777216 blocks) and extents, with holes.
+#[test]
+fn ext_large_and_sparse_files() {
+    require!("ext_large_and_sparse_files"; "mkfs.ext4");
+    let tmp = TempDir::new("ext-large");
     let src = tmp.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("meta-data"), b"instance-id: x\n").unwrap();
+    let mut big = Vec::new();
+    let mut rng = Rng(7);
+    while big.len() < (1 << 20) + 5 {
+        big.extend_from_slice(&rng.next().to_le_bytes());
+    }
+    std::fs::write(src.join("big"), &big).unwrap();
+    // Data at the start and past block 12 + 256 + 65536: the triple indirect block.
+    let sparse_len = 65 << 20;
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::create(src.join("sparse")).unwrap();
+        f.write_all_at(b"head", 0).unwrap();
+        f.write_all_at(b"tail", sparse_len - 4).unwrap();
+    }
+    for (case, fs, args) in [
+        ("ext2 indirect maps", "ext2", &["-b", "1024"][..]),
+        ("ext4 extents", "ext4", &["-b", "1024"][..]),
+    ] {
+        let img = tmp.path().join("seed.img");
+        mkfs_ext(fs, args, &src, &img, "8M", "cidata");
+        let (tree, _) = media::open(&img).unwrap();
+        assert_eq!(
+            tree.read("big", 2 << 20).unwrap().as_deref(),
+            Some(&big[..]),
+            "{case}: big"
+        );
+        let got = tree.read("sparse", 80 << 20).unwrap().unwrap();
+        assert_eq!(got.len() as u64, sparse_len, "{case}: sparse length");
+        assert_eq!(&got[..4], b"head", "{case}: sparse head");
+        assert_eq!(&got[got.len() - 4..], b"tail", "{case}: sparse tail");
+        assert!(
+            got[4..got.len() - 4].iter().all(|b| *b == 0),
+            "{case}: holes read as zeros"
+        );
+    }
+}
+
+/// Every byte read from one open image counts against MAX_IMAGE_READ, so reading one file
+/// over and over ends in an error, not minutes of I/O.
+#[test]
+fn ext_read_budget_per_image() {
+    require!("ext_read_budget_per_image"; "mkfs.ext4");
+    let tmp = TempDir::new("ext-budget");
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("four"), vec![b'4'; 4 << 20]).unwrap();
     let img = tmp.path().join("seed.img");
-    run(Command::new("mkfs.ext4")
-        .args(["-q", "-L", "cidata", "-d"])
-        .arg(&src)
-        .arg(&img)
-        .arg("4M"));
-    assert_eq!(
-        probe_path(&img).unwrap(),
-        label(FsType::Ext4, "cidata"),
-        "label"
+    mkfs_ext("ext4", &[], &src, &img, "8M", "cidata");
+    let (tree, _) = media::open(&img).unwrap();
+    let limit = media::ext4::MAX_IMAGE_READ / (4 << 20);
+    let mut reads = 0;
+    let e = loop {
+        match tree.read("four", 8 << 20) {
+            Ok(_) => reads += 1,
+            Err(e) => break e,
+        }
+        assert!(reads <= limit, "{reads} reads of 4 MiB and no error");
+    };
+    assert_eq!(reads, limit - 1, "reads before the budget ran out");
+    assert!(e.to_string().contains("bytes read from this image"), "{e}");
+}
+
+/// What is done to a fresh seed image.
+type Damage = Box<dyn Fn(&Path)>;
+
+/// What a hostile ext4 seed must end in.
+enum Want {
+    /// `media::open` fails, its message containing this.
+    Open(&'static str),
+    /// Reading this path fails as damaged or unsupported, the message containing this.
+    Read(&'static str, &'static str),
+    /// Reading this path is refused as larger than the cap.
+    TooLarge(&'static str),
+    /// Reading this path gives this many bytes (the rest of the file is a hole).
+    Size(&'static str, usize),
+}
+
+/// A 4 KiB-block ext4 NoCloud seed (with an OpenStack directory for the directory cases),
+/// then `damage` applied to it with debugfs or by hand.
+fn hostile_seed(tmp: &TempDir, name: &str, damage: &dyn Fn(&Path)) -> PathBuf {
+    let src = tmp.path().join("src");
+    if !src.exists() {
+        copy_tree(
+            &fixtures().join("nocloud/afterburn-kubevirt-nocloud-v2/input"),
+            &src,
+        );
+        std::fs::create_dir_all(src.join("openstack/latest")).unwrap();
+        std::fs::write(src.join("openstack/latest/meta_data.json"), b"{}\n").unwrap();
+    }
+    let img = tmp.path().join(format!("{name}.img"));
+    mkfs_ext(
+        "ext4",
+        &["-b", "4096", "-O", "^has_journal"],
+        &src,
+        &img,
+        "8M",
+        "cidata",
     );
-    let e = media::open(&img)
-        .err()
-        .expect("ext4 is not read in user space");
-    assert!(matches!(e.kind, MediaErrorKind::Corrupt(_)), "{e}");
+    damage(&img);
+    img
+}
+
+/// Every hostile seed ends in its documented error (or result) within a second, through the
+/// library; then `preroot context --from nocloud:IMG` runs under `ulimit -v` 128 MiB, ends
+/// within 5 s with exit 0 (the error recorded in the context) or 1 (one line), never by a
+/// signal, and never stores what a link points at.
+#[test]
+fn ext_hostile_seeds() {
+    require!("ext_hostile_seeds"; "mkfs.ext4", "debugfs");
+    let tmp = TempDir::new("ext-hostile");
+    let long_target = format!("/{}etc/shadow", "x/".repeat(50));
+    let long_link = format!("rm /user-data\nsymlink /user-data {long_target}\n");
+    // The root directory's first block, and where the entry for `meta-data` starts in it.
+    let root_block = |img: &Path| bmap(img, "/", 0) * 4096;
+    let cases: Vec<(&str, Damage, Want)> = vec![
+        (
+            "symlink to /etc/shadow",
+            Box::new(|i| debugfs(i, "rm /user-data\nsymlink /user-data /etc/shadow\n")),
+            Want::Read("user-data", "symbolic link to \"/etc/shadow\""),
+        ),
+        (
+            "relative symlink out of the medium",
+            Box::new(|i| debugfs(i, "rm /user-data\nsymlink /user-data ../../../etc/shadow\n")),
+            Want::Read("user-data", "symbolic link to \"../../../etc/shadow\""),
+        ),
+        (
+            "symlink with its target in a block",
+            Box::new(move |i| debugfs(i, &long_link)),
+            Want::Read(
+                "user-data",
+                "x/x/etc/shadow\": links on a medium are never followed",
+            ),
+        ),
+        (
+            "symlinked directory on the path",
+            Box::new(|i| debugfs(i, "symlink /openstack/current latest\n")),
+            Want::Read(
+                "openstack/current/meta_data.json",
+                "openstack/current: damaged or unsupported: a symbolic link to \"latest\"",
+            ),
+        ),
+        (
+            "FIFO as user-data",
+            Box::new(|i| debugfs(i, "rm /user-data\nmknod user-data p\n")),
+            Want::Read("user-data", "a FIFO"),
+        ),
+        (
+            "directory that lists itself",
+            Box::new(|i| debugfs(i, "ln /openstack /openstack/again\n")),
+            Want::Read("openstack/again/latest/meta_data.json", "directory loop"),
+        ),
+        (
+            "root that lists itself",
+            Box::new(|i| debugfs(i, "ln / /again\n")),
+            Want::Read("again/meta-data", "directory loop"),
+        ),
+        (
+            "extent tree 6 deep",
+            Box::new(|i| debugfs(i, "sif /user-data block[1] 0x00060004\n")),
+            Want::Read("user-data", "deeper than 5 levels"),
+        ),
+        (
+            "extent tree loop: an index node pointing at itself",
+            Box::new(|i| {
+                let b = bmap(i, "/user-data", 0);
+                // Header: magic, 1 entry, room for 340, depth 1; index: block 0 -> b.
+                let mut node = Vec::new();
+                for v in [0xF30Au16, 1, 340, 1] {
+                    node.extend(v.to_le_bytes());
+                }
+                node.extend(0u32.to_le_bytes());
+                node.extend(0u32.to_le_bytes());
+                node.extend((b as u32).to_le_bytes());
+                patch(i, b * 4096, &node);
+                debugfs(
+                    i,
+                    &format!(
+                        "sif /user-data block[0] 0x0001F30A\nsif /user-data block[1] 0x00010004\n\
+                         sif /user-data block[3] 0\nsif /user-data block[4] {b}\nsif /user-data block[5] 0\n"
+                    ),
+                );
+            }),
+            Want::Read("user-data", "depth 1 where 0 was expected"),
+        ),
+        (
+            "i_size 2^63-1",
+            Box::new(|i| debugfs(i, "sif /user-data size 0x7fffffffffffffff\n")),
+            Want::TooLarge("user-data"),
+        ),
+        (
+            "i_size 8 MiB over one block",
+            Box::new(|i| debugfs(i, "sif /user-data size 0x800000\n")),
+            Want::Size("user-data", 8 << 20),
+        ),
+        (
+            "extent past the end of the filesystem",
+            Box::new(|i| debugfs(i, "sif /user-data block[5] 0x0fffffff\n")),
+            Want::Read("user-data", "outside the filesystem"),
+        ),
+        (
+            "zero-length record in the root directory",
+            Box::new(move |i| patch(i, root_block(i) + 4, &[0, 0])),
+            Want::Read("meta-data", "rec_len is smaller than the minimal 12"),
+        ),
+        (
+            "entry naming an inode past the last",
+            Box::new(move |i| {
+                let at = root_block(i);
+                let block = &std::fs::read(i).unwrap()[at as usize..at as usize + 4096];
+                let name = block.windows(9).position(|w| w == b"meta-data").unwrap();
+                patch(i, at + name as u64 - 8, &0x00FF_FFFFu32.to_le_bytes());
+            }),
+            Want::Read("meta-data", "past the filesystem's"),
+        ),
+        (
+            "root directory of 1 GiB",
+            Box::new(|i| debugfs(i, "sif / size 0x40000000\n")),
+            Want::Read("meta-data", "more than the 1048576-byte limit"),
+        ),
+        (
+            "unused inode",
+            Box::new(|i| debugfs(i, "sif /user-data links_count 0\n")),
+            Want::Read("user-data", "unused (no links)"),
+        ),
+        (
+            "encrypted inode",
+            Box::new(|i| debugfs(i, "sif /user-data flags 0x80800\n")),
+            Want::Read("user-data", "encrypted"),
+        ),
+        (
+            "inode table past the end",
+            Box::new(|i| debugfs(i, "set_bg 0 inode_table 0xfffffff\n")),
+            Want::Open("inode table of group 0"),
+        ),
+        (
+            "encrypt feature",
+            Box::new(|i| debugfs(i, "feature encrypt\n")),
+            Want::Open("unsupported incompatible feature encrypt"),
+        ),
+        (
+            "journal needs recovery",
+            Box::new(|i| debugfs(i, "feature needs_recovery\n")),
+            Want::Open("needs_recovery"),
+        ),
+        (
+            "unknown incompatible feature",
+            Box::new(|i| patch(i, 1024 + 0x60 + 3, &[0x80])),
+            Want::Open("unknown to this reader (bits 0x80000000)"),
+        ),
+    ];
+    for (n, (case, damage, want)) in cases.into_iter().enumerate() {
+        let img = hostile_seed(&tmp, &format!("h{n}"), damage.as_ref());
+        let started = std::time::Instant::now();
+        let cap = 16 << 20;
+        let (needle, outcome) = match (media::open(&img), &want) {
+            (Err(e), Want::Open(needle)) => (*needle, e.to_string()),
+            (Ok(_), Want::Open(_)) => panic!("{case}: opened"),
+            (Err(e), _) => panic!("{case}: open: {e}"),
+            (Ok((tree, _)), Want::Read(path, needle)) => match tree.read(path, cap) {
+                Err(e) => {
+                    assert!(matches!(e.kind, MediaErrorKind::Corrupt(_)), "{case}: {e}");
+                    (*needle, e.to_string())
+                }
+                Ok(r) => panic!("{case}: read {r:?}"),
+            },
+            (Ok((tree, _)), Want::TooLarge(path)) => match tree.read(path, cap) {
+                Err(e) => {
+                    assert!(
+                        matches!(e.kind, MediaErrorKind::TooLarge { cap: c, .. } if c == cap),
+                        "{case}: {e}"
+                    );
+                    ("more than the", e.to_string())
+                }
+                Ok(r) => panic!("{case}: read {} bytes", r.map_or(0, |r| r.len())),
+            },
+            (Ok((tree, _)), Want::Size(path, len)) => {
+                let got = tree.read(path, cap).unwrap().unwrap();
+                assert_eq!(got.len(), *len, "{case}: size");
+                assert!(got.starts_with(b"#cloud-config"), "{case}: data first");
+                ("", String::new())
+            }
+        };
+        assert!(
+            outcome.contains(needle),
+            "{case}: {outcome:?} lacks {needle:?}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{case}: took {:?}",
+            started.elapsed()
+        );
+        if case.starts_with("directory that") {
+            let (tree, _) = media::open(&img).unwrap();
+            assert!(
+                tree.list("openstack")
+                    .unwrap()
+                    .unwrap()
+                    .contains(&"again".to_string()),
+                "{case}: listed"
+            );
+            assert_eq!(
+                tree.read("openstack/latest/meta_data.json", 64)
+                    .unwrap()
+                    .as_deref(),
+                Some(&b"{}\n"[..]),
+                "{case}: the way without the loop still works"
+            );
+        }
+
+        // The whole datasource read, as the boot does it, under a memory limit.
+        let state = tmp.path().join(format!("state{n}"));
+        let started = std::time::Instant::now();
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v 131072 && exec \"$0\" context --from \"nocloud:$1\" --state-dir \"$2\"")
+            .arg(env!("CARGO_BIN_EXE_preroot"))
+            .arg(&img)
+            .arg(&state)
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{case}: preroot ended with {:?}: {text}",
+            out.status
+        );
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "{case}: preroot took {took:?}"
+        );
+        // NoCloud reads only its own files: the OpenStack paths are checked above only.
+        let size = format!("\"size\": {}", 8 << 20);
+        let cli_needle = match &want {
+            Want::Read(path, _) | Want::TooLarge(path) if path.contains('/') => "",
+            Want::Size(..) => &size,
+            _ => needle,
+        };
+        assert!(
+            text.contains(cli_needle),
+            "{case}: preroot said {text:?}, lacks {cli_needle:?}"
+        );
+        if let Ok(secrets) = std::fs::read_dir(&state) {
+            for f in secrets.flatten() {
+                let data = std::fs::read(f.path()).unwrap_or_default();
+                assert!(
+                    !data.starts_with(b"root:"),
+                    "{case}: {} holds a password file",
+                    f.path().display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn nocloud_seeds_ext2_3_4() {
+    require!("nocloud_seeds_ext2_3_4"; "mkfs.ext4");
+    let tmp = TempDir::new("nocloud-ext");
+    let mut n = 0;
+    for case in std::fs::read_dir(fixtures().join("nocloud")).unwrap() {
+        let input = case.unwrap().path().join("input");
+        if !input.is_dir() {
+            continue;
+        }
+        // The context from the image is the context from the directory, but for its source.
+        let from_dir = context_from(&format!("nocloud:{}", input.display()), tmp.path());
+        let src = tmp.path().join(format!("src{n}"));
+        copy_tree(&input, &src);
+        std::fs::create_dir_all(src.join("lost+found")).unwrap();
+        let input = src;
+        for fs in ["ext2", "ext3", "ext4"] {
+            n += 1;
+            let img = tmp.path().join(format!("seed{n}.img"));
+            mkfs_ext(fs, &[], &input, &img, "8M", "cidata");
+            let (tree, medium) = media::open(&img).unwrap();
+            assert_eq!(medium, Access::Ext4, "{fs} {input:?}");
+            assert_same_tree(tree.as_ref(), &input, &format!("{fs} {input:?}"));
+            let mut from_img = context_from(&format!("nocloud:{}", img.display()), tmp.path());
+            assert_eq!(from_img["source"]["medium"], "ext4", "{fs} {input:?}");
+            from_img["source"] = from_dir["source"].clone();
+            assert_eq!(from_img, from_dir, "{fs} {input:?}: context");
+        }
+    }
+    assert!(n >= 3, "no nocloud fixtures found");
+}
+
+/// `preroot context --from SPEC` with a fresh state directory under `tmp`; the JSON, with
+/// the state directory's path replaced by `STATE`.
+fn context_from(spec: &str, tmp: &Path) -> serde_json::Value {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let state = tmp.join(format!("state{}", N.fetch_add(1, Ordering::Relaxed)));
+    let out = Command::new(env!("CARGO_BIN_EXE_preroot"))
+        .args(["context", "--from", spec, "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{spec}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout)
+        .unwrap()
+        .replace(state.to_str().unwrap(), "STATE");
+    serde_json::from_str(&text).unwrap()
 }
 
 #[test]
@@ -561,7 +1142,7 @@ struct Fat16 {
     _tmp: TempDir,
     path: PathBuf,
     bytes: Vec<u8>,
-    bpb: preroot::detect::label::fat::Bpb,
+    bpb: preroot::media::label::fat::Bpb,
 }
 
 impl Fat16 {
@@ -606,7 +1187,7 @@ fn fat16(tag: &str) -> Fat16 {
         .arg(src.join("BIG.TXT"))
         .arg("::"));
     let bytes = std::fs::read(&path).unwrap();
-    let bpb = preroot::detect::label::fat::parse_bpb(&bytes).unwrap();
+    let bpb = preroot::media::label::fat::parse_bpb(&bytes).unwrap();
     Fat16 {
         _tmp: tmp,
         path,
@@ -685,12 +1266,13 @@ fn random_bytes_are_not_a_medium() {
     }
 }
 
-/// Flips bytes in the metadata of real images, then probes, opens, lists and reads: any result
-/// is fine except a panic or a hang (a watchdog fails the test, after 120 s plus 0.1 s a case).
+/// Flips bytes in the metadata of real images (ISO9660, FAT16, FAT32, ext2, ext4), then
+/// probes, opens, lists and reads: any result is fine except a panic or a hang (a watchdog
+/// fails the test, after 120 s plus 0.1 s a case).
 /// 400 cases per image; `PREROOT_MUTATIONS=N` runs N.
 #[test]
 fn mutated_images_never_panic_or_hang() {
-    require!("mutated_images_never_panic_or_hang"; "xorriso", "mkfs.vfat", "mcopy");
+    require!("mutated_images_never_panic_or_hang"; "xorriso", "mkfs.vfat", "mcopy", "mkfs.ext4");
     let tmp = TempDir::new("mutate");
     let src = config_drive_tree(&tmp);
     let (files, dirs) = walk(&src);
@@ -700,6 +1282,15 @@ fn mutated_images_never_panic_or_hang() {
     mkfs_vfat(&src, &fat, "16", "16384", "CONFIG-2");
     let fat32 = tmp.path().join("base32.img");
     mkfs_vfat(&src, &fat32, "32", "40960", "CONFIG-2");
+    // Few inodes and no journal: inode tables, directories and small files in the first
+    // 128 KiB, where the mutations land.
+    let ext = |fs: &str| {
+        let img = tmp.path().join(format!("base.{fs}"));
+        let args = ["-b", "1024", "-N", "128", "-O", "^has_journal"];
+        mkfs_ext(fs, &args, &src, &img, "4M", "config-2");
+        img
+    };
+    let (ext2, ext4) = (ext("ext2"), ext("ext4"));
     let work = tmp.path().to_path_buf();
     let cases: u32 = std::env::var("PREROOT_MUTATIONS")
         .ok()
@@ -708,7 +1299,13 @@ fn mutated_images_never_panic_or_hang() {
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut rng = Rng(0x2545_F491_4F6C_DD1D);
-        for (base, region) in [(iso, 200 * 1024), (fat, 160 * 1024), (fat32, 600 * 1024)] {
+        for (base, region) in [
+            (iso, 200 * 1024),
+            (fat, 160 * 1024),
+            (fat32, 600 * 1024),
+            (ext2, 128 * 1024),
+            (ext4, 128 * 1024),
+        ] {
             use std::os::unix::fs::FileExt;
             // Only the metadata region is rewritten per case; the rest is copied once.
             let path = work.join("mutated");
@@ -827,4 +1424,57 @@ fn loop_gpt_config_drive_partition() {
         );
         assert_same_tree(tree.as_ref(), &src, &part.display().to_string());
     }
+}
+
+/// Issue 16 item 7 (its ISO9660 side): a Rock Ridge symbolic link read as an empty file, so
+/// `user-data -> /etc/shadow` dropped the user data with no error. A link (read, or as a
+/// directory on the way) is now an error naming its target, as in ext4; a FIFO (its `PX`
+/// mode) is an error too; the files beside them read as before.
+#[test]
+fn iso_rock_ridge_links_and_fifos_are_errors() {
+    require!("iso_rock_ridge_links_and_fifos_are_errors"; "xorriso", "mkfifo");
+    let tmp = TempDir::new("iso-links");
+    let src = config_drive_tree(&tmp);
+    std::os::unix::fs::symlink("/etc/shadow", src.join("openstack/latest/user_data_link")).unwrap();
+    std::os::unix::fs::symlink("latest", src.join("openstack/current")).unwrap();
+    std::os::unix::fs::symlink("../../../etc/passwd", src.join("user-data")).unwrap();
+    run(Command::new("mkfifo").arg(src.join("openstack/latest/vendor_fifo")));
+    let img = tmp.path().join("links.iso");
+    xorriso(&src, &img, &["-R", "-J"], "config-2");
+    let (tree, _) = media::open(&img).unwrap();
+    let cases: &[(&str, &str)] = &[
+        (
+            "openstack/latest/user_data_link",
+            "openstack/latest/user_data_link: damaged or unsupported: a symbolic link to \"/etc/shadow\": links on a medium are never followed",
+        ),
+        ("user-data", "a symbolic link to \"../../../etc/passwd\""),
+        (
+            "openstack/current/meta_data.json",
+            "openstack/current: damaged or unsupported: a symbolic link to \"latest\"",
+        ),
+        ("openstack/latest/vendor_fifo", "a FIFO (mode 0o10644), not a regular file"),
+    ];
+    for (path, want) in cases {
+        let e = tree.read(path, 1 << 20).expect_err(path);
+        assert!(
+            matches!(e.kind, MediaErrorKind::Corrupt(_)) && e.to_string().contains(want),
+            "{path}: {e}"
+        );
+    }
+    let e = tree
+        .list("openstack/current")
+        .expect_err("list through a link");
+    assert!(e.to_string().contains("symbolic link to \"latest\""), "{e}");
+    let names = tree.list("openstack/latest").unwrap().unwrap();
+    assert!(
+        names.contains(&"user_data_link".to_string()),
+        "listed: {names:?}"
+    );
+    assert_eq!(
+        tree.read("openstack/latest/meta_data.json", 1 << 20)
+            .unwrap()
+            .as_deref(),
+        Some(&std::fs::read(src.join("openstack/latest/meta_data.json")).unwrap()[..]),
+        "a file beside them"
+    );
 }

@@ -760,6 +760,68 @@ fn fault_gce_without_metadata_flavor() {
     );
 }
 
+/// Issue 16 item 22: GCE answering 500 is reported as the 500 it is (after retrying until the
+/// deadline), not as "response lacks Metadata-Flavor: Google".
+#[test]
+fn fault_gce_500_is_reported_as_its_status() {
+    let input = fixtures().join("gce/gce-userdata-plain/input");
+    let server = Server::start_faulty(
+        &input,
+        Mode::Gce,
+        Faults::new(&[("computeMetadata/v1/", Fault::Status(500))]),
+    );
+    let state = TempDir::new("md-state");
+    let r = context("gce", &server.url(), "2", "", state.path());
+    let line = assert_failed_once("gce 500", &r, 2, "HTTP status 500");
+    assert!(!line.contains("Metadata-Flavor"), "{line}");
+    record(
+        "12-gce-500",
+        "GCE answers 500 (without `Metadata-Flavor`), deadline 2 s",
+        "retried until the deadline, then exit 1, one line naming the status",
+        &line,
+        r.took,
+    );
+}
+
+/// Issue 16 item 9: a `Location` with a bare LF (`/x\nX-Injected: 1`) once went raw into the
+/// next request line (`GET /x\nX-Injected: 1 HTTP/1.1`); two `Content-Length` fields that
+/// differ were read by the first. Both are refused: one line, no request to the injected path.
+#[test]
+fn fault_header_injection_and_two_lengths() {
+    let (input, _) = openstack_case();
+    let server = Server::start_faulty(
+        &input,
+        Mode::Plain,
+        Faults::new(&[(
+            "meta_data.json",
+            Fault::Redirect("/openstack/latest/injected\nX-Injected: 1".into()),
+        )]),
+    );
+    let state = TempDir::new("md-state");
+    let r = context("openstack", &server.url(), "5", "", state.path());
+    let line = assert_failed_once("bare LF in Location", &r, 5, "control character");
+    assert!(
+        !server.requests().iter().any(|q| q.contains("injected")),
+        "{:?}",
+        server.requests()
+    );
+    let server = Server::start_faulty(
+        &input,
+        Mode::Plain,
+        Faults::new(&[("meta_data.json", Fault::Header("Content-Length", "5"))]),
+    );
+    let state = TempDir::new("md-state");
+    let r = context("openstack", &server.url(), "5", "", state.path());
+    let line2 = assert_failed_once("two lengths", &r, 5, "Content-Length given twice");
+    record(
+        "13-header-injection",
+        "302 whose `Location` holds a bare LF and a header line; `Content-Length` twice with different values (OpenStack)",
+        "refused: exit 1, one line each, no request to the injected path",
+        &format!("{line}; {line2}"),
+        r.took,
+    );
+}
+
 #[test]
 fn openstack_service_without_openstack_tree_reads_the_ec2_tree() {
     // No /openstack/ at all: the EC2-style tree, recorded as a fallback. A service with

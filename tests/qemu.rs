@@ -174,8 +174,7 @@ fn qemu_ec2_metadata_service() {
         ctx["platform"], "ec2",
         "{test}: DMI says Amazon EC2; {ctx:#}"
     );
-    // Until the network stage (issue 6) lands, preroot finds no medium, records why and
-    // lets the boot go on, well within its deadline.
+    // No medium: the fetch phase brings up the NIC (DHCP from slirp) and reads IMDSv2.
     assert_eq!(
         (&ctx["source"]["kind"], &ctx["instance_id"]),
         (
@@ -228,4 +227,139 @@ fn report_parses_sections() {
     assert_eq!(r.context()["platform"], "ec2");
     // A guest that died mid-report wrote no END: no report.
     assert!(Report::parse("@@@ BEGIN\n@@ state\nrunning\n", Path::new("/x")).is_none());
+}
+
+#[test]
+fn report_json_sections_fail_loudly() {
+    // Report::json alone (no QEMU): a section that should be JSON and is not fails with a
+    // message that says so, never reads as null (issue 16, item 21).
+    let parse = |text: &str| Report::parse(text, Path::new("/r")).expect("complete report");
+    let addr =
+        r#"[{"ifname":"eth0","addr_info":[{"family":"inet","local":"10.0.2.15","prefixlen":24}]}]"#;
+    // The report that failed: iproute2's stderr line at the top of the JSON (the guest used
+    // to send stderr into the section).
+    let mixed = parse(&format!(
+        "@@@ BEGIN\r\n@@ ip\r\nDump was interrupted and may be inconsistent.\r\n{addr}\r\n\
+         @@ hostname\r\npreroot-qemu\r\n@@@ END\r\n"
+    ));
+    let e = mixed
+        .try_json("ip")
+        .expect_err("a mixed stream is not JSON");
+    assert!(
+        e.starts_with("section ip: not JSON (")
+            && e.contains("):\nDump was interrupted and may be inconsistent.\n[{")
+            && e.contains("(report in /r)"),
+        "the message names the section, says not JSON and shows its first lines: {e}"
+    );
+    // Today's guest: stdout only in the section, the dump's note in ip.stderr.
+    let clean = parse(&format!(
+        "@@@ BEGIN\n@@ ip\n{addr}\n@@ ip.stderr\npreroot-report: ip -j addr: 2 dumps for a \
+         consistent one\n@@@ END\n"
+    ));
+    assert_eq!(clean.json("ip")[0]["addr_info"][0]["local"], "10.0.2.15");
+    // Bad JSON, with its stderr section quoted; an empty or missing section is no better.
+    let bad = parse(
+        "@@@ BEGIN\n@@ lsblk\n{\"blockdevices\": [\n@@ lsblk.stderr\nlsblk: oops\nexit 1\n\
+         @@ show-json\n@@ x-atomic\n# pvs\nWARNING: leaked\n# vgs\n{}\n@@@ END\n",
+    );
+    let e = bad.try_json("lsblk").expect_err("truncated JSON");
+    assert!(
+        e.starts_with("section lsblk: not JSON (EOF while parsing")
+            && e.contains(
+                "{\"blockdevices\": [\nits stderr (section lsblk.stderr):\nlsblk: oops\nexit 1"
+            ),
+        "{e}"
+    );
+    let e = bad.try_json("show-json").expect_err("empty section");
+    assert!(
+        e.contains("section show-json: not JSON (") && e.contains("(empty)"),
+        "{e}"
+    );
+    let e = bad.try_json("ip").expect_err("no such section");
+    assert!(e.starts_with("section ip: missing from the report"), "{e}");
+    let e = bad
+        .try_json_sub("x-atomic", "pvs")
+        .expect_err("a probe's topic");
+    assert!(
+        e.starts_with("section x-atomic, topic pvs: not JSON (") && e.contains("WARNING: leaked"),
+        "{e}"
+    );
+    assert_eq!(bad.json_sub("x-atomic", "vgs"), serde_json::json!({}));
+}
+
+/// Issue 19: a guest with only IPv6. QEMU's user networking cannot forward to an IPv6 address,
+/// so `qemu/net-boot.sh` (`NET=ipv6`) gives the guest a tap device inside a namespace it makes,
+/// with dnsmasq (RA with the M flag, DHCPv6, no DHCPv4) and IMDSv2 on [fd00:ec2::254] there;
+/// the quick scenario (the host kernel and a busybox initramfs holding the static preroot)
+/// rather than another full boot. The guest's `preroot context --platform ec2` races DHCPv4
+/// (no answer) against IPv6, reads IMDS over IPv6, and the fallback link of its virtio NIC
+/// gets the DHCPv6 the router asked for.
+#[test]
+fn qemu_ipv6_only_net_boot() {
+    let test = "qemu_ipv6_only_net_boot";
+    if !require_qemu(test) {
+        return;
+    }
+    for tool in ["ip", "dnsmasq", "busybox", "cpio", "python3"] {
+        if !common::has_tool(tool) {
+            common::missing(test, &format!("the tool `{tool}`"));
+            return;
+        }
+    }
+    let _one = BOOTS.lock().unwrap_or_else(|e| e.into_inner());
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let built = std::process::Command::new("make")
+        .args(["-s", "-C"])
+        .arg(repo)
+        .arg("static")
+        .status()
+        .expect("make static");
+    assert!(built.success(), "{test}: make static");
+    let out = std::env::temp_dir().join(format!("preroot-{test}-{}.json", std::process::id()));
+    let input = common::fixtures().join("ec2/ec2-default-primary-nic-v4v6/input");
+    let run = std::process::Command::new("bash")
+        .arg(repo.join("qemu/net-boot.sh"))
+        .arg("ec2")
+        .arg(&input)
+        .env("NET", "ipv6")
+        .env("CTX_OUT", &out)
+        .output()
+        .expect("run qemu/net-boot.sh");
+    let log =
+        String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
+    eprintln!("{test}:\n{log}");
+    assert!(run.status.success(), "{test}: net-boot.sh failed");
+    let ctx: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&out);
+    assert_eq!(ctx["instance_id"], "i-0a33f80f09c96477f", "{test}: {ctx:#}");
+    assert_eq!(
+        ctx["source"]["location"], "http://[fd00:ec2::254]/",
+        "{test}"
+    );
+    let d = &ctx["extra"]["dhcp"];
+    assert_eq!(
+        (&d["family"], &d["method"]),
+        (&Value::from("ipv6"), &Value::from("dhcp6")),
+        "{test}: {d}"
+    );
+    let eth0 = ctx["network"]["links"]
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["name"] == "eth0"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        eth0["addressing"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|m| m["method"] == "dhcp6")),
+        "{test}: the fallback link learned DHCPv6: {eth0}"
+    );
+    assert!(
+        log.contains("\"PUT /latest/api/token\" Host=[fd00:ec2::254] 200"),
+        "{test}: IMDSv2 over IPv6 with a bracketed Host"
+    );
+    let total = d["total_ms"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        total <= FETCH_DEADLINE_MS,
+        "{test}: the stage took {total} ms"
+    );
 }

@@ -59,12 +59,8 @@ fn heat_user_data(dir: &Path) -> PathBuf {
 
 /// `preroot status --json` of the boot.
 fn status(test: &str, r: &Report) -> Value {
-    serde_json::from_str(r.get("preroot-status")).unwrap_or_else(|e| {
-        panic!(
-            "{test}: preroot status --json: {e}:\n{}",
-            r.get("preroot-status")
-        )
-    })
+    r.try_json("preroot-status")
+        .unwrap_or_else(|e| panic!("{test}: preroot status --json: {e}"))
 }
 
 /// The SHA256 fingerprints of the guest's ssh host keys (`ssh-keygen -lf`), sorted.
@@ -338,8 +334,9 @@ fn qemu_cloud_init_handoff() {
         status.contains("status: done") && status.trim_end().ends_with("exit 0"),
         "{test}: cloud-init status --long:\n{status}"
     );
-    let result: Value = serde_json::from_str(&ci("result"))
-        .unwrap_or_else(|e| panic!("{test}: result.json: {e}:\n{}", ci("result")));
+    let result = r
+        .try_json_sub("x-cloud-init", "result")
+        .unwrap_or_else(|e| panic!("{test}: cloud-init's result.json: {e}"));
     let ds = result["v1"]["datasource"].as_str().unwrap_or_default();
     assert!(
         ds.contains("DataSourceNoCloud") && ds.contains("/var/lib/cloud/seed/nocloud"),

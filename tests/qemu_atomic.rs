@@ -17,10 +17,6 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
-/// The disk stage (issue 5) has landed: the boot must grow p2 up to `config-2`, and the PV,
-/// the LV and xfs with it.
-const GROW_STAGE_LANDED: bool = true;
-
 #[test]
 fn atomic_layout_pxe_boot_reads_config2_partition() {
     let test = "atomic_layout_pxe_boot_reads_config2_partition";
@@ -100,8 +96,7 @@ fn atomic_layout_pxe_boot_reads_config2_partition() {
     );
 
     // preroot ran in the initramfs: every phase left its record, before the switch root.
-    let ctx: Value = serde_json::from_str(section("show-json").trim())
-        .unwrap_or_else(|e| panic!("show-json: {e}:\n{}", section("show-json")));
+    let ctx = report.context();
     let phases: Vec<&str> = ctx["phases"]
         .as_array()
         .expect("phases")
@@ -145,7 +140,7 @@ fn atomic_layout_pxe_boot_reads_config2_partition() {
     assert_eq!(ctx["errors"], Value::Array(vec![]), "{}", ctx["errors"]);
 
     // The layout as the guest sees it.
-    let lsblk: Value = serde_json::from_str(section("lsblk")).expect("lsblk JSON");
+    let lsblk = report.json("lsblk");
     let devs = &lsblk["blockdevices"];
     let vda = find_dev(devs, "vda").expect("vda");
     let p2 = find_dev(devs, "vda2").expect("vda2");
@@ -167,29 +162,18 @@ fn atomic_layout_pxe_boot_reads_config2_partition() {
     );
 
     // Growth: up to config-2 (aligned down to 1 MiB), never past it; PV, LV and xfs with it.
-    let p2_built = (num("P2_END") + 1 - P2_START) * 512;
     let p2_grown = (num("CFG2_START") / 2048 * 2048 - P2_START) * 512;
     let fs_size = report.rootfs_bytes();
-    let grow = GROW_STAGE_LANDED || std::env::var("PREROOT_QEMU_ASSERT_GROW").as_deref() == Ok("1");
-    if grow {
-        assert_eq!(size(p2), p2_grown, "p2 did not grow up to config-2");
-        // The LV takes the whole PV but its metadata area (1 MiB) and extent rounding (4 MiB).
-        assert!(
-            size(lv) + 5 * 1024 * 1024 >= p2_grown,
-            "the LV did not grow: {lv}"
-        );
-        assert!(
-            fs_size + 64 * 1024 * 1024 >= size(lv),
-            "xfs did not grow: {fs_size} bytes on an LV of {}",
-            size(lv)
-        );
-    } else {
-        assert_eq!(
-            size(p2),
-            p2_built,
-            "p2 changed before the disk stage exists"
-        );
-        assert!(size(lv) <= p2_built && fs_size <= size(lv));
-    }
+    assert_eq!(size(p2), p2_grown, "p2 did not grow up to config-2");
+    // The LV takes the whole PV but its metadata area (1 MiB) and extent rounding (4 MiB).
+    assert!(
+        size(lv) + 5 * 1024 * 1024 >= p2_grown,
+        "the LV did not grow: {lv}"
+    );
+    assert!(
+        fs_size + 64 * 1024 * 1024 >= size(lv),
+        "xfs did not grow: {fs_size} bytes on an LV of {}",
+        size(lv)
+    );
     assert!(size(p2) <= p2_grown, "p2 runs into config-2");
 }

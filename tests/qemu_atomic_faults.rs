@@ -27,37 +27,22 @@ mod common;
 
 use common::qemu::*;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The VG's extent size (lvm's default, as the builder made it).
 const EXTENT: u64 = 4 * 1024 * 1024;
 
+/// An Atomic power-cut run (its files through `Deref`; `boot2/result.env` holds the layout,
+/// config-2's checksums, the sentinel's sha256).
 struct Cut {
-    /// `disk-check.env`: the host's check after the kill.
-    check: HashMap<String, String>,
-    /// `boot2/result.env`: the layout, config-2's checksums, the sentinel's sha256.
-    result: HashMap<String, String>,
-    /// The report of the boot after the power cut.
-    after: Report,
+    files: CutFiles,
     out: PathBuf,
 }
 
 impl Cut {
     fn num(&self, key: &str) -> u64 {
-        self.check
-            .get(key)
-            .or_else(|| self.result.get(key))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "no number {key} in {}: {:?} {:?}",
-                    self.out.display(),
-                    self.check,
-                    self.result
-                )
-            })
+        self.files.num(key, &self.out)
     }
 
     /// p2's size as built and as grown up to config-2 (aligned down to 1 MiB), in bytes.
@@ -95,28 +80,13 @@ fn cut(test: &str, kill_on: &str, kargs: &str) -> Option<Cut> {
         .status()
         .expect("run qemu/atomic.sh");
     let killed = after_cut(test, &out, kill_on, "atomic.sh cut", status, started);
-    let read_env = |p: PathBuf| env_file(&std::fs::read_to_string(p).unwrap_or_default());
-    let check = read_env(out.join("disk-check.env"));
-    let result = read_env(out.join("boot2/result.env"));
-    let dir = out.join("boot2");
-    assert!(
-        status.success(),
-        "{test}: atomic.sh cut exited {status}; re-boot console tail:\n{}",
-        console_tail(&dir, 40)
-    );
-    let report = std::fs::read(dir.join("report.log")).unwrap_or_default();
-    let after = Report::parse(&String::from_utf8_lossy(&report), &dir)
-        .unwrap_or_else(|| panic!("{test}: no report from the boot after the power cut"));
+    let files = cut_files(test, &out, "atomic.sh cut", status);
     eprintln!(
-        "{test}: {}\n{test}: host check after the cut: {check:?}",
-        killed.lines().next().unwrap_or("")
+        "{test}: {}\n{test}: host check after the cut: {:?}",
+        killed.lines().next().unwrap_or(""),
+        files.check
     );
-    Some(Cut {
-        check,
-        result,
-        after,
-        out,
-    })
+    Some(Cut { files, out })
 }
 
 /// The host's check after the cut: a valid GPT with p2 already grown (every cut point comes
@@ -191,10 +161,7 @@ fn assert_disk_intact(test: &str, c: &Cut, lvm_steps: u64) {
 
 /// One `lvm … --reportformat json` table from the guest's `x-atomic` probe: its first row.
 fn lvm_row(c: &Cut, topic: &str, table: &str) -> Value {
-    let text = c.after.sub("x-atomic", topic);
-    let json: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("x-atomic {topic}: {e}:\n{}", c.after.get("x-atomic")));
-    json["report"][0][table][0].clone()
+    c.after.json_sub("x-atomic", topic)["report"][0][table][0].clone()
 }
 
 fn lvm_num(row: &Value, field: &str) -> u64 {
@@ -216,7 +183,7 @@ fn assert_finished(test: &str, c: &Cut, statuses: [(&str, &str); 3]) -> Value {
         ctx["errors"]
     );
     let (_, grown) = c.p2_bytes();
-    let lsblk: Value = serde_json::from_str(c.after.get("lsblk")).unwrap_or(Value::Null);
+    let lsblk = c.after.json("lsblk");
     let devs = &lsblk["blockdevices"];
     let p2 = find_dev(devs, "vda2").unwrap_or_else(|| panic!("{test}: no vda2: {lsblk:#}"));
     let lv = find_dev(devs, "atomicos-root")
@@ -365,4 +332,11 @@ fn qemu_atomic_cut_after_lvextend() {
             ("lv", "unchanged"),
         ],
     );
+}
+
+impl std::ops::Deref for Cut {
+    type Target = CutFiles;
+    fn deref(&self) -> &CutFiles {
+        &self.files
+    }
 }

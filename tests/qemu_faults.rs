@@ -134,7 +134,7 @@ fn assert_disk_intact(test: &str, c: &Cut, gpt: bool) -> bool {
 /// fills it (grown by this boot, or already by the cut one: `done` or `unchanged`).
 fn assert_finished(test: &str, c: &Cut, pttype: &str) -> Value {
     let ctx = assert_booted_with_preroot(test, &c.after);
-    let lsblk: Value = serde_json::from_str(c.after.get("lsblk")).unwrap_or(Value::Null);
+    let lsblk = c.after.json("lsblk");
     let vda = lsblk["blockdevices"]
         .as_array()
         .and_then(|d| d.iter().find(|d| d["name"] == "vda"))

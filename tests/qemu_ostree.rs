@@ -150,12 +150,9 @@ fn assert_ostree_boot(test: &str, r: &Report) {
             && etc.contains("# /etc/preroot/manifest.json\n{"),
         "{test}: /etc/preroot/{{instance-id,manifest.json}} not in the booted /etc:\n{etc}"
     );
-    let manifest: serde_json::Value = etc
-        .split("# /etc/preroot/manifest.json\n")
-        .nth(1)
-        .and_then(|m| m.split("\n# ").next())
-        .and_then(|m| serde_json::from_str(m).ok())
-        .unwrap_or_else(|| panic!("{test}: manifest.json is not JSON:\n{etc}"));
+    let manifest = r
+        .try_json_sub("etc-preroot", "/etc/preroot/manifest.json")
+        .unwrap_or_else(|e| panic!("{test}: the booted /etc's manifest.json: {e}"));
     assert_eq!(manifest["instance_id"], INSTANCE, "{test}: {manifest:#}");
     assert_eq!(manifest["renderer"], "networkd", "{test}: {manifest:#}");
 
@@ -186,13 +183,9 @@ fn assert_ostree_boot(test: &str, r: &Report) {
     assert_configured(test, r, "10.0.2.15", "preroot-qemu");
     // The userspace half ran in the deployment too: the default user's keys went through
     // ostree's /home -> var/home link.
-    let apply: serde_json::Value =
-        serde_json::from_str(r.get("preroot-status")).unwrap_or_else(|e| {
-            panic!(
-                "{test}: preroot status --json: {e}:\n{}",
-                r.get("preroot-status")
-            )
-        });
+    let apply = r
+        .try_json("preroot-status")
+        .unwrap_or_else(|e| panic!("{test}: preroot status --json: {e}"));
     assert_eq!(
         (&apply["stage"], apply["errors"].as_array().map(Vec::len)),
         (&serde_json::Value::from("done"), Some(0)),

@@ -72,12 +72,9 @@ fn etc_preroot(test: &str, r: &Report) -> EtcPreroot {
         e.push_str(line);
         e.push('\n');
     }
-    let manifest: Value = serde_json::from_str(
-        part.get("/etc/preroot/manifest.json")
-            .map(String::as_str)
-            .unwrap_or(""),
-    )
-    .unwrap_or_else(|e| panic!("{test}: manifest.json in the guest: {e}:\n{text}"));
+    let manifest = r
+        .try_json_sub("etc-preroot", "/etc/preroot/manifest.json")
+        .unwrap_or_else(|e| panic!("{test}: manifest.json in the guest: {e}"));
     let instance_id = part
         .get("/etc/preroot/instance-id")
         .map(|s| s.trim().to_string())
@@ -165,7 +162,7 @@ fn assert_chose(test: &str, r: &Report, e: &EtcPreroot, format: &str) {
 /// not DHCP-leased) address: slirp's DHCP server would hand out the same address, so only
 /// a permanent one shows the files were used.
 fn static_address_on(test: &str, r: &Report, address: &str, prefix: u64) -> String {
-    let ip: Value = serde_json::from_str(r.get("ip")).unwrap_or(Value::Null);
+    let ip = r.json("ip");
     for link in ip.as_array().into_iter().flatten() {
         for a in link["addr_info"].as_array().into_iter().flatten() {
             if a["local"] == address && a["prefixlen"] == prefix {
@@ -183,7 +180,7 @@ fn static_address_on(test: &str, r: &Report, address: &str, prefix: u64) -> Stri
 
 /// The default route (from the `x-routes` probe) goes via `gateway` on `dev`.
 fn assert_default_route(test: &str, r: &Report, gateway: &str, dev: &str) {
-    let routes: Value = serde_json::from_str(r.get("x-routes")).unwrap_or(Value::Null);
+    let routes = r.json("x-routes");
     let ok = routes
         .as_array()
         .into_iter()

@@ -4,7 +4,7 @@
 
 mod common;
 
-use preroot::context::{Addressing, Context, Link, LinkKind, Medium, Source, SourceKind};
+use preroot::context::{Access, Addressing, Context, Link, LinkKind, Source, SourceKind};
 use preroot::providers::netconfig;
 use preroot::render::{ifcfg::Ifcfg, networkd::Networkd, nm::NetworkManager, Renderer};
 use std::collections::{BTreeMap, BTreeSet};
@@ -278,7 +278,7 @@ fn context_from_netconfig(text: &str) -> Context {
         None,
         Source {
             kind: SourceKind::NocloudSeed,
-            medium: Medium::Directory,
+            medium: Access::Directory,
             location: "fixture".into(),
             partition_of: None,
         },
@@ -709,6 +709,117 @@ fn hostile_values_write_nothing() {
     }
 }
 
+/// Issue 16 item 6: a bond whose mode (or option) carries shell syntax, in a context of any
+/// origin: refused by every format (`--out`: nothing written), skipped by `--root` (the bond
+/// left out with an error, the NIC configured), and sourcing every ifcfg file written, as
+/// network-scripts does, runs nothing. ifcfg used to write `BONDING_OPTS=mode=x;{touch,...}`.
+#[test]
+fn bond_values_cannot_run_shell_code() {
+    let tmp = common::TempDir::new("render-bond-shell");
+    let pwned = tmp.path().join("pwned");
+    for (case, mode, option) in [
+        ("mode", format!("x;{{touch,{}}}", pwned.display()), "100"),
+        ("option", "802.3ad".to_string(), "100;touch${IFS}pwned"),
+    ] {
+        let ctx = serde_json::json!({
+            "schema_version": 1, "platform": "openstack",
+            "source": {"kind": "config-drive", "medium": "directory", "location": "x"},
+            "instance_id": "i", "hostname": "h",
+            "network": {"links": [
+                {"id": "a", "name": "eth0", "mac": "52:54:00:00:00:01", "type": "physical", "addressing": []},
+                {"id": "bond0", "name": "bond0", "type": "bond", "mode": mode, "members": ["a"],
+                 "options": {"miimon": option}, "addressing": [{"method": "dhcp4"}]}
+            ]},
+            "errors": [], "fallbacks": [], "extra": {}
+        });
+        let file = tmp.path().join("ctx.json");
+        fs::write(&file, serde_json::to_vec(&ctx).unwrap()).unwrap();
+        for format in ["ifcfg", "eni", "networkd", "nm"] {
+            let out_dir = tmp.path().join(format!("out-{format}"));
+            let out = render(&file, format, &out_dir);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "case {case}: {format}: {err}");
+            assert!(!out_dir.exists(), "case {case}: {format} wrote something");
+            assert!(err.contains("bonding"), "case {case}: {format}: {err}");
+        }
+        let root = tmp.path().join(format!("root-{case}"));
+        fs::create_dir_all(root.join("etc/sysconfig/network-scripts")).unwrap();
+        let out = run(&[
+            "render",
+            "--context",
+            file.to_str().unwrap(),
+            "--format",
+            "ifcfg",
+            "--root",
+            root.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "case {case}: {err}");
+        let dir = root.join("etc/sysconfig/network-scripts");
+        assert!(
+            dir.join("ifcfg-eth0").exists(),
+            "case {case}: the NIC is configured"
+        );
+        for e in fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let text = fs::read_to_string(&path).unwrap();
+            assert!(
+                !text.contains("touch"),
+                "case {case}: {}: {text}",
+                path.display()
+            );
+            let src = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("set -a; . '{}'", path.display()))
+                .current_dir(tmp.path())
+                .output()
+                .unwrap();
+            assert!(
+                src.status.success(),
+                "case {case}: sourcing {}",
+                path.display()
+            );
+        }
+        assert!(!pwned.exists(), "case {case}: shell code ran");
+    }
+}
+
+/// Issue 16 item 8: `render --out OUT` followed a directory link planted inside OUT (`etc ->
+/// /outside`) and wrote there. Links below OUT are refused, never followed.
+#[test]
+fn render_out_follows_no_link_inside_out() {
+    let tmp = common::TempDir::new("render-out-link");
+    let ctx = serde_json::json!({
+        "schema_version": 1, "platform": "openstack",
+        "source": {"kind": "config-drive", "medium": "directory", "location": "x"},
+        "instance_id": "i", "hostname": null,
+        "network": {"links": [{"id": "a", "name": "eth0", "type": "physical", "addressing": [{"method": "dhcp4"}]}]},
+        "errors": [], "fallbacks": [], "extra": {}
+    });
+    let file = tmp.path().join("ctx.json");
+    fs::write(&file, serde_json::to_vec(&ctx).unwrap()).unwrap();
+    let outside = tmp.path().join("outside");
+    fs::create_dir_all(outside.join("systemd/network")).unwrap();
+    for (format, link) in [("networkd", "etc"), ("eni", "etc/network")] {
+        let out_dir = tmp.path().join(format!("out-{format}"));
+        fs::create_dir_all(out_dir.join(link).parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&outside, out_dir.join(link)).unwrap();
+        let out = render(&file, format, &out_dir);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{format}: {err}");
+        assert!(err.contains("symlink"), "{format}: {err}");
+        let mut written = Vec::new();
+        for e in fs::read_dir(outside.join("systemd/network")).unwrap() {
+            written.push(e.unwrap().path());
+        }
+        assert!(
+            written.is_empty(),
+            "{format} wrote through the link: {written:?}"
+        );
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 1, "{format}");
+    }
+}
+
 /// Security rule (issue 9): routes, routing rules, MTU and DNS values cannot inject a line or
 /// a section into any of the four formats: each hostile value is refused (exit 1, nothing
 /// written) or, for typed fields, the context does not load.
@@ -844,7 +955,7 @@ fn initramfs_names_context() -> Context {
         None,
         Source {
             kind: SourceKind::NocloudSeed,
-            medium: Medium::Directory,
+            medium: Access::Directory,
             location: "test".into(),
             partition_of: None,
         },

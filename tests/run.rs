@@ -200,6 +200,56 @@ fn hinted_medium_wait_ends_at_the_deadline() {
         .contains("metadata service"));
 }
 
+/// A hinted OpenStack whose config drive comes after half the deadline, and whose metadata
+/// service fails at once: the drive is still read (a slow controller; seen in a loaded QEMU
+/// guest, where sr0 came 13 s after the fetch began). Run in a network namespace of its own
+/// with no route (`unshare -n`, `preroot.network=0`), so the service's connect fails with
+/// "network unreachable" and no packet leaves.
+#[test]
+fn late_config_drive_after_the_service_failed() {
+    require!("late_config_drive_after_the_service_failed"; root, "xorriso", "unshare");
+    let tmp = TempDir::new("run-late-drive");
+    let root = tmp.path().join("root");
+    common::fake_machine(&root, "preroot.timeout=6 preroot.network=0\n", &[]);
+    let dmi = root.join("sys/class/dmi/id");
+    fs::create_dir_all(&dmi).unwrap();
+    fs::write(dmi.join("product_name"), "OpenStack Nova\n").unwrap();
+    fs::create_dir_all(root.join("sys/class/block")).unwrap();
+    // The drive, made now and put in place after half the deadline (3 s).
+    let made = tmp.path().join("made");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample-configdrive");
+    cdrom_config_drive(tmp.path(), &made, &src);
+    let (from, to) = (made.clone(), root.clone());
+    let late = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(3500));
+        fs::create_dir_all(to.join("sys/class/block/sr0")).unwrap();
+        fs::create_dir_all(to.join("dev")).unwrap();
+        fs::rename(from.join("dev/sr0"), to.join("dev/sr0")).unwrap();
+    });
+    let state = tmp.path().join("state");
+    let started = std::time::Instant::now();
+    let out = Command::new("unshare")
+        .arg("-n")
+        .arg(env!("CARGO_BIN_EXE_preroot"))
+        .args(["run", "--phase", "fetch", "--root"])
+        .arg(&root)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("-v")
+        .output()
+        .unwrap();
+    late.join().unwrap();
+    let took = started.elapsed();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(took < std::time::Duration::from_secs(8), "{took:?}");
+    let ctx = saved(&state);
+    assert_eq!(ctx["platform"], "openstack", "{ctx}");
+    assert_eq!(ctx["source"]["kind"], "config-drive", "{ctx}");
+    assert_eq!(ctx["errors"], serde_json::json!([]), "{ctx}\n{log}");
+    assert!(log.contains("after the metadata service failed"), "{log}");
+}
+
 /// Security rule (issue 9): user data, vendor data (both kinds) and the admin password are
 /// files of mode 0600 in the state directory, and appear neither in context.json nor in the
 /// log, even at debug level on stderr (`-v`, `preroot.debug`). Public ssh keys may.

@@ -296,18 +296,125 @@ fn hostile_values_never_reach_a_file() {
         let ctx_file = save(&tmp.path().join("bad.json"), &bad);
         let out = render_root(&ctx_file, &root);
         assert_eq!(out.status.code(), Some(1), "case {value:?}");
+        // The bad value is skipped with an error; the rest of the root is configured
+        // (issue 16 item 15: one bad value never means nothing written).
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.trim().lines().count() >= 1, "case {value:?}: {err}");
         assert!(
-            !root.join("etc/preroot/instance-id").exists(),
-            "case {value:?}"
+            root.join("etc/preroot/instance-id").exists(),
+            "case {value:?}: {err}"
         );
         for (path, _, _) in tree(&root) {
             let p = root.join(&path);
             assert!(!path.contains(".."), "case {value:?}: {path}");
             if p.is_file() {
                 let text = fs::read_to_string(&p).unwrap_or_default();
-                assert!(!text.contains(value), "case {value:?} reached {path}");
+                // `[Network]` is also a section every .network file has: as a value it
+                // would follow `Name=`.
+                let reached = match value {
+                    "[Network]" => text.contains("=[Network]"),
+                    _ => text.contains(value),
+                };
+                assert!(!reached, "case {value:?} reached {path}");
             }
         }
+    }
+}
+
+/// Issue 16 item 15: OpenNebula's `SEARCH_DOMAIN='example.com,corp.local'` is refused where it
+/// enters the context (an error naming it and the rule), and `render --root` of a context that
+/// still holds it skips that one value: the network files, the hostname and the instance id
+/// are written. Before, `context` took it silently and `render` wrote nothing at all.
+#[test]
+fn one_bad_value_is_skipped_not_everything() {
+    let (tmp, ctx, _, root) = sample_setup("sysroot-skip-one");
+    let medium = tmp.path().join("one");
+    fs::create_dir_all(&medium).unwrap();
+    fs::write(
+        medium.join("context.sh"),
+        "VMID='7'\nSET_HOSTNAME='web1'\nSEARCH_DOMAIN='example.com,corp.local'\n\
+         ETH0_MAC='52:54:00:aa:00:01'\nETH0_IP='192.0.2.10'\n",
+    )
+    .unwrap();
+    let out = preroot(&[
+        "context",
+        "--from",
+        &format!("opennebula:{}", medium.display()),
+        "--root",
+        "tests/data/sample-machine",
+        "--state-dir",
+        tmp.path().join("state-one").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(r#"search domain "example.com,corp.local" refused: hostname label"#),
+        "{err}"
+    );
+    // A context file that still holds such a value (hand-written, or from an older preroot).
+    let mut bad = ctx.clone();
+    bad["network"]["dns"]["search"] = serde_json::json!(["good.example", "example.com,corp.local"]);
+    let ctx_file = save(&tmp.path().join("bad.json"), &bad);
+    networkd_root(&root);
+    let out = render_root(&ctx_file, &root);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("example.com,corp.local"), "{err}");
+    let mut networks = 0;
+    for e in fs::read_dir(root.join("etc/systemd/network")).unwrap() {
+        let text = fs::read_to_string(e.unwrap().path()).unwrap();
+        assert!(!text.contains("corp.local"), "{text}");
+        networks += usize::from(text.contains("Domains=good.example"));
+    }
+    assert!(networks > 0, "the good domain is written");
+    assert!(root.join("etc/hostname").exists());
+    assert!(root.join("etc/preroot/instance-id").exists());
+}
+
+/// Issue 16 item 16: a symlinked `/etc/hosts` gets the rule a symlinked `/etc/hostname` gets:
+/// replaced by a regular file (holding the text it pointed to, read inside the root, plus
+/// preroot's line), never written through; before, `render --root` aborted entirely.
+#[test]
+fn symlinked_hosts_is_replaced_like_hostname() {
+    let (tmp, _ctx, ctx_file, root) = sample_setup("sysroot-hosts-link");
+    networkd_root(&root);
+    let outside = tmp.path().join("outside-hosts");
+    fs::write(&outside, "10.9.9.9 outside\n").unwrap();
+    fs::create_dir_all(root.join("usr/share/base")).unwrap();
+    fs::write(
+        root.join("usr/share/base/hosts"),
+        "127.0.0.1 localhost image\n",
+    )
+    .unwrap();
+    for (case, target) in [
+        ("link inside the root", "/usr/share/base/hosts".to_string()),
+        ("link out of the root", outside.display().to_string()),
+        ("dangling link", "/run/nowhere/hosts".to_string()),
+    ] {
+        let _ = fs::remove_dir_all(root.join("etc/preroot"));
+        let _ = fs::remove_file(root.join("etc/hosts"));
+        std::os::unix::fs::symlink(&target, root.join("etc/hosts")).unwrap();
+        let summary = ok(&render_root(&ctx_file, &root));
+        let hosts = root.join("etc/hosts");
+        assert!(
+            fs::symlink_metadata(&hosts).unwrap().is_file(),
+            "case {case}: {summary}"
+        );
+        let text = fs::read_to_string(&hosts).unwrap();
+        assert!(text.ends_with("# preroot\n"), "case {case}: {text}");
+        assert!(
+            !text.contains("outside"),
+            "case {case}: read through a link out of the root"
+        );
+        if case == "link inside the root" {
+            assert!(
+                text.starts_with("127.0.0.1 localhost image\n"),
+                "case {case}: {text}"
+            );
+        }
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "10.9.9.9 outside\n");
+        assert!(root.join("etc/hostname").exists(), "case {case}");
     }
 }
 

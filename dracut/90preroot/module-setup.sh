@@ -31,6 +31,11 @@ installkernel() {
 install() {
     # A static binary: nothing else to pull in.
     inst_binary /usr/bin/preroot
+    # Growing a root on LUKS2 resizes the open mapping with cryptsetup (docs/grow.md); with
+    # systemd, dracut's crypt module unlocks through systemd-cryptsetup and leaves it out.
+    if dracut_module_included "crypt"; then
+        inst_multiple -o cryptsetup
+    fi
     if dracut_module_included "systemd"; then
         local phase
         for phase in fetch grow sysroot; do

@@ -2,7 +2,7 @@
 //! several documents.
 #![allow(dead_code)]
 
-use preroot::context::{Medium, Source, SourceKind};
+use preroot::context::{Access, Platform, Source, SourceKind};
 use preroot::media::MemTree;
 use preroot::providers::{self, Input};
 use preroot::state::StateDir;
@@ -35,8 +35,34 @@ pub fn state() -> StateDir {
     StateDir::new(format!("{base}/preroot-fuzz-{}", std::process::id()))
 }
 
-/// Reads a datasource of `kind` from files given as (path, bytes).
-pub fn read(kind: SourceKind, files: &[(&str, &[u8])]) {
+/// A metadata service's tree from documents whose first line is a path below `dir/` and the
+/// rest its body (a directory is listed from the paths below it).
+pub fn path_tree(docs: &[&[u8]], dir: &str) -> MemTree {
+    let mut tree = MemTree::new();
+    for doc in docs {
+        let (path, body) = match doc.iter().position(|b| *b == b'\n') {
+            Some(at) => (&doc[..at], &doc[at + 1..]),
+            None => (*doc, &[][..]),
+        };
+        if let Ok(path) = std::str::from_utf8(path) {
+            tree.insert(&format!("{dir}/{path}"), body.to_vec());
+        }
+    }
+    tree
+}
+
+/// The source of a context read from a metadata service, reached as `medium`.
+pub fn service_source(medium: Access) -> Source {
+    Source {
+        kind: SourceKind::MetadataService,
+        medium,
+        location: "fuzz".into(),
+        partition_of: None,
+    }
+}
+
+/// Reads `platform`'s medium from files given as (path, bytes).
+pub fn read(platform: Platform, files: &[(&str, &[u8])]) {
     let mut tree = MemTree::new();
     for (path, data) in files {
         tree.insert(path, data.to_vec());
@@ -45,15 +71,15 @@ pub fn read(kind: SourceKind, files: &[(&str, &[u8])]) {
     let input = Input {
         tree: &tree,
         source: Source {
-            kind,
-            medium: Medium::Directory,
+            kind: platform.medium().expect("a platform with a medium").kind,
+            medium: Access::Directory,
             location: "fuzz".into(),
             partition_of: None,
         },
         state: &state,
         host_nics: Vec::new(),
     };
-    let _ = providers::read_local(kind, &input);
+    let _ = providers::read_medium(platform, &input);
 }
 
 /// Writes `data` to a scratch image file and returns its path.
@@ -65,6 +91,19 @@ pub fn image(data: &[u8]) -> std::path::PathBuf {
     };
     let path = std::path::PathBuf::from(format!("{base}/preroot-fuzz-{}.img", std::process::id()));
     std::fs::write(&path, data).expect("scratch image");
+    path
+}
+
+/// Like [`image`], sparsely: a file of `size` bytes, zero but for `(offset, bytes)` written
+/// in order (later ones over earlier ones).
+pub fn sparse_image(size: u64, records: &[(usize, &[u8])]) -> std::path::PathBuf {
+    use std::os::unix::fs::FileExt;
+    let path = image(&[]);
+    let f = std::fs::OpenOptions::new().write(true).open(&path).expect("scratch image");
+    f.set_len(size).expect("scratch image size");
+    for (at, bytes) in records {
+        f.write_all_at(bytes, *at as u64).expect("scratch image write");
+    }
     path
 }
 

@@ -1,7 +1,7 @@
 #![no_main]
 //! meta_data.json, network_data.json and vendor_data.json of a config drive.
 use libfuzzer_sys::fuzz_target;
-use preroot::context::SourceKind;
+use preroot::context::Platform;
 
 #[path = "common.rs"]
 mod common;
@@ -14,5 +14,5 @@ fuzz_target!(|data: &[u8]| {
         "openstack/latest/vendor_data.json",
     ];
     let files: Vec<(&str, &[u8])> = names.iter().copied().zip(docs).collect();
-    common::read(SourceKind::ConfigDrive, &files);
+    common::read(Platform::Openstack, &files);
 });

@@ -2,5 +2,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = preroot::detect::label::probe(data);
+    let _ = preroot::media::label::probe(data);
 });

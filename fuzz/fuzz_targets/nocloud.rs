@@ -1,7 +1,7 @@
 #![no_main]
 //! A NoCloud seed: meta-data and network-config (YAML).
 use libfuzzer_sys::fuzz_target;
-use preroot::context::SourceKind;
+use preroot::context::Platform;
 
 #[path = "common.rs"]
 mod common;
@@ -12,5 +12,5 @@ fuzz_target!(|data: &[u8]| {
         .into_iter()
         .zip(docs)
         .collect();
-    common::read(SourceKind::NocloudSeed, &files);
+    common::read(Platform::Nocloud, &files);
 });

@@ -1,11 +1,11 @@
 #![no_main]
 //! An OpenNebula context.sh (parsed, never run).
 use libfuzzer_sys::fuzz_target;
-use preroot::context::SourceKind;
+use preroot::context::Platform;
 
 #[path = "common.rs"]
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    common::read(SourceKind::OpennebulaContext, &[("context.sh", data)]);
+    common::read(Platform::Opennebula, &[("context.sh", data)]);
 });

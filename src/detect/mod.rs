@@ -10,10 +10,10 @@
 //! [`decide`] is pure; [`scan_media`] and [`Dmi::read`] do the reading, under a [`Root`].
 //! Never mounts, never writes, never touches the network.
 
-pub mod label;
+pub use crate::media::label;
 
 use crate::cmdline::{Cmdline, PlatformChoice};
-use crate::context::{Platform, SourceKind};
+use crate::platform::{DmiField, Platform, SourceKind};
 use crate::root::Root;
 use std::fs;
 use std::path::PathBuf;
@@ -31,80 +31,47 @@ pub struct Dmi {
 
 impl Dmi {
     pub fn read(root: &Root) -> Dmi {
-        let get = |name: &str| {
-            root.sys_attr(format!("sys/class/dmi/id/{name}"))
+        let get = |field: DmiField| {
+            root.sys_attr(format!("sys/class/dmi/id/{}", field.file()))
                 .unwrap_or_default()
         };
         Dmi {
-            sys_vendor: get("sys_vendor"),
-            product_name: get("product_name"),
-            product_uuid: get("product_uuid"),
-            product_serial: get("product_serial"),
-            chassis_asset_tag: get("chassis_asset_tag"),
-            board_vendor: get("board_vendor"),
+            sys_vendor: get(DmiField::SysVendor),
+            product_name: get(DmiField::ProductName),
+            product_uuid: get(DmiField::ProductUuid),
+            product_serial: get(DmiField::ProductSerial),
+            chassis_asset_tag: get(DmiField::ChassisAssetTag),
+            board_vendor: get(DmiField::BoardVendor),
         }
     }
 
-    /// The platform these strings identify, and which string said so.
-    ///
-    /// The strings are the ones the clouds set (and cloud-init's `ds-identify` checks):
-    /// OpenStack Nova sets product_name `OpenStack Nova` or `OpenStack Compute` (vendor
-    /// `OpenStack Foundation`), some OpenStack clouds only an asset tag; EC2 sets vendor or
-    /// board vendor `Amazon EC2`, and on older Xen instances only a product_uuid starting with
-    /// `ec2`; GCE sets product_name `Google Compute Engine` (vendor `Google`); NoCloud may be
-    /// selected by an SMBIOS serial `ds=nocloud...` (QEMU `-smbios type=1,serial=...`).
+    /// The value of one field.
+    pub fn field(&self, field: DmiField) -> &str {
+        match field {
+            DmiField::SysVendor => &self.sys_vendor,
+            DmiField::ProductName => &self.product_name,
+            DmiField::ProductUuid => &self.product_uuid,
+            DmiField::ProductSerial => &self.product_serial,
+            DmiField::ChassisAssetTag => &self.chassis_asset_tag,
+            DmiField::BoardVendor => &self.board_vendor,
+        }
+    }
+
+    /// The platform these strings identify ([`Platform::dmi`], tried in [`Platform::ALL`]
+    /// order), and which string said so.
     pub fn classify(&self) -> Option<(Platform, String)> {
-        const OPENSTACK_PRODUCTS: &[&str] = &["OpenStack Nova", "OpenStack Compute"];
-        const OPENSTACK_TAGS: &[&str] = &[
-            "OpenTelekomCloud",
-            "SAP CCloud VM",
-            "HUAWEICLOUD",
-            "Samsung Cloud Platform",
-        ];
-        if self.product_serial.starts_with("ds=nocloud") {
-            return Some((Platform::Nocloud, "DMI product_serial ds=nocloud".into()));
-        }
-        if OPENSTACK_PRODUCTS.contains(&self.product_name.as_str()) {
-            return Some((
-                Platform::Openstack,
-                format!("DMI product_name {:?}", self.product_name),
-            ));
-        }
-        if self.sys_vendor == "OpenStack Foundation" {
-            return Some((
-                Platform::Openstack,
-                "DMI sys_vendor \"OpenStack Foundation\"".into(),
-            ));
-        }
-        if OPENSTACK_TAGS.contains(&self.chassis_asset_tag.as_str()) {
-            return Some((
-                Platform::Openstack,
-                format!("DMI chassis_asset_tag {:?}", self.chassis_asset_tag),
-            ));
-        }
-        if self.sys_vendor == "Amazon EC2" || self.board_vendor == "Amazon EC2" {
-            return Some((Platform::Ec2, "DMI vendor \"Amazon EC2\"".into()));
-        }
-        if self
-            .product_uuid
-            .get(..3)
-            .is_some_and(|p| p.eq_ignore_ascii_case("ec2"))
-        {
-            return Some((Platform::Ec2, "DMI product_uuid starts with ec2".into()));
-        }
-        if self.product_name == "Google Compute Engine" || self.sys_vendor == "Google" {
-            return Some((
-                Platform::Gce,
-                "DMI product_name \"Google Compute Engine\"".into(),
-            ));
-        }
-        None
+        Platform::ALL.into_iter().find_map(|p| {
+            p.dmi()
+                .iter()
+                .find(|s| s.matches(self.field(s.field)))
+                .map(|s| (p, s.reason()))
+        })
     }
 }
 
 /// A block device whose filesystem label names a datasource medium.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Medium {
+pub struct LabeledDevice {
     pub platform: Platform,
     pub kind: SourceKind,
     /// The device node (under the root).
@@ -116,17 +83,10 @@ pub struct Medium {
     pub label: label::Label,
 }
 
-/// Which datasource a label stands for. Case-insensitive, as cloud-init and glean match.
+/// Which datasource a label stands for ([`Platform::by_label`]).
 pub fn label_platform(label: &str) -> Option<(Platform, SourceKind)> {
-    if label.eq_ignore_ascii_case("config-2") {
-        Some((Platform::Openstack, SourceKind::ConfigDrive))
-    } else if label.eq_ignore_ascii_case("cidata") {
-        Some((Platform::Nocloud, SourceKind::NocloudSeed))
-    } else if label.eq_ignore_ascii_case("context") {
-        Some((Platform::Opennebula, SourceKind::OpennebulaContext))
-    } else {
-        None
-    }
+    let platform = Platform::by_label(label)?;
+    Some((platform, platform.medium()?.kind))
 }
 
 /// Device names never probed: floppies (a read can stall for seconds), RAM and zram disks,
@@ -140,7 +100,7 @@ fn skip_device(name: &str) -> bool {
 /// Probes every block device in `<root>/sys/class/block` (disks and partitions) for a
 /// datasource label, reading `<root>/dev/<name>`. Sorted: whole devices before partitions,
 /// then by name, so the result does not depend on directory order.
-pub fn scan_media(root: &Root) -> Vec<Medium> {
+pub fn scan_media(root: &Root) -> Vec<LabeledDevice> {
     let Ok(entries) = fs::read_dir(root.join("sys/class/block")) else {
         return Vec::new();
     };
@@ -172,7 +132,7 @@ pub fn scan_media(root: &Root) -> Vec<Medium> {
             .sys_attr(format!("{sys}/partition"))
             .map(|_| format!("/dev/{}", parent_disk(root, &name)));
         log::info!("detect: /dev/{name} has label {:?}", lbl.label);
-        found.push(Medium {
+        found.push(LabeledDevice {
             platform,
             kind,
             device,
@@ -224,7 +184,7 @@ pub enum Detection {
     /// service), and why.
     Found {
         platform: Platform,
-        medium: Option<Medium>,
+        medium: Option<LabeledDevice>,
         reason: String,
     },
     /// Nothing identified this machine.
@@ -237,7 +197,7 @@ pub enum Detection {
 /// 2. `ds=nocloud…` on the command line: NoCloud (its seed medium if present).
 /// 3. A medium with a datasource label (the first in [`scan_media`] order).
 /// 4. DMI.
-pub fn decide(cmdline: &Cmdline, dmi: &Dmi, media: &[Medium]) -> Detection {
+pub fn decide(cmdline: &Cmdline, dmi: &Dmi, media: &[LabeledDevice]) -> Detection {
     let medium_for = |p: Platform| media.iter().find(|m| m.platform == p).cloned();
     match cmdline.platform {
         PlatformChoice::Disabled => return Detection::Disabled,
@@ -328,6 +288,16 @@ mod tests {
                 Some(Platform::Nocloud),
             ),
             (
+                "azure asset tag",
+                dmi(|d| d.chassis_asset_tag = "7783-7084-3265-9085-8269-3286-77".into()),
+                Some(Platform::Azure),
+            ),
+            (
+                "another asset tag",
+                dmi(|d| d.chassis_asset_tag = "7783-7084-3265-9085-8269-3286-7".into()),
+                None,
+            ),
+            (
                 "qemu",
                 dmi(|d| {
                     d.sys_vendor = "QEMU".into();
@@ -371,8 +341,8 @@ mod tests {
         }
     }
 
-    fn medium(p: Platform, name: &str) -> Medium {
-        Medium {
+    fn medium(p: Platform, name: &str) -> LabeledDevice {
+        LabeledDevice {
             platform: p,
             kind: label_platform(match p {
                 Platform::Openstack => "config-2",

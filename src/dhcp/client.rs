@@ -53,6 +53,10 @@ pub struct Lease {
     pub mtu: Option<u16>,
     pub lease_secs: Option<u32>,
     pub classless_routes: Vec<ClasslessRoute>,
+    /// Option 245 (Azure's wire server), as the server sent it.
+    pub option_245: Option<Ipv4Addr>,
+    /// What the ACK's parser cut at its caps, in words: to log.
+    pub cuts: Vec<String>,
 }
 
 impl Lease {
@@ -118,6 +122,8 @@ pub struct Client {
     next_tx: Instant,
     interval: Duration,
     rng: u64,
+    /// DISCOVERs and REQUESTs sent, OFFERs taken, NAKs: for [`Client::describe`].
+    counts: [u32; 4],
 }
 
 impl Client {
@@ -132,6 +138,7 @@ impl Client {
             next_tx: now,
             interval: retry.initial,
             rng: seed | 1,
+            counts: [0; 4],
         };
         c.xid = u32::try_from(c.next_random() >> 32).unwrap_or(0);
         c
@@ -145,6 +152,33 @@ impl Client {
         match &self.state {
             State::Bound(l) => Some(l),
             _ => None,
+        }
+    }
+
+    /// Where the client stands, for the line that says what became of a NIC
+    /// (`DHCPv4 selecting: 3 DISCOVER, no OFFER`).
+    pub fn describe(&self) -> String {
+        let [discovers, requests, offers, naks] = self.counts;
+        let state = match self.state {
+            State::Selecting => "selecting",
+            State::Requesting { .. } => "requesting",
+            State::Bound(_) => "bound",
+        };
+        let mut t = format!("DHCPv4 {state}: {discovers} DISCOVER");
+        if offers == 0 {
+            t.push_str(", no OFFER");
+        } else {
+            t.push_str(&format!(", {offers} OFFER, {requests} REQUEST"));
+        }
+        if naks > 0 {
+            t.push_str(&format!(", {naks} NAK"));
+        }
+        t
+    }
+
+    fn count(&mut self, which: usize) {
+        if let Some(c) = self.counts.get_mut(which) {
+            *c = c.saturating_add(1);
         }
     }
 
@@ -186,9 +220,15 @@ impl Client {
             .unwrap_or(u16::MAX);
         let packet = match &mut self.state {
             State::Bound(_) => return None,
-            State::Selecting => {
-                wire::build(MessageType::Discover, self.mac, self.xid, secs, None, None)
+            State::Selecting => wire::Request {
+                kind: MessageType::Discover,
+                mac: self.mac,
+                xid: self.xid,
+                secs,
+                requested: None,
+                server: None,
             }
+            .emit(),
             State::Requesting {
                 offered,
                 server,
@@ -201,16 +241,19 @@ impl Client {
                     return self.poll_transmit(now);
                 }
                 *tries = tries.saturating_add(1);
-                wire::build(
-                    MessageType::Request,
-                    self.mac,
-                    self.xid,
+                wire::Request {
+                    kind: MessageType::Request,
+                    mac: self.mac,
+                    xid: self.xid,
                     secs,
-                    Some(*offered),
-                    Some(*server),
-                )
+                    requested: Some(*offered),
+                    server: Some(*server),
+                }
+                .emit()
             }
         };
+        let requesting = matches!(self.state, State::Requesting { .. });
+        self.count(usize::from(requesting));
         let wait = self.jittered(self.interval);
         self.next_tx = now.checked_add(wait).unwrap_or(now);
         self.interval = self.interval.saturating_mul(2).min(self.retry.max);
@@ -237,6 +280,7 @@ impl Client {
                 };
                 self.next_tx = now;
                 self.interval = self.retry.initial;
+                self.count(2);
                 Event::Offered(offered)
             }
             (
@@ -260,6 +304,8 @@ impl Client {
                     mtu: r.mtu.filter(|m| *m >= 68),
                     lease_secs: r.lease_time,
                     classless_routes: r.classless_routes,
+                    option_245: r.option_245,
+                    cuts: r.cuts,
                 };
                 self.state = State::Bound(lease.clone());
                 Event::Bound(lease)
@@ -271,6 +317,7 @@ impl Client {
                 self.state = State::Selecting;
                 self.next_tx = now;
                 self.interval = self.retry.initial;
+                self.count(3);
                 Event::Nak
             }
             _ => Event::None,
@@ -286,7 +333,15 @@ mod tests {
     const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 
     fn server_msg(kind: MessageType, xid: u32, opts: &[u8]) -> Vec<u8> {
-        let mut p = wire::build(MessageType::Discover, MAC, xid, 0, None, None);
+        let mut p = wire::Request {
+            kind: MessageType::Discover,
+            mac: MAC,
+            xid,
+            secs: 0,
+            requested: None,
+            server: None,
+        }
+        .emit();
         p.truncate(240);
         p[0] = 2;
         p[16..20].copy_from_slice(&[10, 0, 0, 5]);
@@ -394,6 +449,38 @@ mod tests {
         }
         assert_eq!(kinds[..4], [MessageType::Request; 4]);
         assert_eq!(kinds[4], MessageType::Discover);
+    }
+
+    #[test]
+    fn describe_says_where_it_stands() {
+        let t0 = Instant::now();
+        let mut c = Client::new(MAC, 1, t0, no_jitter());
+        assert_eq!(
+            c.describe(),
+            "DHCPv4 selecting: 0 DISCOVER, no OFFER",
+            "case new"
+        );
+        c.poll_transmit(t0);
+        let t1 = c.poll_at().unwrap();
+        c.poll_transmit(t1);
+        assert_eq!(
+            c.describe(),
+            "DHCPv4 selecting: 2 DISCOVER, no OFFER",
+            "case two sent"
+        );
+        c.process(&server_msg(MessageType::Offer, c.xid(), &[]), t1);
+        c.poll_transmit(t1);
+        assert_eq!(
+            c.describe(),
+            "DHCPv4 requesting: 2 DISCOVER, 1 OFFER, 1 REQUEST",
+            "case requesting"
+        );
+        c.process(&server_msg(MessageType::Nak, c.xid(), &[]), t1);
+        assert_eq!(
+            c.describe(),
+            "DHCPv4 selecting: 2 DISCOVER, 1 OFFER, 1 REQUEST, 1 NAK",
+            "case after a NAK"
+        );
     }
 
     #[test]

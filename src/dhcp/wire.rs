@@ -8,7 +8,9 @@
 //!
 //! Decoded options: 1 subnet mask, 3 routers, 6 DNS servers, 12 host name, 15 domain name,
 //! 26 interface MTU, 51 lease time, 53 message type, 54 server identifier, 121 classless
-//! static routes, 52 option overload (options continued in `file` and/or `sname`). Caps: at
+//! static routes, 52 option overload (options continued in `file` and/or `sname`), and 245
+//! (a site-specific code, RFC 3942, which Azure's DHCP servers use for the wire server's
+//! address; kept as an address when it is 4 bytes long, its reader checks the rest). Caps: at
 //! most [`MAX_ADDRS`] routers and DNS servers and [`MAX_ROUTES`] routes are kept; the rest are
 //! dropped and counted in [`Repr::dropped`] so the caller can log the cut.
 //!
@@ -24,12 +26,35 @@ use std::net::Ipv4Addr;
 
 pub const SERVER_PORT: u16 = 67;
 pub const CLIENT_PORT: u16 = 68;
-/// At most this many routers or DNS servers are kept.
-pub const MAX_ADDRS: usize = 8;
-/// At most this many classless routes are kept.
-pub const MAX_ROUTES: usize = 64;
+/// At most this many routers or DNS servers are kept: `caps::DHCP_ADDRESSES`.
+pub const MAX_ADDRS: usize = crate::caps::DHCP_ADDRESSES.max;
+/// At most this many classless routes are kept: `caps::DHCP_ROUTES`.
+pub const MAX_ROUTES: usize = crate::caps::DHCP_ROUTES.max;
 
 const MAGIC: [u8; 4] = [99, 130, 83, 99];
+
+/// Option codes (RFC 2132, RFC 3442), by their RFC names.
+pub mod opt {
+    pub const PAD: u8 = 0;
+    pub const SUBNET_MASK: u8 = 1;
+    pub const ROUTER: u8 = 3;
+    pub const DOMAIN_NAME_SERVER: u8 = 6;
+    pub const HOST_NAME: u8 = 12;
+    pub const DOMAIN_NAME: u8 = 15;
+    pub const INTERFACE_MTU: u8 = 26;
+    pub const REQUESTED_IP: u8 = 50;
+    pub const LEASE_TIME: u8 = 51;
+    pub const OVERLOAD: u8 = 52;
+    pub const MESSAGE_TYPE: u8 = 53;
+    pub const SERVER_ID: u8 = 54;
+    pub const PARAMETER_LIST: u8 = 55;
+    pub const MAX_MESSAGE_SIZE: u8 = 57;
+    pub const CLIENT_ID: u8 = 61;
+    pub const CLASSLESS_ROUTES: u8 = 121;
+    /// Azure's wire server (a private code: its DHCP servers send it only when asked).
+    pub const AZURE_WIRESERVER: u8 = 245;
+    pub const END: u8 = 255;
+}
 /// Byte ranges of the fixed BOOTP header (also known by their RFC names).
 mod field {
     use std::ops::Range;
@@ -131,8 +156,12 @@ pub struct Repr {
     pub mtu: Option<u16>,
     pub lease_time: Option<u32>,
     pub classless_routes: Vec<ClasslessRoute>,
+    /// Option 245: Azure's wire server (`providers::azure::wireserver`).
+    pub option_245: Option<Ipv4Addr>,
     /// Values dropped by the caps, or options with a bad length (ignored).
     pub dropped: Vec<&'static str>,
+    /// The caps' cuts, in words (`caps::Cap`), for the caller to log.
+    pub cuts: Vec<String>,
 }
 
 impl Repr {
@@ -163,6 +192,7 @@ fn ips(b: &[u8], repr: &mut Repr, name: &'static str) -> Vec<Ipv4Addr> {
     let all: Vec<Ipv4Addr> = b.chunks_exact(4).filter_map(ip).collect();
     if all.len() > MAX_ADDRS {
         repr.dropped.push(name);
+        repr.cuts.push(crate::caps::DHCP_ADDRESSES.cut());
     }
     all.into_iter().take(MAX_ADDRS).collect()
 }
@@ -207,11 +237,11 @@ fn walk_options(mut b: &[u8], repr: &mut Repr) -> Result<u8, WireError> {
     let mut overload = 0;
     while let Some((&code, rest)) = b.split_first() {
         match code {
-            0 => {
+            opt::PAD => {
                 b = rest;
                 continue;
             }
-            255 => break,
+            opt::END => break,
             _ => {}
         }
         let Some((&len, rest)) = rest.split_first() else {
@@ -222,32 +252,44 @@ fn walk_options(mut b: &[u8], repr: &mut Repr) -> Result<u8, WireError> {
         };
         b = rest.get(usize::from(len)..).unwrap_or_default();
         match (code, data.len()) {
-            (1, 4) => repr.subnet_mask = ip(data),
-            (3, _) => repr.routers = ips(data, repr, "routers"),
-            (6, _) => repr.dns = ips(data, repr, "dns"),
-            (12, _) => repr.hostname = text(data),
-            (15, _) => repr.domain = text(data),
-            (26, 2) => {
+            (opt::SUBNET_MASK, 4) => repr.subnet_mask = ip(data),
+            (opt::ROUTER, _) => repr.routers = ips(data, repr, "routers"),
+            (opt::DOMAIN_NAME_SERVER, _) => repr.dns = ips(data, repr, "dns"),
+            (opt::HOST_NAME, _) => repr.hostname = text(data),
+            (opt::DOMAIN_NAME, _) => repr.domain = text(data),
+            (opt::INTERFACE_MTU, 2) => {
                 repr.mtu = Some(u16::from_be_bytes([
                     *data.first().unwrap_or(&0),
                     *data.get(1).unwrap_or(&0),
                 ]))
             }
-            (51, 4) => repr.lease_time = <[u8; 4]>::try_from(data).ok().map(u32::from_be_bytes),
-            (52, 1) => overload = *data.first().unwrap_or(&0),
-            (53, 1) => repr.message_type = data.first().copied(),
-            (54, 4) => repr.server_id = ip(data),
-            (121, _) => match parse_classless_routes(data) {
+            (opt::LEASE_TIME, 4) => {
+                repr.lease_time = <[u8; 4]>::try_from(data).ok().map(u32::from_be_bytes)
+            }
+            (opt::OVERLOAD, 1) => overload = *data.first().unwrap_or(&0),
+            (opt::MESSAGE_TYPE, 1) => repr.message_type = data.first().copied(),
+            (opt::SERVER_ID, 4) => repr.server_id = ip(data),
+            (opt::AZURE_WIRESERVER, 4) => repr.option_245 = ip(data),
+            (opt::CLASSLESS_ROUTES, _) => match parse_classless_routes(data) {
                 Ok(mut r) => {
-                    if r.len() > MAX_ROUTES {
+                    if let Some(cut) = crate::caps::DHCP_ROUTES.truncate(&mut r) {
                         repr.dropped.push("classless routes");
-                        r.truncate(MAX_ROUTES);
+                        repr.cuts.push(cut);
                     }
                     repr.classless_routes = r;
                 }
                 Err(_) => repr.dropped.push("option 121"),
             },
-            (1 | 26 | 51 | 52 | 53 | 54, _) => repr.dropped.push("option with a bad length"),
+            (
+                opt::SUBNET_MASK
+                | opt::INTERFACE_MTU
+                | opt::LEASE_TIME
+                | opt::OVERLOAD
+                | opt::MESSAGE_TYPE
+                | opt::SERVER_ID
+                | opt::AZURE_WIRESERVER,
+                _,
+            ) => repr.dropped.push("option with a bad length"),
             _ => {}
         }
     }
@@ -286,53 +328,77 @@ pub fn parse(b: &[u8]) -> Result<Repr, WireError> {
     Ok(repr)
 }
 
-/// The parameters we ask for (option 55).
-const PARAMS: [u8; 9] = [1, 3, 6, 12, 15, 26, 51, 54, 121];
+/// The parameters we ask for (option 55). Azure's wire server is sent only when asked for
+/// (WALinuxAgent's dhclient configuration requests it); other servers ignore a code they do
+/// not know.
+const PARAMS: [u8; 10] = [
+    opt::SUBNET_MASK,
+    opt::ROUTER,
+    opt::DOMAIN_NAME_SERVER,
+    opt::HOST_NAME,
+    opt::DOMAIN_NAME,
+    opt::INTERFACE_MTU,
+    opt::LEASE_TIME,
+    opt::SERVER_ID,
+    opt::CLASSLESS_ROUTES,
+    opt::AZURE_WIRESERVER,
+];
 
-/// A client message: DISCOVER (`requested` and `server` `None`) or REQUEST in SELECTING state
-/// (both given). Broadcast flag set, client id `01:<mac>`, padded to BOOTP's 300 bytes.
-pub fn build(
-    kind: MessageType,
-    mac: [u8; 6],
-    xid: u32,
-    secs: u16,
-    requested: Option<Ipv4Addr>,
-    server: Option<Ipv4Addr>,
-) -> Vec<u8> {
-    let mut p = vec![0u8; field::OPTIONS];
-    let head: [u8; 12] = {
-        let x = xid.to_be_bytes();
-        let s = secs.to_be_bytes();
-        [1, 1, 6, 0, x[0], x[1], x[2], x[3], s[0], s[1], 0x80, 0]
-    };
-    for (slot, v) in p.iter_mut().zip(head) {
-        *slot = v;
+/// A message the client sends: DISCOVER (`requested` and `server` `None`) or REQUEST in
+/// SELECTING state (both given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    pub kind: MessageType,
+    pub mac: [u8; 6],
+    /// Also known as `xid` in the RFC.
+    pub xid: u32,
+    /// Seconds since the client began (`secs`).
+    pub secs: u16,
+    /// Option 50.
+    pub requested: Option<Ipv4Addr>,
+    /// Option 54.
+    pub server: Option<Ipv4Addr>,
+}
+
+impl Request {
+    /// The BOOTP message: broadcast flag set, client id `01:<mac>`, maximum message size
+    /// 1500, the parameter request list, padded to BOOTP's 300 bytes.
+    pub fn emit(&self) -> Vec<u8> {
+        let mut p = vec![0u8; field::OPTIONS];
+        let head: [u8; 12] = {
+            let x = self.xid.to_be_bytes();
+            let s = self.secs.to_be_bytes();
+            [1, 1, 6, 0, x[0], x[1], x[2], x[3], s[0], s[1], 0x80, 0]
+        };
+        for (slot, v) in p.iter_mut().zip(head) {
+            *slot = v;
+        }
+        if let Some(c) = p.get_mut(field::CHADDR) {
+            c.copy_from_slice(&self.mac);
+        }
+        if let Some(m) = p.get_mut(field::MAGIC) {
+            m.copy_from_slice(&MAGIC);
+        }
+        p.extend_from_slice(&[opt::MESSAGE_TYPE, 1, u8::from(self.kind)]);
+        p.extend_from_slice(&[opt::CLIENT_ID, 7, 1]);
+        p.extend_from_slice(&self.mac);
+        p.extend_from_slice(&[opt::MAX_MESSAGE_SIZE, 2, 0x05, 0xdc]); // 1500
+        if let Some(r) = self.requested {
+            p.extend_from_slice(&[opt::REQUESTED_IP, 4]);
+            p.extend_from_slice(&r.octets());
+        }
+        if let Some(s) = self.server {
+            p.extend_from_slice(&[opt::SERVER_ID, 4]);
+            p.extend_from_slice(&s.octets());
+        }
+        p.extend_from_slice(&[opt::PARAMETER_LIST, PARAMS.len() as u8]);
+        p.extend_from_slice(&PARAMS);
+        p.push(opt::END);
+        if p.len() < 300 {
+            p.resize(300, 0);
+        }
+        p
     }
-    if let Some(c) = p.get_mut(field::CHADDR) {
-        c.copy_from_slice(&mac);
-    }
-    if let Some(m) = p.get_mut(field::MAGIC) {
-        m.copy_from_slice(&MAGIC);
-    }
-    p.extend_from_slice(&[53, 1, u8::from(kind)]);
-    p.extend_from_slice(&[61, 7, 1]);
-    p.extend_from_slice(&mac);
-    p.extend_from_slice(&[57, 2, 0x05, 0xdc]); // max message size 1500
-    if let Some(r) = requested {
-        p.extend_from_slice(&[50, 4]);
-        p.extend_from_slice(&r.octets());
-    }
-    if let Some(s) = server {
-        p.extend_from_slice(&[54, 4]);
-        p.extend_from_slice(&s.octets());
-    }
-    p.extend_from_slice(&[55, 9]);
-    p.extend_from_slice(&PARAMS);
-    p.push(255);
-    if p.len() < 300 {
-        p.resize(300, 0);
-    }
-    p
 }
 
 /// One's-complement sum over 16-bit words, folded.
@@ -494,7 +560,15 @@ mod tests {
 
     /// A server reply as dnsmasq sends it, options appended to a copy of our DISCOVER head.
     fn reply(kind: MessageType, xid: u32, opts: &[u8]) -> Vec<u8> {
-        let mut p = build(MessageType::Discover, MAC, xid, 0, None, None);
+        let mut p = Request {
+            kind: MessageType::Discover,
+            mac: MAC,
+            xid,
+            secs: 0,
+            requested: None,
+            server: None,
+        }
+        .emit();
         p.truncate(field::OPTIONS);
         p[0] = 2;
         p[16..20].copy_from_slice(&[10, 0, 0, 17]);
@@ -506,21 +580,30 @@ mod tests {
 
     #[test]
     fn discover_layout() {
-        let p = build(MessageType::Discover, MAC, 0xdeadbeef, 3, None, None);
+        let p = Request {
+            kind: MessageType::Discover,
+            mac: MAC,
+            xid: 0xdeadbeef,
+            secs: 3,
+            requested: None,
+            server: None,
+        }
+        .emit();
         assert_eq!(p.len(), 300);
         assert_eq!(&p[..4], &[1, 1, 6, 0]);
         assert_eq!(&p[4..8], &[0xde, 0xad, 0xbe, 0xef]);
         assert_eq!(&p[8..12], &[0, 3, 0x80, 0]);
         assert_eq!(&p[28..34], &MAC);
         assert_eq!(&p[236..243], &[99, 130, 83, 99, 53, 1, 1]);
-        let r = build(
-            MessageType::Request,
-            MAC,
-            1,
-            0,
-            Some(Ipv4Addr::new(10, 0, 0, 17)),
-            Some(Ipv4Addr::new(10, 0, 0, 1)),
-        );
+        let r = Request {
+            kind: MessageType::Request,
+            mac: MAC,
+            xid: 1,
+            secs: 0,
+            requested: Some(Ipv4Addr::new(10, 0, 0, 17)),
+            server: Some(Ipv4Addr::new(10, 0, 0, 1)),
+        }
+        .emit();
         let parsed = parse(&r).unwrap();
         assert_eq!(parsed.message_type(), Some(MessageType::Request));
         assert_eq!(parsed.server_id, Some(Ipv4Addr::new(10, 0, 0, 1)));
@@ -568,6 +651,50 @@ mod tests {
             ]
         );
         assert!(r.dropped.is_empty());
+    }
+
+    #[test]
+    fn option_245_table() {
+        type Case<'a> = (&'a str, &'a [u8], Option<Ipv4Addr>, &'a [&'a str]);
+        let cases: &[Case] = &[
+            ("absent", &[], None, &[]),
+            (
+                "azure's",
+                &[245, 4, 168, 63, 129, 16],
+                Some(Ipv4Addr::new(168, 63, 129, 16)),
+                &[],
+            ),
+            (
+                "short",
+                &[245, 3, 168, 63, 129],
+                None,
+                &["option with a bad length"],
+            ),
+            (
+                "long",
+                &[245, 5, 1, 2, 3, 4, 5],
+                None,
+                &["option with a bad length"],
+            ),
+        ];
+        for (case, opts, want, dropped) in cases {
+            let r = parse(&reply(MessageType::Ack, 1, opts)).unwrap();
+            assert_eq!(r.option_245, *want, "case {case}");
+            assert_eq!(r.dropped, *dropped, "case {case}: dropped");
+        }
+        // We ask for it: option 55 of every message lists 245.
+        let d = Request {
+            kind: MessageType::Discover,
+            mac: MAC,
+            xid: 1,
+            secs: 0,
+            requested: None,
+            server: None,
+        }
+        .emit();
+        let at = d.windows(2).position(|w| w == [55, 10]).expect("option 55");
+        assert_eq!(d[at + 2..at + 12], PARAMS, "parameter request list");
+        assert!(PARAMS.contains(&245), "245 requested");
     }
 
     #[test]
@@ -631,7 +758,15 @@ mod tests {
 
     #[test]
     fn ipv4_udp_round_trip() {
-        let payload = build(MessageType::Discover, MAC, 5, 0, None, None);
+        let payload = Request {
+            kind: MessageType::Discover,
+            mac: MAC,
+            xid: 5,
+            secs: 0,
+            requested: None,
+            server: None,
+        }
+        .emit();
         let pkt = udp_ipv4(Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, 68, 67, &payload).unwrap();
         let d = parse_udp_ipv4(&pkt, false).unwrap();
         assert_eq!((d.sport, d.dport, d.dst), (68, 67, Ipv4Addr::BROADCAST));

@@ -1,11 +1,13 @@
 //! Growing a mounted root filesystem to fill its device: ext4 (`EXT4_IOC_RESIZE_FS`, needs
 //! CAP_SYS_RESOURCE) and xfs (`XFS_IOC_FSGROWFSDATA`, needs CAP_SYS_ADMIN), online, on the
-//! mount point. Other filesystems are skipped, with the reason in the report.
+//! mount point; btrfs in [`super::btrfs`]. Other filesystems are skipped, with the reason in
+//! the report.
 //!
 //! Also the superblock probes that find a device by filesystem `UUID=`/`LABEL=` when udev's
 //! `/dev/disk/by-*` links are missing. Superblock layouts: Linux
-//! `Documentation/filesystems/ext4/super.rst` (at byte 1024, little endian) and
-//! `fs/xfs/libxfs/xfs_format.h` (`xfs_dsb` at byte 0, big endian).
+//! `Documentation/filesystems/ext4/super.rst` (at byte 1024, little endian),
+//! `fs/xfs/libxfs/xfs_format.h` (`xfs_dsb` at byte 0, big endian) and btrfs's (at 64 KiB,
+//! [`super::btrfs::superblock`]).
 //!
 //! Panic contract: the parsers here never panic on any input.
 
@@ -30,7 +32,7 @@ pub fn ext4_superblock(buf: &[u8]) -> Option<Ext4> {
     if sb.get(0x38..0x3A)? != [0x53, 0xEF] {
         return None;
     }
-    let u32_at = |o: usize| super::le_u32(sb, o);
+    let u32_at = |o: usize| crate::bytes::le_u32(sb, o);
     let log = u32_at(0x18)?;
     if log > 6 {
         return None;
@@ -50,7 +52,11 @@ pub fn ext4_superblock(buf: &[u8]) -> Option<Ext4> {
     })
 }
 
-/// (UUID as text, label) of an ext4 or xfs superblock.
+/// How much of a device [`fs_ids`] looks at: up to the end of btrfs's superblock.
+pub const IDS_LEN: usize = 65536 + 4096;
+
+/// (UUID as text, label) of an ext4, xfs or btrfs superblock; `buf` is the device's first
+/// bytes (btrfs needs [`IDS_LEN`], the others 4 KiB).
 pub fn fs_ids(buf: &[u8]) -> Option<(String, String)> {
     let text = |b: &[u8]| {
         let end = b.iter().position(|c| *c == 0).unwrap_or(b.len());
@@ -63,6 +69,8 @@ pub fn fs_ids(buf: &[u8]) -> Option<(String, String)> {
         )
     } else if buf.get(..4)? == b"XFSB" {
         (buf.get(32..48)?, buf.get(108..120)?)
+    } else if let Some(sb) = buf.get(65536..IDS_LEN).and_then(super::btrfs::superblock) {
+        return Some((super::btrfs::uuid_text(&sb.fsid), text(sb.label)));
     } else {
         return None;
     };
@@ -92,8 +100,18 @@ pub fn find_by_id(root: &Root, uuid: bool, value: &str) -> Option<BlockDev> {
         let Ok(f) = File::open(dev.node(root)) else {
             continue;
         };
-        let mut buf = vec![0u8; 4096];
-        if f.read_exact_at(&mut buf, 0).is_err() {
+        // As much as the device has, up to btrfs's superblock (a small device still has an
+        // ext4 or xfs superblock in its first 4 KiB).
+        let mut buf = vec![0u8; IDS_LEN];
+        let mut got = 0usize;
+        while let Some(rest) = buf.get_mut(got..).filter(|r| !r.is_empty()) {
+            match f.read_at(rest, got as u64) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got = got.saturating_add(n),
+            }
+        }
+        buf.truncate(got);
+        if got < 4096 {
             continue;
         }
         if let Some((u, l)) = fs_ids(&buf) {
@@ -186,6 +204,21 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A mountinfo line's mount source (the field after the filesystem type: `/dev/vda2`),
+/// unescaped.
+pub fn mount_source(line: &str) -> Option<String> {
+    let (_, after) = line.split_once(" - ")?;
+    after.split(' ').nth(1).map(unescape)
+}
+
+/// The mount source at `mountpoint`, the topmost mount if stacked.
+pub fn source_at(root: &Root, mountpoint: &str) -> Option<String> {
+    let text = std::fs::read_to_string(root.join("proc/self/mountinfo")).ok()?;
+    text.lines()
+        .rfind(|l| mountinfo_line(l).is_some_and(|m| m.1 == mountpoint))
+        .and_then(mount_source)
+}
+
 /// The mount (devnum, fstype, options) at `mountpoint`, the topmost if stacked.
 pub fn mount_at(root: &Root, mountpoint: &str) -> Option<(String, String, String, bool)> {
     let text = std::fs::read_to_string(root.join("proc/self/mountinfo")).ok()?;
@@ -224,6 +257,11 @@ pub fn grow(root: &Root, mountpoint: &str, opts: &Options) -> Result<Action, Gro
     let mut a = Action::new("filesystem", mountpoint);
     let (devnum, fstype, options, super_ro) = mount_at(root, mountpoint)
         .ok_or_else(|| gerr(ErrorKind::NotFound, mountpoint, "nothing is mounted there"))?;
+    if fstype == "btrfs" {
+        // mountinfo names a btrfs by an anonymous device (0:NN), not its block devices.
+        let source = source_at(root, mountpoint);
+        return super::btrfs::grow(root, mountpoint, &options, super_ro, source, opts);
+    }
     a.format = Some(fstype.clone());
     let (major, minor) = devnum
         .split_once(':')
@@ -258,7 +296,7 @@ pub fn grow(root: &Root, mountpoint: &str, opts: &Options) -> Result<Action, Gro
                 .map_err(|e| gerr(ErrorKind::Io, node.display(), e))?;
             let sb = ext4_superblock(&buf)
                 .ok_or_else(|| gerr(ErrorKind::Invalid, node.display(), "no ext4 superblock"))?;
-            let mut new = dev_bytes / sb.block_size;
+            let mut new = dev_bytes.checked_div(sb.block_size).unwrap_or(0);
             if !sb.is_64bit {
                 new = new.min(u64::from(u32::MAX));
             }
@@ -292,7 +330,7 @@ pub fn grow(root: &Root, mountpoint: &str, opts: &Options) -> Result<Action, Gro
                 )
             })?;
             let bsize = u64::from(bsize.max(512));
-            let new = dev_bytes / bsize;
+            let new = dev_bytes.checked_div(bsize).unwrap_or(0);
             a.old_size = blocks.saturating_mul(bsize);
             a.new_size = new.max(blocks).saturating_mul(bsize);
             a.steps
@@ -314,14 +352,16 @@ pub fn grow(root: &Root, mountpoint: &str, opts: &Options) -> Result<Action, Gro
         other => {
             a.status = Status::Skipped;
             a.steps.clear();
-            a.note = Some(format!("{other}: preroot grows ext4 and xfs only"));
-            log::info!("grow: {mountpoint}: {other} is not grown (ext4 and xfs only)");
+            a.note = Some(format!("{other}: preroot grows ext4, xfs and btrfs only"));
+            log::info!("grow: {mountpoint}: {other} is not grown (ext4, xfs and btrfs only)");
             Ok(a)
         }
     }
 }
 
-fn finish(
+/// The common end of a resize: nothing to do, `--dry-run`, or the remount around `call`
+/// (when `remount` says the mount is read-only) and the sizes after it.
+pub(super) fn finish(
     a: &mut Action,
     needed: bool,
     opts: &Options,

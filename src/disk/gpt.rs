@@ -14,7 +14,8 @@
 //! Panic contract: nothing here panics on any input; arithmetic is checked.
 #![deny(clippy::arithmetic_side_effects)]
 
-use super::{crc32, le_u32, le_u64, put, Step, TableError};
+use super::{crc32, Step, TableError};
+use crate::bytes::{le_u32, le_u64, put};
 
 /// `"EFI PART"`.
 const SIGNATURE: &[u8; 8] = b"EFI PART";

@@ -10,7 +10,8 @@
 //! Panic contract: nothing here panics on any input; arithmetic is checked.
 #![deny(clippy::arithmetic_side_effects)]
 
-use super::{le_u32, put, Step, TableError};
+use super::{Step, TableError};
+use crate::bytes::{le_u32, put};
 
 const TABLE: usize = 446;
 /// EBR chains longer than this are refused (a loop, or hostile).

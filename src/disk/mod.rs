@@ -3,7 +3,8 @@
 //!
 //! - [`gpt`], [`mbr`]: pure table parsing and planning (a list of [`Step`]s), tested on
 //!   byte buffers. [`lvm`]: pure reading of `lvm`'s JSON report. Whether user data
-//!   says no is [`crate::cloudconfig`]'s. [`fs`]: ext4 and xfs growth on a mounted filesystem.
+//!   says no is [`crate::cloudconfig`]'s. [`fs`]: ext4 and xfs growth on a mounted filesystem;
+//!   [`btrfs`]: btrfs growth (each device that is smaller than its block device).
 //! - This module: find what to grow from a `root=` spec, read the tables, carry the plan
 //!   out ([`apply`]: the writes in order with syncs; then tell the kernel), and report
 //!   ([`Report`], JSON shape in `docs/grow.md`).
@@ -12,13 +13,17 @@
 //! do and writes nothing; every wait has a deadline. The boot driver runs the block part
 //! (partition, PV, LV) in the `grow` phase and [`fs::grow`] in the `sysroot` phase.
 
+pub mod btrfs;
+pub mod crypt;
 pub mod fs;
 pub mod gpt;
+pub mod luks;
 pub mod lvm;
+pub mod lvmmeta;
 pub mod mbr;
 
+use crate::deadline::Deadline;
 use crate::root::Root;
-use crate::run::Deadline;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
@@ -171,27 +176,6 @@ pub struct Options {
 
 // ---------------------------------------------------------------- byte helpers (pure)
 
-#[cfg_attr(feature = "nopanic", no_panic::no_panic)]
-pub fn le_u32(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        b.get(off..off.checked_add(4)?)?.try_into().ok()?,
-    ))
-}
-
-#[cfg_attr(feature = "nopanic", no_panic::no_panic)]
-pub fn le_u64(b: &[u8], off: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(
-        b.get(off..off.checked_add(8)?)?.try_into().ok()?,
-    ))
-}
-
-#[cfg_attr(feature = "nopanic", no_panic::no_panic)]
-pub fn put(b: &mut [u8], off: usize, bytes: &[u8]) -> Option<()> {
-    b.get_mut(off..off.checked_add(bytes.len())?)?
-        .copy_from_slice(bytes);
-    Some(())
-}
-
 /// The byte-at-a-time table of [`crc32`], built at compile time (1 KiB of .rodata).
 // Evaluated by the compiler: an index out of range fails the build, never the boot.
 #[allow(clippy::indexing_slicing)]
@@ -220,12 +204,18 @@ const CRC_TABLE: [u32; 256] = {
 /// planning time under the fuzzer.
 #[cfg_attr(feature = "nopanic", no_panic::no_panic)]
 pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
+    !crc32_update(!0, data)
+}
+
+/// The same CRC's byte-at-a-time update from `crc`, without GPT's inversion before and after
+/// (lvm2's `calc_crc` is this from 0xf597a6cf: [`lvmmeta::calc_crc`]).
+#[cfg_attr(feature = "nopanic", no_panic::no_panic)]
+pub fn crc32_update(mut crc: u32, data: &[u8]) -> u32 {
     for &b in data {
         let index = usize::from((crc as u8) ^ b);
         crc = (crc >> 8) ^ CRC_TABLE.get(index).copied().unwrap_or(0);
     }
-    !crc
+    crc
 }
 
 // ---------------------------------------------------------------- finding the root device
@@ -275,6 +265,12 @@ impl BlockDev {
     /// The device-mapper name (`VG-LV`), if this is a dm device.
     pub fn dm_name(&self) -> Option<String> {
         self.attr("dm/name")
+    }
+
+    /// The device-mapper UUID (`LVM-...` for an LV, `CRYPT-LUKS2-...` for a LUKS2 mapping),
+    /// if this is a dm device that has one.
+    pub fn dm_uuid(&self) -> Option<String> {
+        self.attr("dm/uuid").filter(|u| !u.is_empty())
     }
 
     /// The devices under a dm device (`slaves/`).
@@ -369,19 +365,66 @@ pub fn grow_block(root: &Root, spec: &str, opts: &Options) -> Result<Report, Gro
         actions: Vec::new(),
         duration_ms: 0,
     };
-    if let Some(dm) = dev.dm_name() {
-        lvm::grow(root, &dev, &dm, opts, &mut report)?;
-    } else if dev.partition_number().is_some() {
-        report.actions.push(grow_partition(root, &dev, opts)?);
-    } else {
-        let mut a = Action::new("partition", format!("/dev/{}", dev.name));
-        a.status = Status::Skipped;
-        a.note =
-            Some("not a partition (a whole disk): nothing to grow below the filesystem".into());
-        report.actions.push(a);
-    }
+    grow_device(root, &dev, opts, &mut report, 0)?;
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(report)
+}
+
+/// Device-mapper stacks deeper than this are refused (a loop in sysfs would never end).
+const MAX_STACK: usize = 8;
+
+/// Grows `dev` and what lies below it, bottom first: a partition; an LV (its PVs, each
+/// grown first, then `pvresize` and `lvextend`: [`lvm`]); a LUKS2 mapping (its device, then
+/// the mapping: [`crypt`]). Other device-mapper devices and whole disks are reported as
+/// skipped. `depth` counts the layers above (a PV on LUKS on a partition is three).
+pub(crate) fn grow_device(
+    root: &Root,
+    dev: &BlockDev,
+    opts: &Options,
+    report: &mut Report,
+    depth: usize,
+) -> Result<(), GrowError> {
+    if depth > MAX_STACK {
+        return Err(gerr(
+            ErrorKind::Invalid,
+            format!("/dev/{}", dev.name),
+            format!("device-mapper stack deeper than {MAX_STACK} layers"),
+        ));
+    }
+    let next = depth.saturating_add(1);
+    match (dev.dm_uuid(), dev.dm_name()) {
+        (Some(uuid), Some(name)) if uuid.starts_with("LVM-") => {
+            lvm::grow(root, dev, &name, opts, report, next)
+        }
+        (Some(uuid), _) if uuid.starts_with("CRYPT-") => {
+            crypt::grow(root, dev, &uuid, opts, report, next)
+        }
+        (uuid, Some(name)) => {
+            let mut a = Action::new("device", format!("/dev/{}", dev.name));
+            a.format = Some(name);
+            a.status = Status::Skipped;
+            a.note = Some(format!(
+                "a device-mapper device of {}: preroot grows LVM LVs and LUKS2 mappings only",
+                uuid.as_deref()
+                    .and_then(|u| u.split('-').next())
+                    .unwrap_or("no known kind (no dm uuid)")
+            ));
+            report.actions.push(a);
+            Ok(())
+        }
+        _ if dev.partition_number().is_some() => {
+            report.actions.push(grow_partition(root, dev, opts)?);
+            Ok(())
+        }
+        _ => {
+            let mut a = Action::new("partition", format!("/dev/{}", dev.name));
+            a.status = Status::Skipped;
+            a.note =
+                Some("not a partition (a whole disk): nothing to grow below the filesystem".into());
+            report.actions.push(a);
+            Ok(())
+        }
+    }
 }
 
 /// Reads `len` bytes at `offset`.
@@ -554,7 +597,7 @@ pub fn grow_partition(root: &Root, part: &BlockDev, opts: &Options) -> Result<Ac
         .map_err(|e| gerr(ErrorKind::Io, &dname, format!("BLKSSZGET: {e}")))?;
     let bytes = crate::sys::device_size(&file)
         .map_err(|e| gerr(ErrorKind::Io, &dname, format!("BLKGETSIZE64: {e}")))?;
-    let disk_sectors = bytes / u64::from(ss);
+    let disk_sectors = bytes.checked_div(u64::from(ss)).unwrap_or(0);
     a.sector_size = Some(ss);
     let p = plan_partition(&file, &dname, number, ss, disk_sectors)?;
     a.format = Some(p.format.into());
@@ -565,11 +608,15 @@ pub fn grow_partition(root: &Root, part: &BlockDev, opts: &Options) -> Result<Ac
     // The table must describe the partition the kernel has.
     let kstart = part.attr_u64("start").and_then(|s| s.checked_mul(512));
     if kstart != Some(to_bytes(p.start_lba)) {
+        let kernel = kstart.map_or("no readable start (sysfs)".to_string(), |b| {
+            format!("its start at byte {b}")
+        });
         return Err(gerr(
             ErrorKind::Invalid,
             &a.device,
             format!(
-                "the kernel has it at byte {kstart:?}, the table at byte {}: nothing written",
+                "the kernel has {kernel}, the partition table at byte {}: the table must \
+                 describe the partition the kernel has; nothing written",
                 to_bytes(p.start_lba)
             ),
         ));
@@ -618,11 +665,7 @@ pub fn grow_partition(root: &Root, part: &BlockDev, opts: &Options) -> Result<Ac
         a.status = Status::Planned;
         return Ok(a);
     }
-    // Closing a disk opened for writing makes udev (its inotify watch) re-read the partition
-    // table, which removes and re-adds every partition: systemd then sees the root device
-    // vanish and cancels sysroot.mount. A re-read is refused while a partition is open, so
-    // hold this one open until udev has handled our close (udev then only sends "change").
-    let hold = File::open(part.node(root)).ok();
+    let hold = hold_partition(root, part);
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -640,14 +683,8 @@ pub fn grow_partition(root: &Root, part: &BlockDev, opts: &Options) -> Result<Ac
         opts,
     )?;
     drop(file);
-    if hold.is_some() && root.join("run/udev/control").exists() {
-        // udev reads the inotify event after our close; give it a moment to queue its work.
-        std::thread::sleep(Duration::from_millis(300).min(opts.deadline.remaining()));
-        let settle =
-            crate::run::Deadline::after(Duration::from_secs(10).min(opts.deadline.remaining()));
-        if !crate::run::wait_udev_settled(root, settle) {
-            log::warn!("grow: udev still busy after growing {}; going on", a.device);
-        }
+    if hold.is_some() {
+        wait_udev_after_close(root, &a.device, opts);
     }
     drop(hold);
     a.steps.push(how);
@@ -661,6 +698,45 @@ pub fn grow_partition(root: &Root, part: &BlockDev, opts: &Options) -> Result<Ac
         a.new_size
     );
     Ok(a)
+}
+
+/// Closing a disk opened for writing makes udev (its inotify watch) re-read the partition
+/// table, which removes and re-adds every partition: systemd then sees the root device
+/// vanish and cancels sysroot.mount. A re-read is refused while a partition is open, so
+/// hold this one open until udev has handled our close (udev then only sends "change").
+/// A partition a device-mapper device holds (a PV, a LUKS device) is open, so udev's
+/// re-read fails with EBUSY anyway: no hold, and no wait for udev after our close.
+/// Returns the partition opened (the hold), or `None` where no hold is needed or possible.
+fn hold_partition(root: &Root, part: &BlockDev) -> Option<File> {
+    let held_by_dm = std::fs::read_dir(part.sys.join("holders"))
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if held_by_dm {
+        None
+    } else {
+        File::open(part.node(root)).ok()
+    }
+}
+
+/// After the disk's close: waits (at most 10 s, within the deadline) for udev to handle the
+/// inotify event it makes, where udev runs.
+fn wait_udev_after_close(root: &Root, device: &str, opts: &Options) {
+    if !root.join("run/udev/control").exists() {
+        return;
+    }
+    // udev reads the inotify event after our close; give it a moment to queue its work.
+    std::thread::sleep(Duration::from_millis(300).min(opts.deadline.remaining()));
+    let settle =
+        crate::deadline::Deadline::after(Duration::from_secs(10).min(opts.deadline.remaining()));
+    let waited = std::time::Instant::now();
+    if !crate::root::wait_udev_settled(root, settle) {
+        log::warn!("grow: udev still busy after growing {device}; going on");
+    }
+    log::info!(
+        "grow: {}: udev settled after {} ms",
+        device,
+        waited.elapsed().as_millis()
+    );
 }
 
 /// Carries out the writes in order; `Sync` fsyncs. With the `fault-injection` feature,
@@ -711,8 +787,8 @@ fn hold_requested() -> bool {
 #[cfg(feature = "fault-injection")]
 fn hold(at: &str) {
     log::error!("fault injection: holding after {at}");
-    let until = std::time::Instant::now() + Duration::from_secs(600);
-    while std::time::Instant::now() < until {
+    let until = crate::deadline::Deadline::after(Duration::from_secs(600));
+    while !until.passed() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -777,12 +853,11 @@ fn tell_kernel(
                 )
             };
             if in_use {
-                return Err(fail(format!("BLKPG_RESIZE_PARTITION: {resize}")));
+                return Err(fail(resize.to_string()));
             }
             let _ = crate::sys::flush_buffers(disk);
-            crate::sys::reread_partitions(disk)
-                .map_err(|e| fail(format!("BLKPG_RESIZE_PARTITION: {resize}; BLKRRPART: {e}")))?;
-            format!("BLKRRPART (BLKPG_RESIZE_PARTITION: {resize})")
+            crate::sys::reread_partitions(disk).map_err(|e| fail(format!("{resize}; {e}")))?;
+            format!("BLKRRPART ({resize})")
         }
     };
     let deadline = if opts.deadline.remaining() < Duration::from_secs(5) {
@@ -799,8 +874,9 @@ fn tell_kernel(
                 ErrorKind::Io,
                 node.display(),
                 format!(
-                    "after {how} the kernel still shows {:?} bytes, not {length}",
+                    "after {how} the kernel still shows {}, not {length} bytes",
                     part.size_bytes()
+                        .map_or("no readable size".to_string(), |b| format!("{b} bytes"))
                 ),
             ));
         }
@@ -815,7 +891,11 @@ pub fn grow_all(root: &Root, spec: &str, opts: &Options) -> Result<Report, GrowE
     let started = std::time::Instant::now();
     let mut report = grow_block(root, spec, opts)?;
     let dev = resolve(root, spec)?;
-    if let Some(mountpoint) = dev.attr("dev").and_then(|d| fs::mounted(root, &d)) {
+    let mountpoint = dev
+        .attr("dev")
+        .and_then(|d| fs::mounted(root, &d))
+        .or_else(|| btrfs::mounted(root, &dev));
+    if let Some(mountpoint) = mountpoint {
         report.actions.push(fs::grow(root, &mountpoint, opts)?);
     }
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -862,7 +942,7 @@ fn turned_off(cmd: &crate::cmdline::Cmdline, ctx: &crate::context::Context) -> O
         return Some("preroot.grow=0".into());
     }
     let ud = ctx.user_data.as_ref()?;
-    let bytes = std::fs::read(&ud.path).ok()?;
+    let bytes = crate::state::read_secret(&ud.path).ok()?;
     let d = crate::cloudconfig::directives(&bytes).ok()?;
     if d.growpart_off == Some(true) {
         Some("user-data: growpart: {mode: off}".into())
@@ -887,14 +967,22 @@ fn outcome(actions: &[Action]) -> String {
         .filter(|a| a.status == Status::Done)
         .map(|a| format!("{} {} {} -> {}", a.kind, a.device, a.old_size, a.new_size))
         .collect();
-    if done.is_empty() {
-        "ok: nothing to grow".into()
+    let mut out = if done.is_empty() {
+        "ok: nothing to grow".to_string()
     } else {
         format!("ok: grew {}", done.join(", "))
+    };
+    // A layer left as it was (a LUKS2 mapping without a key, LUKS1, another dm device) is no
+    // error, but `preroot show` should say so.
+    for a in actions.iter().filter(|a| a.status == Status::Skipped) {
+        if let Some(note) = &a.note {
+            out.push_str(&format!("; {} {} not grown: {note}", a.kind, a.device));
+        }
     }
+    out
 }
 
-/// The `grow` phase (before `sysroot.mount`): partition, PV, LV of `root=`. Records the
+/// The `grow` phase (before `sysroot.mount`): partition, LUKS2 mapping, PV, LV of `root=`. Records the
 /// report in the context's `extra.grow` and any failure in `errors`; returns the outcome.
 pub fn phase_grow(
     cmd: &crate::cmdline::Cmdline,
@@ -969,6 +1057,30 @@ mod tests {
         };
         let all: Vec<u8> = (0..=255u8).cycle().take(16 * 1024 + 7).collect();
         assert_eq!(crc32(&all), bitwise(&all));
+    }
+
+    #[test]
+    fn outcomes() {
+        let mut grown = Action::new("partition", "/dev/vda2");
+        (grown.status, grown.old_size, grown.new_size) = (Status::Done, 1, 2);
+        let mut skipped = Action::new("luks", "/dev/dm-0");
+        skipped.status = Status::Skipped;
+        skipped.note = Some("no key".into());
+        for (case, actions, want) in [
+            ("nothing", vec![], "ok: nothing to grow"),
+            (
+                "grown",
+                vec![grown.clone()],
+                "ok: grew partition /dev/vda2 1 -> 2",
+            ),
+            (
+                "grown, then skipped",
+                vec![grown, skipped],
+                "ok: grew partition /dev/vda2 1 -> 2; luks /dev/dm-0 not grown: no key",
+            ),
+        ] {
+            assert_eq!(outcome(&actions), want, "case {case}");
+        }
     }
 
     #[test]

@@ -15,34 +15,33 @@
 //! Windows NT and Linux `vfat` write them.
 //!
 //! Each directory is read and parsed once per open image and kept (at most
-//! [`MAX_CACHED_DIRS`] of them): reading every file of `openstack/latest` looks its path up
-//! once per file, and parsing the same directories again was quadratic in their size.
+//! [`MAX_CACHED_DIRS`] of them, and [`MAX_CACHE_BYTES`] of parsed entries in all, counted as
+//! the heap they take: a parsed entry is larger than its 32 raw bytes): reading every file of
+//! `openstack/latest` looks its path up once per file, and parsing the same directories again
+//! was quadratic in their size.
 //!
 //! Limits: a directory is at most [`MAX_DIR_BYTES`], a path at most [`MAX_DEPTH`] components;
 //! every chain walk stops at a cluster it has already seen (a loop is
-//! [`MediaErrorKind::Corrupt`]), so no image can make a read or listing hang.
+//! [`MediaErrorKind::Corrupt`]), so no image can make a read or listing hang; every read of the
+//! image counts against [`super::MAX_IMAGE_READ`] and stops at the boot's deadline
+//! ([`super::Budget`]).
 //!
 //! Panic contract: nothing here panics on any image (no indexing, checked arithmetic, bounded
 //! allocations); every structural problem is [`MediaErrorKind::Corrupt`] naming the cluster.
 #![deny(clippy::arithmetic_side_effects)]
 
-use super::{components, MediaError, MediaErrorKind, Tree};
-use crate::detect::label::{
-    self,
-    fat::{self as bpb, Bpb, FatKind},
-};
-use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use super::{components, Budget, DirCache, MediaError, MediaErrorKind, Tree};
+use crate::bytes::{le_u16, le_u32};
+use crate::media::label::fat::{self as bpb, Bpb, FatKind};
+use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::rc::Rc;
 
 /// Largest directory we read, in bytes (32768 entries).
 pub const MAX_DIR_BYTES: u64 = 1 << 20;
-/// Most parsed directories kept per open image; past it, a directory is parsed each time.
-pub const MAX_CACHED_DIRS: usize = 64;
 /// Most path components in a lookup.
 pub const MAX_DEPTH: usize = 64;
 /// Long-name entries per name: 20 × 13 UCS-2 units covers the 255-character limit.
@@ -119,6 +118,21 @@ fn lfn_units(entry: &[u8]) -> impl Iterator<Item = u16> + '_ {
         })
 }
 
+/// The heap a parsed directory takes: its entries and their names (with the allocator's
+/// rounding, 16 bytes an allocation).
+fn dir_bytes(entries: &[Entry]) -> usize {
+    let string = |s: &String| match s.capacity() {
+        0 => 0,
+        c => c.saturating_add(15) & !15,
+    };
+    entries
+        .iter()
+        .fold(std::mem::size_of_val(entries), |acc, e| {
+            acc.saturating_add(string(&e.name))
+                .saturating_add(string(&e.short))
+        })
+}
+
 /// Parses directory bytes into entries (`.`, `..`, volume labels, deleted entries left out).
 fn parse_dir(bytes: &[u8], fat32: bool) -> Vec<Entry> {
     let mut out = Vec::new();
@@ -182,16 +196,9 @@ fn parse_dir(bytes: &[u8], fat32: bool) -> Vec<Entry> {
         if name == "." || name == ".." || name.contains(['/', '\0']) {
             continue;
         }
-        let le16 = |at: usize| {
-            e.get(at..at.saturating_add(2))
-                .and_then(|b| <[u8; 2]>::try_from(b).ok())
-                .map_or(0, u16::from_le_bytes)
-        };
+        let le16 = |at: usize| le_u16(e, at).unwrap_or(0);
         let hi = if fat32 { u32::from(le16(20)) } else { 0 };
-        let size = e
-            .get(28..32)
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
-            .map_or(0, u32::from_le_bytes);
+        let size = le_u32(e, 28).unwrap_or(0);
         out.push(Entry {
             name,
             short,
@@ -220,18 +227,22 @@ pub struct FatTree {
     kind: FatKind,
     /// Valid cluster numbers are `2..max_cluster`.
     max_cluster: u32,
+    /// Bytes read so far and the deadline.
+    budget: Budget,
     /// Directories parsed so far, by where they start (the image never changes while open).
-    dirs: RefCell<BTreeMap<Dir, Rc<[Entry]>>>,
+    dirs: DirCache<Dir, [Entry]>,
 }
 
 impl FatTree {
     /// Opens `path` (image or device) and validates its boot sector.
     pub fn open(path: &Path) -> Result<FatTree, MediaError> {
+        FatTree::open_with(path, Budget::default())
+    }
+
+    /// [`FatTree::open`], every read counted against `budget`.
+    pub fn open_with(path: &Path, budget: Budget) -> Result<FatTree, MediaError> {
         let object = path.display().to_string();
-        let io_err = |e: io::Error| MediaError::new(object.clone(), MediaErrorKind::Io(e));
-        let file = label::open_ro(path).map_err(io_err)?;
-        // A block device reports its size through lseek, not through metadata.
-        let size = (&file).seek(SeekFrom::End(0)).map_err(io_err)?;
+        let (file, size) = super::open_image(path)?;
         let mut boot = [0u8; 512];
         file.read_exact_at(&mut boot, 0).map_err(|e| {
             MediaError::new(
@@ -254,7 +265,8 @@ impl FatTree {
             kind: bpb.kind(),
             bpb,
             max_cluster,
-            dirs: RefCell::default(),
+            budget,
+            dirs: DirCache::default(),
         };
         if bpb.fat32 && !tree.valid_cluster(bpb.root_cluster) {
             return Err(tree.corrupt(format!(
@@ -283,6 +295,8 @@ impl FatTree {
                 self.size
             )));
         }
+        self.budget
+            .charge(u64::try_from(len).unwrap_or(u64::MAX), what, &self.object)?;
         self.file.read_exact_at(buf, offset).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
                 self.corrupt(format!(
@@ -402,15 +416,12 @@ impl FatTree {
 
     /// The entries of `dir`, parsed once and then taken from the cache.
     fn read_dir(&self, dir: Dir) -> Result<Rc<[Entry]>, MediaError> {
-        if let Some(entries) = self.dirs.borrow().get(&dir) {
-            return Ok(Rc::clone(entries));
+        if let Some(entries) = self.dirs.get(&dir) {
+            return Ok(entries);
         }
         let entries: Rc<[Entry]> = self.parse_dir_at(dir)?.into();
-        let mut dirs = self.dirs.borrow_mut();
-        if dirs.len() < MAX_CACHED_DIRS {
-            dirs.insert(dir, Rc::clone(&entries));
-        }
-        Ok(entries)
+        let weight = dir_bytes(&entries);
+        Ok(self.dirs.keep(dir, entries, weight))
     }
 
     fn parse_dir_at(&self, dir: Dir) -> Result<Vec<Entry>, MediaError> {
@@ -528,6 +539,7 @@ impl Tree for FatTree {
 #[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
+    use crate::media::{MAX_CACHED_DIRS, MAX_CACHE_BYTES};
 
     fn lfn_entry(ord: u8, last: bool, chk: u8, units: &[u16]) -> [u8; 32] {
         let mut e = [0u8; 32];
@@ -623,5 +635,34 @@ mod tests {
         for (case, raw, nt, want) in cases {
             assert_eq!(short_name(*raw, *nt), *want, "case {case}");
         }
+    }
+
+    /// The cache counts what parsed entries take, not raw bytes nor directories: a parsed
+    /// entry holds two strings and is larger than the 32 bytes it came from.
+    #[test]
+    fn parsed_directories_weigh_more_than_raw() {
+        let mut dir = Vec::new();
+        for i in 0..1000u32 {
+            let name = format!("F{i:07}TXT");
+            dir.extend(short_entry(
+                name.as_bytes().try_into().unwrap(),
+                0x20,
+                0,
+                3,
+                1,
+            ));
+        }
+        let entries = parse_dir(&dir, false);
+        assert_eq!(entries.len(), 1000);
+        let weight = dir_bytes(&entries);
+        assert!(
+            weight > 2 * dir.len(),
+            "{weight} bytes for {} raw",
+            dir.len()
+        );
+        assert!(
+            MAX_CACHE_BYTES / weight < MAX_CACHED_DIRS,
+            "the byte cap binds first"
+        );
     }
 }

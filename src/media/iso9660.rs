@@ -9,27 +9,40 @@
 //!
 //! Does not support: multi-extent files (refused: no datasource file is 4 GiB), interleaved
 //! files, multi-session images (only the first volume descriptor set is read), UDF, El Torito,
-//! Rock Ridge symlinks (`SL`, listed but not followed), and `SF` sparse files.
+//! and `SF` sparse files. Rock Ridge symbolic links (`SL`) are listed but never followed: one
+//! read, or met as a directory on a path, is an error naming its target (`user-data ->
+//! /etc/shadow` names the shadow file of whatever system would follow it, not the medium's),
+//! as in `ext4.rs`; so is a FIFO, device or socket (by its `PX` mode).
 //!
 //! Spec: ECMA-119 4th ed. (§8.4 volume descriptors, §9.1 directory records, §7.3 both-byte
-//! orders); Joliet specification (1995); IEEE P1282 Rock Ridge 1.12 (`NM`, `CL`, `RE`) on
-//! IEEE P1281 SUSP 1.12 (`SP` skip length, `CE` continuation areas, `ST` terminator).
+//! orders); Joliet specification (1995); IEEE P1282 Rock Ridge 1.12 (`NM`, `PX`, `SL`, `CL`,
+//! `RE`) on IEEE P1281 SUSP 1.12 (`SP` skip length, `CE` continuation areas, `ST` terminator).
 //!
 //! Limits: a directory is at most [`MAX_DIR_BYTES`], a path at most [`MAX_DEPTH`] components, a
-//! record's System Use data at most [`MAX_SU_BYTES`] over at most [`MAX_CE_HOPS`] continuation
-//! areas. Lookups walk one directory per path component and never recurse, so a directory that
-//! points at itself (by its extent or by a `CL` link) cannot make a lookup loop.
+//! name at most [`MAX_NAME_BYTES`]. Rock Ridge (System Use) data: at most [`MAX_SU_BYTES`] for
+//! one record over at most [`MAX_CE_HOPS`] continuation areas, each within one block (Linux's
+//! `rock_continue` rule); at most [`MAX_DIR_SU_BYTES`] for one directory and
+//! [`MAX_IMAGE_SU_BYTES`] for the whole image, continuation areas counted every time they are
+//! read; every read of the image counts against [`super::MAX_IMAGE_READ`] and stops at the
+//! boot's deadline ([`super::Budget`]). Each directory is parsed once per open image and kept
+//! (at most [`MAX_CACHED_DIRS`], and [`MAX_CACHE_BYTES`] in all), like `fat.rs`: reading a
+//! datasource looks the same directories up once per file. Lookups walk one directory per
+//! path component and never recurse, so a directory that points at itself (by its extent or
+//! by a `CL` link) cannot make a lookup loop.
 //!
 //! Panic contract: nothing here panics on any image (no indexing, checked arithmetic, bounded
 //! allocations); every structural problem is [`MediaErrorKind::Corrupt`] naming the sector.
 #![deny(clippy::arithmetic_side_effects)]
 
-use super::{components, MediaError, MediaErrorKind, Tree};
-use crate::detect::label::{self, iso9660 as vd};
+use super::{components, Budget, DirCache, MediaError, MediaErrorKind, Tree};
+use crate::bytes::{le_u16, le_u32};
+use crate::media::label::{self, iso9660 as vd};
+use std::cell::Cell;
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::rc::Rc;
 
 /// Largest directory we read (a config drive's biggest holds a few dozen entries).
 pub const MAX_DIR_BYTES: u32 = 1 << 20;
@@ -39,6 +52,16 @@ pub const MAX_DEPTH: usize = 64;
 pub const MAX_CE_HOPS: usize = 8;
 /// Most System Use bytes (in the record and its continuation areas) read for one record.
 pub const MAX_SU_BYTES: usize = 64 * 1024;
+/// Most System Use bytes read while parsing one directory (its records' own and their
+/// continuation areas): twice the largest directory. A real config drive's directories have a
+/// few kilobytes; names are made of these bytes, so they also bound a parsed directory.
+pub const MAX_DIR_SU_BYTES: usize = 2 << 20;
+/// Most System Use bytes read from one open image, over all directory parses.
+pub const MAX_IMAGE_SU_BYTES: usize = 16 << 20;
+/// Longest name (Linux's `NAME_MAX`; Linux cuts a longer Rock Ridge name, we refuse it).
+pub const MAX_NAME_BYTES: usize = 255;
+/// Longest symbolic link target kept, for the error message only.
+const MAX_LINK_TARGET: usize = 4096;
 /// Most volume descriptors read before the set terminator.
 const MAX_DESCRIPTORS: u64 = 64;
 /// Fixed part of a directory record, before the file identifier (ECMA-119 §9.1).
@@ -47,6 +70,15 @@ const RECORD_FIXED: usize = 33;
 /// Directory record flag bits (ECMA-119 §9.1.6).
 const FLAG_DIRECTORY: u8 = 0x02;
 const FLAG_MULTI_EXTENT: u8 = 0x80;
+
+/// `PX` file mode type bits (POSIX `S_IFMT`, RRIP §4.1.1).
+const S_IFMT: u32 = 0o170_000;
+const S_IFLNK: u32 = 0o120_000;
+/// `SL` component flags (RRIP §4.1.3.1).
+const SL_CONTINUE: u8 = 0x01;
+const SL_CURRENT: u8 = 0x02;
+const SL_PARENT: u8 = 0x04;
+const SL_ROOT: u8 = 0x08;
 
 /// Which name space the tree is read with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,22 +92,92 @@ enum Names {
 }
 
 /// Where a file's or directory's bytes are: logical block and byte length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Extent {
     block: u32,
     len: u32,
 }
 
+/// Bytes of a parsed directory's text (names, link targets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    at: u32,
+    len: u32,
+}
+
+/// What an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    File,
+    Dir,
+    /// A Rock Ridge symbolic link, its target (as far as it was kept).
+    Link(Span),
+    /// A FIFO, device or socket: its `PX` mode.
+    Special(u32),
+}
+
 /// One directory entry, with its name already in the chosen name space.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Entry {
-    name: String,
-    dir: bool,
+    name: Span,
+    kind: Kind,
     extent: Extent,
     /// Multi-extent or interleaved: refused on read.
     unsupported: Option<&'static str>,
     /// Rock Ridge `CL`: a relocated directory whose real extent starts at this block.
     child_link: Option<u32>,
+}
+
+/// One parsed directory: names and link targets back to back, entries pointing into them
+/// (about the size of the System Use and identifier bytes read, so the cache's byte budget
+/// bounds memory).
+#[derive(Debug, Default)]
+struct Dir {
+    text: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+impl Dir {
+    fn text(&self, s: Span) -> &[u8] {
+        let start = usize::try_from(s.at).unwrap_or(usize::MAX);
+        let len = usize::try_from(s.len).unwrap_or(0);
+        self.text
+            .get(start..start.saturating_add(len))
+            .unwrap_or_default()
+    }
+
+    fn name(&self, e: &Entry) -> &[u8] {
+        self.text(e.name)
+    }
+
+    /// Appends `bytes` to the text; `None` when the directory's text passed 4 GiB.
+    fn push_text(&mut self, bytes: &[u8]) -> Option<Span> {
+        let at = u32::try_from(self.text.len()).ok()?;
+        let len = u32::try_from(bytes.len()).ok()?;
+        at.checked_add(len)?;
+        self.text.extend_from_slice(bytes);
+        Some(Span { at, len })
+    }
+
+    fn bytes(&self) -> usize {
+        self.text.capacity().saturating_add(
+            self.entries
+                .capacity()
+                .saturating_mul(std::mem::size_of::<Entry>()),
+        )
+    }
+}
+
+/// What a lookup found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Found {
+    File {
+        extent: Extent,
+        unsupported: Option<&'static str>,
+    },
+    Dir(Extent),
+    Link(String),
+    Special(u32),
 }
 
 /// An ISO9660 image or device, read in place.
@@ -88,6 +190,12 @@ pub struct IsoTree {
     block: u32,
     root: Extent,
     names: Names,
+    /// Bytes read so far and the deadline.
+    budget: Budget,
+    /// System Use bytes read so far, against [`MAX_IMAGE_SU_BYTES`].
+    su_bytes: Cell<usize>,
+    /// Directories parsed so far, by extent (the image never changes while open).
+    dirs: DirCache<Extent, Dir>,
 }
 
 /// What one directory record holds (ECMA-119 §9.1), borrowed from the directory's bytes.
@@ -99,23 +207,13 @@ struct Record<'a> {
     system_use: &'a [u8],
 }
 
-fn le16(b: &[u8], at: usize) -> Option<u16> {
-    let s = b.get(at..at.checked_add(2)?)?;
-    Some(u16::from_le_bytes(<[u8; 2]>::try_from(s).ok()?))
-}
-
-fn le32(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes(<[u8; 4]>::try_from(s).ok()?))
-}
-
 /// Parses the directory record at the start of `rec` (already cut to its length byte).
 fn parse_record(rec: &[u8]) -> Option<Record<'_>> {
     let len = usize::from(*rec.first()?);
     let rec = rec.get(..len)?;
     let ext_attr = *rec.get(1)?;
-    let block = le32(rec, 2)?.checked_add(u32::from(ext_attr))?;
-    let size = le32(rec, 10)?;
+    let block = le_u32(rec, 2)?.checked_add(u32::from(ext_attr))?;
+    let size = le_u32(rec, 10)?;
     let flags = *rec.get(25)?;
     let interleaved = *rec.get(26)? != 0 || *rec.get(27)? != 0;
     let name_len = usize::from(*rec.get(32)?);
@@ -158,6 +256,51 @@ fn joliet_name(ident: &[u8]) -> String {
     name
 }
 
+/// A symbolic link target being put together from `SL` component records (RRIP §4.1.3.1):
+/// components are joined by `/` unless one continues into the next; `ROOT` starts the target
+/// with `/`, `CURRENT` and `PARENT` are `.` and `..`. Kept to [`MAX_LINK_TARGET`] bytes.
+#[derive(Debug, Default)]
+struct LinkTarget {
+    text: Vec<u8>,
+    /// The last component was complete: the next one starts after a `/`.
+    slash: bool,
+}
+
+impl LinkTarget {
+    fn push(&mut self, bytes: &[u8]) {
+        let room = MAX_LINK_TARGET.saturating_sub(self.text.len());
+        self.text
+            .extend_from_slice(bytes.get(..bytes.len().min(room)).unwrap_or_default());
+    }
+
+    /// Adds the component records of one `SL` entry's data (after its own flags byte).
+    fn components(&mut self, mut records: &[u8]) {
+        while let (Some(&flags), Some(&len)) = (records.first(), records.get(1)) {
+            let end = usize::from(len).saturating_add(2);
+            // A record cut short by the entry's end keeps what it has.
+            let content = records.get(2..end.min(records.len())).unwrap_or_default();
+            records = records.get(end..).unwrap_or_default();
+            if flags & SL_ROOT != 0 {
+                self.text.clear();
+                self.push(b"/");
+                self.slash = false;
+                continue;
+            }
+            if self.slash {
+                self.push(b"/");
+            }
+            if flags & SL_CURRENT != 0 {
+                self.push(b".");
+            } else if flags & SL_PARENT != 0 {
+                self.push(b"..");
+            } else {
+                self.push(content);
+            }
+            self.slash = flags & SL_CONTINUE == 0;
+        }
+    }
+}
+
 /// What the SUSP entries of one record say, for our purposes.
 #[derive(Debug, Default)]
 struct Susp {
@@ -169,6 +312,10 @@ struct Susp {
     relocated: bool,
     /// `CL`: the directory this entry stands for starts at this block.
     child_link: Option<u32>,
+    /// `PX`: the POSIX file mode.
+    mode: Option<u32>,
+    /// `SL`: a symbolic link, and its target.
+    link: Option<LinkTarget>,
     /// Any Rock Ridge entry seen (`RR`, `PX`, `NM`, `ER`, `TF`, `SL`, `PN`).
     rock_ridge: bool,
     /// `SP` with its check bytes: SUSP in use, with this skip length.
@@ -178,11 +325,13 @@ struct Susp {
 impl IsoTree {
     /// Opens `path` (image or device) and reads its volume descriptors and root directory.
     pub fn open(path: &Path) -> Result<IsoTree, MediaError> {
+        IsoTree::open_with(path, Budget::default())
+    }
+
+    /// [`IsoTree::open`], every read counted against `budget`.
+    pub fn open_with(path: &Path, budget: Budget) -> Result<IsoTree, MediaError> {
         let object = path.display().to_string();
-        let io_err = |e: io::Error| MediaError::new(object.clone(), MediaErrorKind::Io(e));
-        let file = label::open_ro(path).map_err(io_err)?;
-        // A block device reports its size through lseek, not through metadata.
-        let size = (&file).seek(SeekFrom::End(0)).map_err(io_err)?;
+        let (file, size) = super::open_image(path)?;
         let mut tree = IsoTree {
             file,
             object,
@@ -190,6 +339,9 @@ impl IsoTree {
             block: 2048,
             root: Extent { block: 0, len: 0 },
             names: Names::Primary,
+            budget,
+            su_bytes: Cell::new(0),
+            dirs: DirCache::default(),
         };
         let (primary, joliet) = tree.volume_descriptors()?;
         let primary = primary.ok_or_else(|| tree.corrupt("no primary volume descriptor".into()))?;
@@ -211,15 +363,25 @@ impl IsoTree {
         MediaError::new(self.object.clone(), MediaErrorKind::Corrupt(why))
     }
 
-    /// Reads exactly `len` bytes at `offset`, or says which structure runs past the end.
+    fn path_error(&self, path: &str, why: String) -> MediaError {
+        MediaError::new(
+            format!("{}:{path}", self.object),
+            MediaErrorKind::Corrupt(why),
+        )
+    }
+
+    /// Reads exactly `len` bytes at `offset`, counted against the budget, or says which
+    /// structure runs past the end.
     fn read_exact(&self, offset: u64, len: usize, what: &str) -> Result<Vec<u8>, MediaError> {
-        let end = u64::try_from(len).ok().and_then(|l| offset.checked_add(l));
+        let len64 = u64::try_from(len).unwrap_or(u64::MAX);
+        let end = offset.checked_add(len64);
         if end.is_none_or(|e| e > self.size) {
             return Err(self.corrupt(format!(
                 "{what} at byte {offset} (+{len}) runs past the end of the image ({} bytes)",
                 self.size
             )));
         }
+        self.budget.charge(len64, what, &self.object)?;
         let mut buf = vec![0u8; len];
         match self.file.read_exact_at(&mut buf, offset) {
             Ok(()) => Ok(buf),
@@ -270,7 +432,7 @@ impl IsoTree {
 
     /// Logical block size and root directory extent of a primary or supplementary descriptor.
     fn descriptor_root(&self, d: &[u8], which: &str) -> Result<(u32, Extent), MediaError> {
-        let block = le16(d, 128).map(u32::from).unwrap_or(0);
+        let block = le_u16(d, 128).map(u32::from).unwrap_or(0);
         if !block.is_power_of_two() || !(512..=2048).contains(&block) {
             return Err(self.corrupt(format!(
                 "{which} volume descriptor: logical block size {block} (byte 128)"
@@ -302,76 +464,52 @@ impl IsoTree {
                 root.block
             )));
         };
-        let susp = self.susp(dot.system_use, 0, root.block)?;
+        let mut counted = 0usize;
+        let susp = self.susp(dot.system_use, 0, root.block, &mut counted);
+        self.su_bytes
+            .set(self.su_bytes.get().saturating_add(counted));
+        let susp = susp?;
         Ok(match susp.sp_skip {
             Some(skip) if susp.rock_ridge => Some(skip),
             _ => None,
         })
     }
 
-    /// Walks the SUSP entries of one System Use field and its continuation areas.
-    /// `dir_block` is only for messages.
-    fn susp(&self, field: &[u8], skip: u8, dir_block: u32) -> Result<Susp, MediaError> {
+    /// Counts `len` more System Use bytes of the directory at `dir_block` (`counted` so far in
+    /// it): an error past the directory's or the image's limit.
+    fn count_su(&self, counted: &mut usize, len: usize, dir_block: u32) -> Result<(), MediaError> {
+        *counted = counted.saturating_add(len);
+        if *counted > MAX_DIR_SU_BYTES {
+            return Err(self.corrupt(format!(
+                "directory at block {dir_block}: more than {MAX_DIR_SU_BYTES} bytes of Rock \
+                 Ridge (System Use) data; stopped"
+            )));
+        }
+        if self.su_bytes.get().saturating_add(*counted) > MAX_IMAGE_SU_BYTES {
+            return Err(self.corrupt(format!(
+                "directory at block {dir_block}: more than {MAX_IMAGE_SU_BYTES} bytes of Rock \
+                 Ridge (System Use) data read from this image; stopped"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Walks the SUSP entries of one System Use field and its continuation areas, counting
+    /// their bytes in `counted` (the directory's). `dir_block` is only for messages.
+    fn susp(
+        &self,
+        field: &[u8],
+        skip: u8,
+        dir_block: u32,
+        counted: &mut usize,
+    ) -> Result<Susp, MediaError> {
         let mut out = Susp::default();
         let mut area: Vec<u8> = field.get(usize::from(skip)..).unwrap_or_default().to_vec();
+        self.count_su(counted, area.len(), dir_block)?;
         let mut total = area.len();
         let mut hops = 0usize;
         loop {
-            let mut next: Option<(u32, u32, u32)> = None;
-            let mut rest: &[u8] = &area;
-            // Fewer than 4 bytes left is padding (records are padded to an even length).
-            while let Some(head) = rest.get(0..4) {
-                let (sig, len) = (
-                    head.get(0..2).unwrap_or_default(),
-                    usize::from(*head.get(2).unwrap_or(&0)),
-                );
-                let Some(entry) = rest.get(..len).filter(|_| len >= 4) else {
-                    if sig == [0, 0] {
-                        break; // zero fill after the last entry
-                    }
-                    return Err(self.corrupt(format!(
-                        "directory at block {dir_block}: System Use entry {:?} has length {len}",
-                        String::from_utf8_lossy(sig)
-                    )));
-                };
-                let data = entry.get(4..).unwrap_or_default();
-                match sig {
-                    b"ST" => break,
-                    b"SP" if data.get(0..2) == Some(&[0xBE, 0xEF]) => {
-                        out.sp_skip = data.get(2).copied();
-                    }
-                    b"CE" => {
-                        next = match (le32(data, 0), le32(data, 8), le32(data, 16)) {
-                            (Some(b), Some(o), Some(l)) => Some((b, o, l)),
-                            _ => {
-                                return Err(self.corrupt(format!(
-                                    "directory at block {dir_block}: short CE entry"
-                                )))
-                            }
-                        }
-                    }
-                    b"NM" => {
-                        out.rock_ridge = true;
-                        let flags = data.first().copied().unwrap_or(0);
-                        if flags & 0x06 != 0 {
-                            out.dot_alias = true;
-                        }
-                        let name = out.name.get_or_insert_with(Vec::new);
-                        name.extend_from_slice(data.get(1..).unwrap_or_default());
-                    }
-                    b"RE" => {
-                        out.rock_ridge = true;
-                        out.relocated = true;
-                    }
-                    b"CL" => {
-                        out.rock_ridge = true;
-                        out.child_link = le32(data, 0);
-                    }
-                    b"RR" | b"PX" | b"ER" | b"TF" | b"SL" | b"PN" => out.rock_ridge = true,
-                    _ => {}
-                }
-                rest = rest.get(len..).unwrap_or_default();
-            }
+            let next = self.susp_area(&area, dir_block, &mut out)?;
             let Some((block, offset, len)) = next else {
                 return Ok(out);
             };
@@ -384,6 +522,16 @@ impl IsoTree {
                      or {MAX_SU_BYTES} System Use bytes for one record"
                 )));
             }
+            // A continuation area lies within one logical block (Linux's `rock_continue`
+            // refuses anything else as a corrupted directory entry).
+            if offset.checked_add(len).is_none_or(|end| end > self.block) {
+                return Err(self.corrupt(format!(
+                    "directory at block {dir_block}: continuation area at block {block} offset \
+                     {offset} length {len} crosses the {}-byte block",
+                    self.block
+                )));
+            }
+            self.count_su(counted, len_us, dir_block)?;
             let at = self
                 .block_offset(block, "continuation area")?
                 .checked_add(u64::from(offset))
@@ -396,8 +544,107 @@ impl IsoTree {
         }
     }
 
-    /// Reads a directory's entries, named in the tree's name space (`.`/`..` left out).
-    fn read_dir(&self, dir: Extent) -> Result<Vec<Entry>, MediaError> {
+    /// The SUSP entries of one area, added to `out`; the next continuation area if a `CE`
+    /// names one.
+    fn susp_area(
+        &self,
+        area: &[u8],
+        dir_block: u32,
+        out: &mut Susp,
+    ) -> Result<Option<(u32, u32, u32)>, MediaError> {
+        let mut next = None;
+        let mut rest: &[u8] = area;
+        // Fewer than 4 bytes left is padding (records are padded to an even length).
+        while let Some(head) = rest.get(0..4) {
+            let (sig, len) = (
+                head.get(0..2).unwrap_or_default(),
+                usize::from(*head.get(2).unwrap_or(&0)),
+            );
+            let Some(entry) = rest.get(..len).filter(|_| len >= 4) else {
+                if sig == [0, 0] {
+                    break; // zero fill after the last entry
+                }
+                return Err(self.corrupt(format!(
+                    "directory at block {dir_block}: System Use entry {:?} has length {len}",
+                    String::from_utf8_lossy(sig)
+                )));
+            };
+            let data = entry.get(4..).unwrap_or_default();
+            match sig {
+                b"ST" => break,
+                b"SP" if data.get(0..2) == Some(&[0xBE, 0xEF]) => {
+                    out.sp_skip = data.get(2).copied();
+                }
+                b"CE" => {
+                    next = match (le_u32(data, 0), le_u32(data, 8), le_u32(data, 16)) {
+                        (Some(b), Some(o), Some(l)) => Some((b, o, l)),
+                        _ => {
+                            return Err(self.corrupt(format!(
+                                "directory at block {dir_block}: short CE entry"
+                            )))
+                        }
+                    }
+                }
+                b"NM" => {
+                    out.rock_ridge = true;
+                    let flags = data.first().copied().unwrap_or(0);
+                    if flags & 0x06 != 0 {
+                        out.dot_alias = true;
+                    }
+                    let name = out.name.get_or_insert_with(Vec::new);
+                    name.extend_from_slice(data.get(1..).unwrap_or_default());
+                    if name.len() > MAX_NAME_BYTES {
+                        return Err(self.corrupt(format!(
+                            "directory at block {dir_block}: a Rock Ridge name longer than \
+                             {MAX_NAME_BYTES} bytes"
+                        )));
+                    }
+                }
+                b"SL" => {
+                    out.rock_ridge = true;
+                    out.link
+                        .get_or_insert_with(LinkTarget::default)
+                        .components(data.get(1..).unwrap_or_default());
+                }
+                b"PX" => {
+                    out.rock_ridge = true;
+                    out.mode = le_u32(data, 0);
+                }
+                b"RE" => {
+                    out.rock_ridge = true;
+                    out.relocated = true;
+                }
+                b"CL" => {
+                    out.rock_ridge = true;
+                    out.child_link = le_u32(data, 0);
+                }
+                b"RR" | b"ER" | b"TF" | b"PN" => out.rock_ridge = true,
+                _ => {}
+            }
+            rest = rest.get(len..).unwrap_or_default();
+        }
+        Ok(next)
+    }
+
+    /// A directory's entries, parsed once and then taken from the cache.
+    fn read_dir(&self, dir: Extent) -> Result<Rc<Dir>, MediaError> {
+        if let Some(d) = self.dirs.get(&dir) {
+            return Ok(d);
+        }
+        let mut counted = 0usize;
+        let parsed = self.parse_dir(dir, &mut counted);
+        self.su_bytes
+            .set(self.su_bytes.get().saturating_add(counted));
+        let mut parsed = parsed?;
+        parsed.text.shrink_to_fit();
+        parsed.entries.shrink_to_fit();
+        let parsed = Rc::new(parsed);
+        let weight = parsed.bytes();
+        Ok(self.dirs.keep(dir, parsed, weight))
+    }
+
+    /// Reads and parses a directory (`.`/`..` left out), counting its System Use bytes.
+    fn parse_dir(&self, dir: Extent, counted: &mut usize) -> Result<Dir, MediaError> {
         if dir.len > MAX_DIR_BYTES {
             return Err(self.corrupt(format!(
                 "directory at block {}: {} bytes, more than the {MAX_DIR_BYTES}-byte limit",
@@ -408,7 +655,7 @@ impl IsoTree {
         let what = format!("directory (block {})", dir.block);
         let bytes = self.read_exact(self.block_offset(dir.block, &what)?, len, &what)?;
         let block_len = usize::try_from(self.block).unwrap_or(2048);
-        let mut entries: Vec<Entry> = Vec::new();
+        let mut out = Dir::default();
         for (i, sector) in bytes.chunks(block_len).enumerate() {
             let mut pos = 0usize;
             // Records never cross a block; a zero length byte means "rest of block unused".
@@ -430,43 +677,46 @@ impl IsoTree {
                     .and_then(parse_record)
                     .ok_or_else(|| self.corrupt(format!("{}: bad length {rec_len}", here())))?;
                 pos = end;
-                if let Some(e) = self.entry(&rec, dir.block)? {
-                    // The later extents of a multi-extent file repeat its name.
-                    let dup = entries.last().is_some_and(|l| {
-                        l.name == e.name && l.unsupported == Some("multi-extent file")
-                    });
-                    if !dup {
-                        entries.push(e);
-                    }
-                }
+                self.entry(&rec, dir.block, counted, &mut out)?;
             }
         }
-        Ok(entries)
+        Ok(out)
     }
 
-    /// Names one record, or `None` for `.`, `..`, relocated directories and unusable names.
-    fn entry(&self, rec: &Record<'_>, dir_block: u32) -> Result<Option<Entry>, MediaError> {
+    /// Adds the entry of one record to `out`; nothing for `.`, `..`, relocated directories,
+    /// unusable names and the later extents of a multi-extent file.
+    fn entry(
+        &self,
+        rec: &Record<'_>,
+        dir_block: u32,
+        counted: &mut usize,
+        out: &mut Dir,
+    ) -> Result<(), MediaError> {
         if matches!(rec.ident, [0] | [1]) {
-            return Ok(None);
+            return Ok(());
         }
-        let mut child_link = None;
+        let mut susp = Susp::default();
         let name = match self.names {
             Names::Primary => primary_name(rec.ident),
             Names::Joliet => joliet_name(rec.ident),
             Names::RockRidge { skip } => {
-                let susp = self.susp(rec.system_use, skip, dir_block)?;
+                susp = self.susp(rec.system_use, skip, dir_block, counted)?;
                 if susp.relocated || susp.dot_alias {
-                    return Ok(None);
+                    return Ok(());
                 }
-                child_link = susp.child_link;
-                match susp.name {
-                    Some(n) => String::from_utf8_lossy(&n).into_owned(),
+                match &susp.name {
+                    Some(n) => String::from_utf8_lossy(n).into_owned(),
                     None => primary_name(rec.ident),
                 }
             }
         };
         if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
-            return Ok(None);
+            return Ok(());
+        }
+        if name.len() > MAX_NAME_BYTES {
+            return Err(self.corrupt(format!(
+                "directory at block {dir_block}: a name longer than {MAX_NAME_BYTES} bytes"
+            )));
         }
         let unsupported = if rec.flags & FLAG_MULTI_EXTENT != 0 {
             Some("multi-extent file")
@@ -475,22 +725,45 @@ impl IsoTree {
         } else {
             None
         };
-        Ok(Some(Entry {
+        // The later extents of a multi-extent file repeat its name.
+        if out.entries.last().is_some_and(|l| {
+            l.unsupported == Some("multi-extent file") && out.name(l) == name.as_bytes()
+        }) {
+            return Ok(());
+        }
+        let full = || self.corrupt(format!("directory at block {dir_block}: too large"));
+        let name = out.push_text(name.as_bytes()).ok_or_else(full)?;
+        let mode_type = susp.mode.map(|m| m & S_IFMT);
+        let kind = if let Some(link) = &susp.link {
+            Kind::Link(out.push_text(&link.text).ok_or_else(full)?)
+        } else if mode_type == Some(S_IFLNK) {
+            Kind::Link(Span { at: 0, len: 0 })
+        } else if rec.flags & FLAG_DIRECTORY != 0 || susp.child_link.is_some() {
+            Kind::Dir
+        } else {
+            match (susp.mode, mode_type) {
+                // FIFO, character and block devices, sockets.
+                (Some(m), Some(0o010_000 | 0o020_000 | 0o060_000 | 0o140_000)) => Kind::Special(m),
+                _ => Kind::File,
+            }
+        };
+        out.entries.push(Entry {
             name,
-            dir: rec.flags & FLAG_DIRECTORY != 0 || child_link.is_some(),
+            kind,
             extent: rec.extent,
             unsupported,
-            child_link,
-        }))
+            child_link: susp.child_link,
+        });
+        Ok(())
     }
 
     /// The extent of a directory entry, following a Rock Ridge `CL` to the relocated directory
     /// (whose size is in its own `.` record).
-    fn dir_extent(&self, e: &Entry) -> Result<Extent, MediaError> {
+    fn dir_extent(&self, e: &Entry, name: &str) -> Result<Extent, MediaError> {
         let Some(block) = e.child_link else {
             return Ok(e.extent);
         };
-        let what = format!("relocated directory (block {block}) for {:?}", e.name);
+        let what = format!("relocated directory (block {block}) for {name:?}");
         let first = self.read_exact(
             self.block_offset(block, &what)?,
             usize::try_from(self.block).unwrap_or(2048),
@@ -502,80 +775,129 @@ impl IsoTree {
             .ok_or_else(|| self.corrupt(format!("{what}: no `.` record")))
     }
 
-    /// Finds `path`; `Ok(None)` if some component does not exist or is not a directory.
-    fn lookup(&self, path: &str) -> Result<Option<Entry>, MediaError> {
+    /// What entry `e` of `dir` is, for a lookup.
+    fn found(&self, dir: &Dir, e: &Entry, part: &str) -> Result<Found, MediaError> {
+        Ok(match e.kind {
+            Kind::File => Found::File {
+                extent: e.extent,
+                unsupported: e.unsupported,
+            },
+            Kind::Dir => Found::Dir(self.dir_extent(e, part)?),
+            Kind::Link(target) => {
+                Found::Link(String::from_utf8_lossy(dir.text(target)).into_owned())
+            }
+            Kind::Special(mode) => Found::Special(mode),
+        })
+    }
+
+    /// Finds `path`; `Ok(None)` if some component does not exist or is not a directory. A
+    /// symbolic link on the way is an error naming it.
+    fn lookup(&self, path: &str) -> Result<Option<Found>, MediaError> {
         let bad = || MediaError::new(format!("{}:{path}", self.object), MediaErrorKind::BadPath);
         let parts = components(path).ok_or_else(bad)?;
         if parts.len() > MAX_DEPTH {
             return Err(bad());
         }
-        let mut cur = Entry {
-            name: String::new(),
-            dir: true,
-            extent: self.root,
-            unsupported: None,
-            child_link: None,
-        };
+        let mut cur = Found::Dir(self.root);
+        let mut walked = String::new();
         for part in parts {
-            if !cur.dir {
-                return Ok(None);
-            }
-            let entries = self.read_dir(self.dir_extent(&cur)?)?;
+            let extent = match cur {
+                Found::Dir(extent) => extent,
+                Found::Link(target) => return Err(self.link_error(&walked, &target)),
+                Found::File { .. } | Found::Special(_) => return Ok(None),
+            };
+            let dir = self.read_dir(extent)?;
             let found = match self.names {
                 // Plain names are shown lower-case; look them up case-insensitively.
-                Names::Primary => entries
-                    .into_iter()
-                    .find(|e| e.name.eq_ignore_ascii_case(part)),
-                _ => entries.into_iter().find(|e| e.name == part),
+                Names::Primary => dir
+                    .entries
+                    .iter()
+                    .find(|e| dir.name(e).eq_ignore_ascii_case(part.as_bytes())),
+                _ => dir.entries.iter().find(|e| dir.name(e) == part.as_bytes()),
             };
-            match found {
-                Some(e) => cur = e,
-                None => return Ok(None),
+            let Some(e) = found else {
+                return Ok(None);
+            };
+            if !walked.is_empty() {
+                walked.push('/');
             }
+            walked.push_str(part);
+            cur = self.found(&dir, e, part)?;
         }
         Ok(Some(cur))
+    }
+
+    /// The error for a symbolic link met at `path`: never followed, its target named.
+    fn link_error(&self, path: &str, target: &str) -> MediaError {
+        let target = if target.is_empty() {
+            "an unknown target".to_string()
+        } else {
+            format!("{target:?}")
+        };
+        self.path_error(
+            path,
+            format!("a symbolic link to {target}: links on a medium are never followed"),
+        )
+    }
+}
+
+/// A file type for messages.
+fn kind_name(mode: u32) -> &'static str {
+    match mode & S_IFMT {
+        0o010_000 => "a FIFO",
+        0o020_000 => "a character device",
+        0o060_000 => "a block device",
+        _ => "a socket",
     }
 }
 
 impl Tree for IsoTree {
     fn read(&self, path: &str, cap: u64) -> Result<Option<Vec<u8>>, MediaError> {
-        let Some(e) = self.lookup(path)? else {
-            return Ok(None);
+        let (extent, unsupported) = match self.lookup(path)? {
+            None | Some(Found::Dir(_)) => return Ok(None),
+            Some(Found::Link(target)) => return Err(self.link_error(path, &target)),
+            Some(Found::Special(mode)) => {
+                return Err(self.path_error(
+                    path,
+                    format!("{} (mode {mode:#o}), not a regular file", kind_name(mode)),
+                ))
+            }
+            Some(Found::File {
+                extent,
+                unsupported,
+            }) => (extent, unsupported),
         };
-        if e.dir {
-            return Ok(None);
-        }
         let object = format!("{}:{path}", self.object);
-        if let Some(why) = e.unsupported {
+        if let Some(why) = unsupported {
             return Err(MediaError::new(
                 object,
                 MediaErrorKind::Corrupt(format!("{why}: not supported")),
             ));
         }
-        let size = u64::from(e.extent.len);
+        let size = u64::from(extent.len);
         if size > cap {
             return Err(MediaError::new(
                 object,
                 MediaErrorKind::TooLarge { size, cap },
             ));
         }
-        let what = format!("file {path:?} (block {})", e.extent.block);
-        let at = self.block_offset(e.extent.block, &what)?;
+        let what = format!("file {path:?} (block {})", extent.block);
+        let at = self.block_offset(extent.block, &what)?;
         self.read_exact(at, usize::try_from(size).unwrap_or(usize::MAX), &what)
             .map(Some)
     }
 
     fn list(&self, dir: &str) -> Result<Option<Vec<String>>, MediaError> {
-        let Some(e) = self.lookup(dir)? else {
-            return Ok(None);
+        let extent = match self.lookup(dir)? {
+            Some(Found::Dir(extent)) => extent,
+            Some(Found::Link(target)) => return Err(self.link_error(dir, &target)),
+            _ => return Ok(None),
         };
-        if !e.dir {
-            return Ok(None);
-        }
-        let mut names: Vec<String> = self
-            .read_dir(self.dir_extent(&e)?)?
-            .into_iter()
-            .map(|e| e.name)
+        let d = self.read_dir(extent)?;
+        let mut names: Vec<String> = d
+            .entries
+            .iter()
+            .map(|e| String::from_utf8_lossy(d.name(e)).into_owned())
             .collect();
         names.sort();
         names.dedup();
@@ -710,5 +1032,83 @@ mod tests {
         assert!(parse_record(&rec).is_none(), "extended attribute overflow");
         assert!(parse_record(&rec[..10]).is_none(), "short");
         assert!(parse_record(&[]).is_none(), "empty");
+    }
+
+    #[test]
+    fn link_targets() {
+        // (case, SL component records, target): flags, length, content.
+        let cases: &[(&str, &[&[u8]], &str)] = &[
+            (
+                "absolute",
+                &[b"\x08\x00", b"\x00\x03etc", b"\x00\x06shadow"],
+                "/etc/shadow",
+            ),
+            (
+                "relative",
+                &[b"\x04\x00", b"\x04\x00", b"\x00\x01x"],
+                "../../x",
+            ),
+            ("current", &[b"\x02\x00", b"\x00\x01a"], "./a"),
+            (
+                "continued component",
+                &[b"\x01\x03lat", b"\x00\x03est"],
+                "latest",
+            ),
+            ("cut short", &[b"\x00\x09abc"], "abc"),
+        ];
+        for (case, records, want) in cases {
+            let mut t = LinkTarget::default();
+            t.components(&records.concat());
+            assert_eq!(String::from_utf8_lossy(&t.text), *want, "case {case}");
+        }
+        let mut t = LinkTarget::default();
+        t.components(&[&[0u8, 255][..], &[b'x'; 255]].concat().repeat(40));
+        assert_eq!(t.text.len(), MAX_LINK_TARGET, "kept to its limit");
+    }
+
+    #[test]
+    fn directories_are_parsed_once() {
+        let path = tiny_iso("cache", &[(b"A.TXT;1", 0), (b"B.TXT;1", 0)]);
+        let tree = IsoTree::open(&path).unwrap();
+        assert_eq!(
+            tree.read("a.txt", 9).unwrap().as_deref(),
+            Some(&b"hello"[..])
+        );
+        let after_first = tree.budget.used();
+        assert_eq!(
+            tree.read("b.txt", 9).unwrap().as_deref(),
+            Some(&b"hello"[..])
+        );
+        assert_eq!(
+            tree.budget.used() - after_first,
+            5,
+            "the second read reads only the file: the root came from the cache"
+        );
+        assert_eq!(tree.dirs.len(), 1);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    /// The boot's deadline reaches into every read: past it, opening (or reading) an image
+    /// stops with a timed-out error naming the image, whatever its structures.
+    #[test]
+    fn the_deadline_stops_reads() {
+        use crate::deadline::Deadline;
+        let path = tiny_iso("deadline", &[(b"A.TXT;1", 0)]);
+        let late = Budget::new(Some(Deadline::after(std::time::Duration::ZERO)));
+        let e = IsoTree::open_with(&path, late)
+            .err()
+            .expect("past the deadline");
+        assert!(
+            matches!(&e.kind, MediaErrorKind::Io(io) if io.kind() == io::ErrorKind::TimedOut)
+                && e.to_string()
+                    .contains("the deadline passed while reading this medium"),
+            "{e}"
+        );
+        let soon = Budget::new(Some(Deadline::after(std::time::Duration::from_secs(60))));
+        assert!(
+            IsoTree::open_with(&path, soon).is_ok(),
+            "before the deadline"
+        );
+        std::fs::remove_file(path).unwrap();
     }
 }

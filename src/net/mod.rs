@@ -1,82 +1,91 @@
-//! The network stage: bring up candidate NICs, race DHCPv4 on all of them at once, configure
-//! the first lease that reaches the metadata service, and put everything back afterwards.
+//! The network stage: bring up the candidate NICs, race IPv4 and IPv6 on all of them at once,
+//! keep the first configuration that reaches the metadata service, and put everything back
+//! afterwards.
 //!
-//! - Candidates: `select.rs`, waited for (up to the deadline) while there are none, since
-//!   udev may still be loading NIC drivers. Each is set up (IFF_UP) if it was down; DHCP starts on it as
-//!   soon as it has carrier. One thread polls every socket: the time for eight NICs of which
-//!   one answers is the time of that one (fedora-coreos-tracker#518 is what we avoid).
-//! - A lease is applied (MTU, address, routes: option 121, else a default route via option
-//!   3; a gateway outside the subnet gets an on-link host route first), then, if a `target`
-//!   is given, a TCP connection to it is tried. Success wins; failure undoes that NIC's
-//!   configuration and the race goes on with the others.
-//! - [`Up`] undoes what was done when dropped: routes and the address removed, links we set up
-//!   set down again, so the real root finds the links as they were. [`Up::keep`] leaves the
-//!   winner configured (for `rd.neednet=1` or `ip=`, as dracut does); the losers are still
-//!   put back.
+//! - Candidates and what runs on each: `select.rs` (`--iface`, `ip=`, else every Ethernet
+//!   NIC: DHCPv4, and IPv6 as the router asks), waited for (up to the deadline) while there
+//!   are none, since udev may still be loading NIC drivers. Each down link gets optimistic
+//!   DAD (`sysctl.rs`, which says why) and is set up (IFF_UP).
+//! - IPv4 (`race.rs`, `config.rs`): DHCPv4 (`dhcp/`) once the link has carrier, or the static
+//!   `ip=` address; a configuration is applied (MTU, address, routes: option 121, else a
+//!   default route via option 3; a gateway outside the subnet gets an on-link host route
+//!   first), one NIC at a time, and probed.
+//! - IPv6 (`v6.rs`): the kernel makes the link-local address, takes router advertisements,
+//!   does SLAAC and installs the routes they give; we send a Router Solicitation as soon as
+//!   the link-local address is usable, read the RA's M/O flags back from the kernel, run
+//!   DHCPv6 (`dhcp6/`) as they ask (or at once for `ip=dhcp6`) and add its addresses, add a
+//!   static `ip=[v6]` address. Addresses and flags come from netlink dumps (`rtnl.rs`,
+//!   `link.rs`), read again whenever the kernel's IPv6 notifications ring.
+//! - A ready configuration is probed (`probe.rs`): a TCP connect to each metadata address of
+//!   its family ([`Options::targets`]; a link-local one is tried on every NIC, with that NIC
+//!   as its zone) through that NIC. The first connect wins, whichever family (see `race.rs`).
+//!   The winner's IPv6 metadata address is pinned to it by a host route, so the fetch leaves
+//!   by the NIC that reached it. One thread polls every socket: the time for eight NICs of
+//!   which one answers is the time of that one (fedora-coreos-tracker#518 is what we avoid).
+//!   Where the IPv4 service is each lease's own DHCP server ([`Options::lease_server_port`],
+//!   CloudStack), a DHCPv4 lease is probed at port N of its server (option 54).
+//! - Without DHCP (`linklocal.rs`, DigitalOcean): an IPv4 link-local address on the first
+//!   candidate NIC, probed the same way; no race.
+//! - [`Up`] undoes what was done when dropped: addresses and routes we added are removed, the
+//!   MTU restored, links we set up set down again (which takes the kernel's SLAAC addresses
+//!   and RA routes with them), sysctls restored, so the real root finds the links as they
+//!   were. [`Up::keep`] leaves the winner configured (for `rd.neednet=1` or `ip=`, as dracut
+//!   does); the losers are still put back.
 //!
-//! Every wait is bounded by the caller's [`Deadline`]. Not supported: IPv6 (SLAAC, DHCPv6),
-//! renewing leases, DNS configuration in the initramfs (servers are reported, not applied:
-//! metadata URLs are addresses), releasing the lease (DHCPRELEASE).
+//! Every wait is bounded by the caller's [`Deadline`]. Not supported: renewing leases
+//! (DHCPv4 or DHCPv6), DNS configuration in the initramfs (servers are reported, not
+//! applied: metadata URLs are addresses), DHCPRELEASE and DHCPv6 RELEASE, DHCPv6 without an
+//! RA that asks for it (unless `ip=dhcp6`), IPv6 prefix delegation, temporary addresses.
 
+pub mod config;
 pub mod link;
+pub mod linklocal;
+pub mod probe;
+pub mod race;
+pub mod report;
+pub mod rtnl;
 pub mod select;
+pub mod sysctl;
+pub mod v6;
+
+pub use report::{LeaseReport, NicReport};
 
 use crate::cmdline::Cmdline;
-use crate::dhcp::client::{Client, Event, Lease, RetryConfig};
+use crate::deadline::Deadline;
+use crate::dhcp::client::RetryConfig;
 use crate::dhcp::socket::DhcpSocket;
+use crate::dhcp6::socket::Dhcp6Socket;
 use crate::root::Root;
-use crate::run::Deadline;
-use link::{Links, Nic, RouteSpec};
-use serde::Serialize;
+use config::Applied;
+use link::Links;
+use race::{Race, Slot};
+use select::Plan;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::fd::AsFd;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// How often the NIC list is read again while none is there.
 const NIC_POLL: Duration = Duration::from_millis(100);
-/// How often links without carrier are looked at again.
-const CARRIER_POLL: Duration = Duration::from_millis(20);
-/// Longest wait for the metadata service's TCP port once a lease is applied.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What to bring up.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// `--iface`: only these NICs.
     pub ifaces: Vec<String>,
-    /// The metadata service: a lease wins when a TCP connection to it succeeds.
-    pub target: Option<SocketAddr>,
+    /// The metadata service's addresses: a configuration wins when a TCP connection to one
+    /// of them succeeds through it. An IPv6 link-local address with scope 0 is tried on
+    /// every NIC; with a scope, only on that NIC. Empty (and no `lease_server_port`): the
+    /// first configuration wins.
+    pub targets: Vec<SocketAddr>,
+    /// Without an IPv4 address in `targets`: the IPv4 service is this port of each DHCPv4
+    /// lease's own server (option 54), so a lease wins when a TCP connection there succeeds
+    /// through its NIC (CloudStack's virtual router). A static `ip=` has no such server.
+    pub lease_server_port: Option<u16>,
     pub retry: RetryConfig,
+    pub retry6: crate::dhcp6::client::RetryConfig,
 }
 
-/// The lease that won, as printed by `preroot net --json` and kept in the context.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LeaseReport {
-    pub iface: String,
-    pub mac: String,
-    pub address: String,
-    pub server: Ipv4Addr,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub routes: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub dns: Vec<Ipv4Addr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub domain: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mtu: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lease_secs: Option<u32>,
-    /// NICs raced.
-    pub candidates: Vec<String>,
-    /// From the start of the stage to the ACK, and to the metadata service answering.
-    pub lease_ms: u64,
-    pub reach_ms: u64,
-}
-
-/// Why no lease was usable.
+/// Why no configuration was usable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetError {
     NoCandidates(String),
@@ -97,26 +106,46 @@ impl fmt::Display for NetError {
 
 impl std::error::Error for NetError {}
 
-/// Configuration done on one NIC, to be undone.
-#[derive(Debug, Default)]
-struct Applied {
-    ifindex: u32,
-    address: Option<(Ipv4Addr, u8)>,
-    routes: Vec<RouteSpec>,
-}
-
 /// The network as the stage left it; put back on drop unless [`Up::keep`] was called.
 pub struct Up {
     links: Links,
+    /// Links we set up.
     raised: Vec<u32>,
-    winner: Applied,
+    /// Sysctls we changed.
+    saved: Vec<sysctl::Saved>,
+    /// Everything we configured, per NIC.
+    applied: Vec<Applied>,
+    /// Host routes pinning the metadata address to the winner (removed even when kept).
+    pins: Vec<Applied>,
+    /// The winning NIC's index.
+    winner: Option<u32>,
     keep: bool,
-    /// The race's sockets, closed only when the stage is over (see `bring_up`).
+    /// The race's sockets, closed only when the stage is over (see `race.rs`).
     sockets: Vec<DhcpSocket>,
+    sockets6: Vec<Dhcp6Socket>,
     pub lease: LeaseReport,
+    /// The metadata address that answered, with the winner's zone for a link-local one.
+    pub reached: Option<SocketAddr>,
 }
 
 impl Up {
+    /// Nothing done yet on `links`, for a stage over `candidates`.
+    fn new(links: Links, candidates: Vec<String>) -> Up {
+        Up {
+            links,
+            raised: Vec::new(),
+            saved: Vec::new(),
+            applied: Vec::new(),
+            pins: Vec::new(),
+            winner: None,
+            keep: false,
+            sockets: Vec::new(),
+            sockets6: Vec::new(),
+            lease: LeaseReport::new(candidates),
+            reached: None,
+        }
+    }
+
     /// Leave the winning NIC configured (`rd.neednet=1`, `ip=`).
     pub fn keep(mut self) {
         self.keep = true;
@@ -127,82 +156,27 @@ impl Drop for Up {
     fn drop(&mut self) {
         // Cleanup gets its own short deadline: the stage's may be spent.
         let d = Deadline::after(Duration::from_secs(2));
-        if !self.keep {
-            undo(&mut self.links, &self.winner, d);
+        let kept = |idx: u32| self.keep && Some(idx) == self.winner;
+        for a in &self.pins {
+            config::undo(&mut self.links, a, d);
+        }
+        for a in &self.applied {
+            if !kept(a.ifindex) {
+                config::undo(&mut self.links, a, d);
+            }
         }
         for idx in &self.raised {
-            if self.keep && *idx == self.winner.ifindex {
+            if kept(*idx) {
                 continue;
             }
             if let Err(e) = self.links.set_up(*idx, false, d) {
                 log::warn!("net: setting link {idx} down: {e}");
             }
         }
-    }
-}
-
-fn undo(links: &mut Links, a: &Applied, d: Deadline) {
-    for r in a.routes.iter().rev() {
-        let _ = links.route(false, r, d);
-    }
-    if let Some((addr, prefix)) = a.address {
-        if let Err(e) = links.address(false, a.ifindex, addr, prefix, d) {
-            log::warn!("net: removing {addr}/{prefix}: {e}");
+        for s in &self.saved {
+            s.restore();
         }
     }
-}
-
-fn in_subnet(a: Ipv4Addr, b: Ipv4Addr, prefix: u8) -> bool {
-    let mask = u32::MAX
-        .checked_shl(32u32.saturating_sub(u32::from(prefix)))
-        .unwrap_or(0);
-    u32::from(a) & mask == u32::from(b) & mask
-}
-
-fn apply(links: &mut Links, nic: &Nic, lease: &Lease, d: Deadline) -> Result<Applied, String> {
-    let mut a = Applied {
-        ifindex: nic.ifindex,
-        ..Applied::default()
-    };
-    if let Some(mtu) = lease.mtu {
-        links
-            .set_mtu(nic.ifindex, u32::from(mtu), d)
-            .map_err(|e| format!("{}: MTU {mtu}: {e}", nic.name))?;
-    }
-    links
-        .address(true, nic.ifindex, lease.address, lease.prefix, d)
-        .map_err(|e| format!("{}: address {}: {e}", nic.name, lease.address))?;
-    a.address = Some((lease.address, lease.prefix));
-    for (dest, prefix, gw) in lease.routes() {
-        if let Some(gw) = gw.filter(|g| !in_subnet(*g, lease.address, lease.prefix)) {
-            // GCE-style /32 leases: reach the gateway on the link first.
-            let host = RouteSpec {
-                ifindex: nic.ifindex,
-                dest: gw,
-                prefix: 32,
-                gateway: None,
-                metric: None,
-            };
-            if !a.routes.contains(&host) {
-                links
-                    .route(true, &host, d)
-                    .map_err(|e| format!("{}: route to gateway {gw}: {e}", nic.name))?;
-                a.routes.push(host);
-            }
-        }
-        let r = RouteSpec {
-            ifindex: nic.ifindex,
-            dest,
-            prefix,
-            gateway: gw,
-            metric: None,
-        };
-        links
-            .route(true, &r, d)
-            .map_err(|e| format!("{}: route {dest}/{prefix}: {e}", nic.name))?;
-        a.routes.push(r);
-    }
-    Ok(a)
 }
 
 /// Is `addr` unreachable for lack of a route (so the network must be brought up first)?
@@ -216,27 +190,6 @@ pub fn needs_network(addr: SocketAddr) -> bool {
     }
 }
 
-enum Slot {
-    /// Waiting for carrier.
-    Waiting(Nic),
-    Running(Nic, DhcpSocket, Box<Client>),
-    /// Out of the race, with why.
-    Out(String),
-}
-
-fn seed(nic: &Nic) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded from the OS's randomness: enough for a transaction id.
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write(&nic.mac);
-    h.write_u32(nic.ifindex);
-    h.finish()
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// Brings up the network under `deadline`. See the module docs.
 pub fn bring_up(
     root: &Root,
@@ -245,7 +198,119 @@ pub fn bring_up(
     deadline: Deadline,
 ) -> Result<Up, NetError> {
     let started = Instant::now();
-    // udev may still be loading NIC drivers: wait (bounded) for a candidate to appear.
+    let plans = wait_for_candidates(root, cmd, opts, deadline)?;
+    let names: Vec<String> = plans.iter().map(|p| p.nic.name.clone()).collect();
+    let what: Vec<String> = plans
+        .iter()
+        .map(|p| format!("{} ({})", p.nic.name, p.summary()))
+        .collect();
+    log::info!("net: racing on {}", what.join(", "));
+    let links = Links::open().map_err(|e| NetError::Netlink(format!("netlink: {e}")))?;
+    // From here on, dropping `up` puts the links back (early returns included).
+    let mut up = Up::new(links, names);
+    let doorbell = link::Doorbell::open()
+        .map_err(|e| log::debug!("net: IPv6 notifications: {e}; polling instead"))
+        .ok();
+    let slots = raise(root, &mut up, plans, deadline);
+    let mut race = Race::new(slots, doorbell, opts, started, deadline);
+    let mut win = None;
+    while !deadline.passed() {
+        let now = Instant::now();
+        let waiting = race.start_and_send(root, &mut up.links, now);
+        race.refresh(&mut up.links, now);
+        race.solicit();
+        win = race.advance(&mut up.links, now);
+        if win.is_some() || !race.active() {
+            break;
+        }
+        let ready = race.wait(waiting, Instant::now());
+        win = race.receive(&mut up.links, ready, Instant::now());
+        if win.is_some() {
+            break;
+        }
+    }
+    let Some(w) = win else {
+        let why = race.failure();
+        let (applied, s4, s6) = race.into_parts();
+        up.applied = applied;
+        up.sockets = s4;
+        up.sockets6 = s6;
+        return Err(NetError::NoLease(why));
+    };
+    race.fill(&mut up.lease, &w);
+    let winner = race.slots.get(w.slot).map(|s| s.plan.nic.clone());
+    let (applied, s4, s6) = race.into_parts();
+    up.applied = applied;
+    up.sockets = s4;
+    up.sockets6 = s6;
+    up.reached = w.target;
+    if let Some(nic) = winner {
+        up.winner = Some(nic.ifindex);
+        pin(&mut up, nic.ifindex, w.target, deadline);
+        log::info!(
+            "net: {} won over {} ({} {}) after {} ms",
+            nic.name,
+            w.family,
+            w.method,
+            w.address,
+            up.lease.reach_ms
+        );
+    }
+    Ok(up)
+}
+
+/// Sets the candidates' links up (optimistic DAD first, see `sysctl.rs`), recording what
+/// to put back in `up`; the race's slots.
+fn raise(root: &Root, up: &mut Up, plans: Vec<Plan>, deadline: Deadline) -> Vec<Slot> {
+    let existing = up.links.addresses6(deadline).unwrap_or_default();
+    let mut slots = Vec::new();
+    for plan in plans {
+        let nic = plan.nic.clone();
+        let mut conf = sysctl::read_conf(root, &nic.name);
+        let mut out = None;
+        if !nic.up {
+            let (saved, c) = sysctl::prepare(root, &nic.name);
+            up.saved.extend(saved);
+            conf = c;
+            match up.links.set_up(nic.ifindex, true, deadline) {
+                Ok(()) => up.raised.push(nic.ifindex),
+                Err(e) => out = Some(format!("{}: set up: {e}", nic.name)),
+            }
+        }
+        let mut v6 = v6::Nic6::new(plan.v6, conf);
+        v6.existing = existing
+            .iter()
+            .filter(|a| a.ifindex == nic.ifindex && !a.link_local())
+            .map(|a| a.address)
+            .collect();
+        slots.push(Slot::new(plan, v6, out));
+    }
+    slots
+}
+
+/// Pins an IPv6 metadata address to the winning NIC (see [`config::pin6`]).
+fn pin(up: &mut Up, ifindex: u32, target: Option<SocketAddr>, deadline: Deadline) {
+    let Some(SocketAddr::V6(t)) = target else {
+        return;
+    };
+    if t.ip().is_unicast_link_local() {
+        return; // the zone says which NIC
+    }
+    let mut a = Applied::new(ifindex);
+    if let Err(e) = config::pin6(&mut up.links, &mut a, *t.ip(), deadline) {
+        log::warn!("net: {e}");
+    }
+    up.pins.push(a);
+}
+
+/// The candidate NICs and their plans, waiting (bounded) for one to appear: udev may still
+/// be loading NIC drivers.
+fn wait_for_candidates(
+    root: &Root,
+    cmd: &Cmdline,
+    opts: &Options,
+    deadline: Deadline,
+) -> Result<Vec<Plan>, NetError> {
     let mut nics = link::list(root);
     let mut cands = select::candidates(&nics, cmd, &opts.ifaces);
     while cands.is_empty() && !deadline.passed() {
@@ -254,256 +319,15 @@ pub fn bring_up(
         cands = select::candidates(&nics, cmd, &opts.ifaces);
     }
     if cands.is_empty() {
+        let found: Vec<&str> = nics.iter().map(|n| n.name.as_str()).collect();
         return Err(NetError::NoCandidates(format!(
-            "no NIC to run DHCP on (found: {})",
-            if nics.is_empty() {
+            "no NIC to bring up (found: {})",
+            if found.is_empty() {
                 "none".to_string()
             } else {
-                nics.iter()
-                    .map(|n| n.name.clone())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                found.join(", ")
             }
         )));
     }
-    let names: Vec<String> = cands.iter().map(|n| n.name.clone()).collect();
-    log::info!("net: racing DHCPv4 on {}", names.join(", "));
-    let mut links = Links::open().map_err(|e| NetError::Netlink(format!("netlink: {e}")))?;
-    let mut raised = Vec::new();
-    let mut slots = Vec::new();
-    for nic in cands {
-        if !nic.up {
-            if let Err(e) = links.set_up(nic.ifindex, true, deadline) {
-                slots.push(Slot::Out(format!("{}: set up: {e}", nic.name)));
-                continue;
-            }
-            raised.push(nic.ifindex);
-        }
-        slots.push(Slot::Waiting(nic));
-    }
-    // From here on, dropping `up` puts the links back (early returns included).
-    let mut up = Up {
-        links,
-        raised,
-        winner: Applied::default(),
-        keep: false,
-        sockets: Vec::new(),
-        lease: LeaseReport {
-            iface: String::new(),
-            mac: String::new(),
-            address: String::new(),
-            server: Ipv4Addr::UNSPECIFIED,
-            routes: Vec::new(),
-            dns: Vec::new(),
-            domain: None,
-            hostname: None,
-            mtu: None,
-            lease_secs: None,
-            candidates: names,
-            lease_ms: 0,
-            reach_ms: 0,
-        },
-    };
-    loop {
-        let now = Instant::now();
-        if deadline.passed() {
-            break;
-        }
-        // Start DHCP on links that got carrier; send what is due.
-        let mut waiting = false;
-        for slot in &mut slots {
-            if let Slot::Waiting(nic) = slot {
-                if !link::has_carrier(root, &nic.name) {
-                    waiting = true;
-                    continue;
-                }
-                *slot = match DhcpSocket::open(nic.ifindex) {
-                    Ok(s) => {
-                        let c = Client::new(nic.mac, seed(nic), now, opts.retry);
-                        Slot::Running(nic.clone(), s, Box::new(c))
-                    }
-                    Err(e) => Slot::Out(format!("{}: packet socket: {e}", nic.name)),
-                };
-            }
-            if let Slot::Running(nic, sock, client) = slot {
-                if let Some(p) = client.poll_transmit(now) {
-                    if let Err(e) = sock.send(&p) {
-                        log::debug!("net: {}: send: {e}", nic.name);
-                    }
-                }
-            }
-        }
-        if !slots
-            .iter()
-            .any(|s| matches!(s, Slot::Waiting(_) | Slot::Running(..)))
-        {
-            break;
-        }
-        let next = slots
-            .iter()
-            .filter_map(|s| match s {
-                Slot::Running(_, _, c) => c.poll_at(),
-                _ => None,
-            })
-            .min();
-        let mut wait = deadline.remaining();
-        if let Some(n) = next {
-            wait = wait.min(n.saturating_duration_since(Instant::now()));
-        }
-        if waiting {
-            wait = wait.min(CARRIER_POLL);
-        }
-        let running: Vec<usize> = slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| matches!(s, Slot::Running(..)).then_some(i))
-            .collect();
-        let fds: Vec<_> = slots
-            .iter()
-            .filter_map(|s| match s {
-                Slot::Running(_, sock, _) => Some(sock.as_fd()),
-                _ => None,
-            })
-            .collect();
-        let ready = if fds.is_empty() {
-            std::thread::sleep(wait);
-            Vec::new()
-        } else {
-            crate::sys::packet::poll_readable(&fds, wait).unwrap_or_default()
-        };
-        drop(fds);
-        for (k, is_ready) in ready.into_iter().enumerate() {
-            let Some(&i) = running.get(k) else { continue };
-            if !is_ready {
-                continue;
-            }
-            let Some(slot) = slots.get_mut(i) else {
-                continue;
-            };
-            let Slot::Running(nic, sock, client) = slot else {
-                continue;
-            };
-            let payloads = sock.drain().unwrap_or_default();
-            for p in payloads {
-                match client.process(&p, Instant::now()) {
-                    Event::Offered(a) => log::debug!("net: {}: offered {a}", nic.name),
-                    Event::Nak => log::info!("net: {}: DHCPNAK, starting over", nic.name),
-                    Event::None => {}
-                    Event::Bound(lease) => {
-                        let lease_ms = ms(started.elapsed());
-                        log::info!(
-                            "net: {}: lease {}/{} from {} after {lease_ms} ms",
-                            nic.name,
-                            lease.address,
-                            lease.prefix,
-                            lease.server
-                        );
-                        let nic = nic.clone();
-                        match try_lease(&mut up.links, &nic, &lease, opts.target, deadline) {
-                            Ok(applied) => {
-                                up.winner = applied;
-                                fill_report(
-                                    &mut up.lease,
-                                    &nic,
-                                    &lease,
-                                    lease_ms,
-                                    ms(started.elapsed()),
-                                );
-                                // Closing a packet socket waits for an RCU grace period:
-                                // the sockets are closed with `up`, after the fetch.
-                                up.sockets = slots
-                                    .into_iter()
-                                    .filter_map(|s| match s {
-                                        Slot::Running(_, sock, _) => Some(sock),
-                                        _ => None,
-                                    })
-                                    .collect();
-                                return Ok(up);
-                            }
-                            Err(why) => {
-                                log::warn!("net: {why}");
-                                *slot = Slot::Out(why);
-                            }
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    let mut detail: Vec<String> = slots
-        .iter()
-        .map(|s| match s {
-            Slot::Waiting(n) => format!("{}: no carrier", n.name),
-            Slot::Running(n, _, _) => format!("{}: no lease", n.name),
-            Slot::Out(why) => why.clone(),
-        })
-        .collect();
-    detail.sort();
-    Err(NetError::NoLease(format!(
-        "no usable DHCPv4 lease within {} ms ({})",
-        ms(started.elapsed()),
-        detail.join("; ")
-    )))
-}
-
-/// Applies a lease and checks the metadata service answers through it; undone on failure.
-fn try_lease(
-    links: &mut Links,
-    nic: &Nic,
-    lease: &Lease,
-    target: Option<SocketAddr>,
-    deadline: Deadline,
-) -> Result<Applied, String> {
-    let applied = apply(links, nic, lease, deadline)?;
-    let Some(target) = target else {
-        return Ok(applied);
-    };
-    let limit = deadline.remaining().min(PROBE_TIMEOUT);
-    match TcpStream::connect_timeout(&target, limit.max(Duration::from_millis(1))) {
-        Ok(_) => Ok(applied),
-        Err(e) => {
-            undo(links, &applied, Deadline::after(Duration::from_secs(1)));
-            Err(format!(
-                "{}: lease {} does not reach {target}: {e}",
-                nic.name, lease.address
-            ))
-        }
-    }
-}
-
-fn fill_report(r: &mut LeaseReport, nic: &Nic, lease: &Lease, lease_ms: u64, reach_ms: u64) {
-    r.iface = nic.name.clone();
-    r.mac = nic.mac_text();
-    r.address = format!("{}/{}", lease.address, lease.prefix);
-    r.server = lease.server;
-    r.routes = lease
-        .routes()
-        .iter()
-        .map(|(d, p, gw)| match gw {
-            Some(g) => format!("{d}/{p} via {g}"),
-            None => format!("{d}/{p} on-link"),
-        })
-        .collect();
-    r.dns = lease.dns.clone();
-    r.domain = lease.domain.clone();
-    r.hostname = lease.hostname.clone();
-    r.mtu = lease.mtu;
-    r.lease_secs = lease.lease_secs;
-    r.lease_ms = lease_ms;
-    r.reach_ms = reach_ms;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subnets() {
-        let a = Ipv4Addr::new(10, 0, 0, 5);
-        assert!(in_subnet(Ipv4Addr::new(10, 0, 0, 1), a, 24));
-        assert!(!in_subnet(Ipv4Addr::new(10, 0, 1, 1), a, 24));
-        assert!(!in_subnet(Ipv4Addr::new(10, 0, 0, 1), a, 32));
-        assert!(in_subnet(Ipv4Addr::new(1, 2, 3, 4), a, 0));
-    }
+    Ok(cands)
 }

@@ -204,7 +204,7 @@ fn merge(links: &mut Vec<Link>, target: Target, entry: &IpConfig) {
 mod tests {
     use super::*;
     use crate::cmdline::parse;
-    use crate::context::{Context, Dns, LinkOrigin, Medium, Source, SourceKind};
+    use crate::context::{Context, Dns, LinkOrigin, Source};
     use std::net::IpAddr;
 
     const MAC0: &str = "52:54:00:00:00:00";
@@ -470,15 +470,7 @@ mod tests {
             ("ip=52-54-00-00-00-01:dhcp", &["eth1"], &[]),
         ];
         for (input, names, fallbacks) in cases {
-            let mut ctx = Context::new(
-                None,
-                Source {
-                    kind: SourceKind::KernelCmdline,
-                    medium: Medium::Cmdline,
-                    location: "/proc/cmdline".into(),
-                    partition_of: None,
-                },
-            );
+            let mut ctx = Context::new(None, Source::kernel_cmdline());
             ctx.host_nics = nics();
             ctx.network = network(&parse(input), &ctx.host_nics);
             ctx.match_nics(false);

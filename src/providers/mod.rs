@@ -1,34 +1,50 @@
 //! Datasources: each turns one medium's tree into a [`Context`].
 //!
-//! `configdrive.rs` (OpenStack config drive), `nocloud.rs` (NoCloud seed, with `netconfig.rs`
-//! for network-config v1/v2), `opennebula.rs` (`context.sh`). They read through
+//! One module per platform: `openstack/` (config drive and metadata service), `ec2/` (IMDS,
+//! IMDSv2; also Alibaba's tree through `alibaba/`), `gce/`, `nocloud/` (seed and NoCloud-net,
+//! with `netconfig.rs` for network-config v1/v2), `opennebula/` (`context.sh`), `azure/`
+//! (`ovf-env.xml`, IMDS, the ready report), and the metadata services of issue 20:
+//! `digitalocean/`, `hetzner/`, `oracle/`, `vultr/`, `scaleway/`, `alibaba/`, `cloudstack/`
+//! (with its password server, shared by `exoscale/`);
+//! `kernel.rs` reads the network of `ip=` alone, and
+//! `service.rs` holds what the metadata services share. [`read_medium`] and
+//! [`fetch_service`] dispatch on the platform. They read through
 //! [`crate::media::Tree`] with the caps below and put secrets in the state directory, never in
 //! the context. A problem with a required document is a [`DatasourceError`]; a problem with an
 //! optional one is recorded in `Context::errors` and the rest is kept. Never writes anywhere
-//! but the state directory; never touches the network.
+//! but the state directory; the network is touched only through a service's [`service::Endpoint`]
+//! (bringing links up is `net/`'s).
 
-pub mod configdrive;
+pub mod alibaba;
+pub mod azure;
+pub mod cloudstack;
+pub mod digitalocean;
 pub mod ec2;
+pub mod exoscale;
+pub mod fields;
 pub mod gce;
+pub mod hetzner;
 pub mod kernel;
 pub mod netconfig;
 pub mod nocloud;
 pub mod opennebula;
+pub mod openstack;
+pub mod oracle;
+pub mod scaleway;
 pub mod service;
+pub mod vultr;
 
-use crate::context::{Context, HostNic, SecretFile, Source};
+use crate::caps;
+use crate::context::{Context, HostNic, Platform, SecretFile, Source};
+use crate::deadline::Deadline;
 use crate::media::{MediaError, MediaErrorKind, Tree};
 use crate::state::StateDir;
 use std::fmt;
 
 /// Cap on one metadata document (JSON, YAML, `context.sh`).
 pub const METADATA_CAP: u64 = 1024 * 1024;
-/// Cap on user data and vendor data.
-pub const USERDATA_CAP: u64 = 16 * 1024 * 1024;
-/// Cap on the number of ssh keys kept (more are dropped with a warning).
-pub const MAX_SSH_KEYS: usize = 256;
-/// Cap on the number of links in a network description.
-pub const MAX_LINKS: usize = 256;
+/// Cap on user data and vendor data ([`crate::caps::USER_DATA_BYTES`]).
+pub const USERDATA_CAP: u64 = crate::caps::USER_DATA_BYTES as u64;
 
 /// What a provider reads from.
 pub struct Input<'a> {
@@ -48,7 +64,8 @@ pub struct DatasourceError {
 
 impl fmt::Display for DatasourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.object, self.message)
+        let line = crate::text::one_line(&format!("{}: {}", self.object, self.message));
+        f.write_str(&line)
     }
 }
 
@@ -133,16 +150,24 @@ pub fn store_secret(
     }
 }
 
-/// Sets the hostname after validation; an invalid one is an error in the context, never kept.
+/// Sets the hostname after validation; an invalid one is an error in the context naming the
+/// value (escaped) and the rule, never kept.
 pub fn set_hostname(ctx: &mut Context, raw: &str, object: &str) {
     match crate::context::validate_hostname(raw) {
         Ok(name) => ctx.hostname = Some(name),
-        Err(why) => ctx.error("datasource", object, format!("hostname refused: {why}")),
+        Err(why) => ctx.error(
+            "datasource",
+            object,
+            format!(
+                "\"{}\" refused as the host name: {why}",
+                crate::text::show(raw)
+            ),
+        ),
     }
 }
 
 /// Adds ssh keys from a text blob (one per line; blank lines and `#` comments skipped),
-/// deduplicated, capped at [`MAX_SSH_KEYS`].
+/// deduplicated, capped at [`caps::SSH_KEYS`].
 pub fn add_ssh_keys(ctx: &mut Context, text: &str, object: &str) {
     for line in text.lines() {
         let key = line.trim();
@@ -152,31 +177,67 @@ pub fn add_ssh_keys(ctx: &mut Context, text: &str, object: &str) {
         if ctx.ssh_keys.iter().any(|k| k == key) {
             continue;
         }
-        if ctx.ssh_keys.len() >= MAX_SSH_KEYS {
-            ctx.warn(
-                "datasource",
-                object,
-                format!("more than {MAX_SSH_KEYS} ssh keys; the rest are dropped"),
-            );
+        if !caps::SSH_KEYS.room(ctx.ssh_keys.len()) {
+            ctx.warn("datasource", object, caps::SSH_KEYS.cut());
             return;
         }
         ctx.ssh_keys.push(key.to_string());
     }
 }
 
-/// Reads a local medium (directory, image or device) of `kind` into a context.
-pub fn read_local(
-    kind: crate::context::SourceKind,
-    input: &Input,
-) -> Result<Context, DatasourceError> {
-    use crate::context::SourceKind;
-    match kind {
-        SourceKind::ConfigDrive => configdrive::read_drive(input),
-        SourceKind::NocloudSeed => nocloud::read(input),
-        SourceKind::OpennebulaContext => opennebula::read(input),
-        SourceKind::MetadataService | SourceKind::KernelCmdline => Err(DatasourceError::new(
+/// Reads `platform`'s data from its local medium (a directory, an image or a device, as
+/// `input.tree`).
+pub fn read_medium(platform: Platform, input: &Input) -> Result<Context, DatasourceError> {
+    match platform {
+        Platform::Openstack => openstack::read_drive(input),
+        Platform::Nocloud => nocloud::read(input),
+        Platform::Opennebula => opennebula::read(input),
+        Platform::Azure => azure::read_medium(input),
+        Platform::Ec2
+        | Platform::Gce
+        | Platform::DigitalOcean
+        | Platform::Hetzner
+        | Platform::Oracle
+        | Platform::Vultr
+        | Platform::Scaleway
+        | Platform::Alibaba
+        | Platform::CloudStack
+        | Platform::Exoscale => Err(DatasourceError::new(
             input.tree.describe(),
-            "not a local medium",
+            format!("{platform} has no local medium"),
+        )),
+    }
+}
+
+/// Reads `platform`'s metadata service at `base` (its default when `None`) before
+/// `deadline`, with the platform's own protocol; `named` overrides its other endpoints
+/// (`--endpoint NAME=URL`).
+pub fn fetch_service(
+    platform: Platform,
+    base: Option<&str>,
+    named: &[(String, String)],
+    deadline: Deadline,
+    state: &StateDir,
+    host_nics: Vec<HostNic>,
+) -> Result<Context, DatasourceError> {
+    let ep = service::Endpoint::new(platform, base, named, deadline, state, host_nics)?;
+    match platform {
+        Platform::Openstack => openstack::fetch(ep),
+        Platform::Ec2 => ec2::fetch(ep),
+        Platform::Gce => gce::fetch(ep),
+        Platform::Nocloud => nocloud::fetch(ep),
+        Platform::Azure => azure::fetch(ep),
+        Platform::DigitalOcean => digitalocean::fetch(ep),
+        Platform::Hetzner => hetzner::fetch(ep),
+        Platform::Oracle => oracle::fetch(ep),
+        Platform::Vultr => vultr::fetch(ep),
+        Platform::Scaleway => scaleway::fetch(ep),
+        Platform::Alibaba => alibaba::fetch(ep),
+        Platform::CloudStack => cloudstack::fetch(ep),
+        Platform::Exoscale => exoscale::fetch(ep),
+        Platform::Opennebula => Err(DatasourceError::new(
+            format!("platform {platform}"),
+            "has no metadata service; its data comes on a CONTEXT medium",
         )),
     }
 }

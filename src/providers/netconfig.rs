@@ -1,8 +1,8 @@
 //! cloud-init network configuration, version 1 and version 2, turned into the one [`Network`]
 //! model. Used by NoCloud's `network-config` (and by anything else that ships the format).
 //!
-//! Owns a small YAML loader ([`load_yaml`], [`Node`]) built on the event parser of
-//! `saphyr-parser`, and the mapping of both versions onto [`Link`]s. Pure: text in, model and
+//! Owns the mapping of both versions onto [`Link`]s (documents are loaded by
+//! [`crate::yaml::load`]). Pure: text in, model and
 //! warnings out; never reads files, never looks at the host's NICs (naming by MAC is
 //! [`crate::context::Context::match_nics`]'s job).
 //!
@@ -47,220 +47,24 @@
 //!
 //! Caps (each cut is a warning): [`MAX_LINKS`] links, [`MAX_ADDRESSES`] static addresses,
 //! [`MAX_ROUTES`] routes and [`MAX_DNS`] name servers / search domains per list. The YAML
-//! loader refuses nesting deeper than [`MAX_DEPTH`] and documents that grow past
-//! [`MAX_COST`] through aliases (billion laughs), so neither the stack nor memory can be
-//! blown; the caller caps the input at `METADATA_CAP` bytes.
+//! loader refuses nesting deeper than [`MAX_DEPTH`] and documents that would take more than
+//! [`crate::yaml::heap_budget`] once loaded, aliases (billion laughs) weighed at every use, so
+//! neither the stack nor memory can be blown; the caller caps the input at `METADATA_CAP`
+//! bytes.
 //!
 //! Panic contract: no function here panics on any input (no indexing, no unchecked
 //! arithmetic); every failure is an `Err` naming the field path (`ethernets.eth0.mtu`).
 #![deny(clippy::arithmetic_side_effects)]
 
+use crate::caps;
 use crate::context::{normalize_mac, Addressing, Dns, Link, LinkKind, Network, Route, RoutingRule};
-use crate::providers::{DatasourceError, MAX_LINKS};
-use saphyr_parser::{Event, Parser, ScalarStyle};
+use crate::providers::DatasourceError;
+use crate::yaml::Node;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-/// Deepest nesting of sequences and mappings the loader accepts. Real network configs stay
-/// under 8 levels; the limit keeps recursive walks and drops shallow.
-pub const MAX_DEPTH: usize = 32;
-/// Budget of a loaded document: one unit per node plus one per byte of scalar text, counted
-/// again for every alias expansion. 1 MiB of plain YAML stays well under it.
-pub const MAX_COST: usize = 8 * 1024 * 1024;
-/// Static addresses kept per link.
-pub const MAX_ADDRESSES: usize = 64;
-/// Routes kept per link.
-pub const MAX_ROUTES: usize = 128;
-/// Name servers, or search domains, kept per list.
-pub const MAX_DNS: usize = 16;
-
 /// The object named in errors from [`parse`].
 const OBJECT: &str = "network-config";
-
-/// A loaded YAML (or JSON) node. Scalars keep their text; the reader decides the type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Node {
-    /// `~`, `null`, or an empty value.
-    Null,
-    Scalar {
-        text: String,
-        /// Unquoted (plain) scalar: only these can be booleans.
-        plain: bool,
-    },
-    Seq(Vec<Node>),
-    /// Entries in document order; keys are scalars as text.
-    Map(Vec<(String, Node)>),
-}
-
-impl Node {
-    /// The value of `key` in a mapping (the last one, if repeated); `None` when absent, null,
-    /// or when `self` is not a mapping.
-    pub fn get(&self, key: &str) -> Option<&Node> {
-        match self {
-            Node::Map(entries) => entries
-                .iter()
-                .rev()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v)
-                .filter(|v| **v != Node::Null),
-            _ => None,
-        }
-    }
-
-    /// The text of a scalar.
-    pub fn as_text(&self) -> Option<&str> {
-        match self {
-            Node::Scalar { text, .. } => Some(text),
-            _ => None,
-        }
-    }
-
-    fn height(&self) -> usize {
-        match self {
-            Node::Null | Node::Scalar { .. } => 0,
-            Node::Seq(items) => items
-                .iter()
-                .map(Node::height)
-                .max()
-                .unwrap_or(0)
-                .saturating_add(1),
-            Node::Map(entries) => entries
-                .iter()
-                .map(|(_, v)| v.height())
-                .max()
-                .unwrap_or(0)
-                .saturating_add(1),
-        }
-    }
-
-    fn cost(&self) -> usize {
-        match self {
-            Node::Null => 1,
-            Node::Scalar { text, .. } => text.len().saturating_add(1),
-            Node::Seq(items) => items
-                .iter()
-                .fold(1usize, |acc, n| acc.saturating_add(n.cost())),
-            Node::Map(entries) => entries.iter().fold(1usize, |acc, (k, v)| {
-                acc.saturating_add(k.len()).saturating_add(v.cost())
-            }),
-        }
-    }
-}
-
-/// A collection being loaded.
-enum Frame {
-    Seq(Vec<Node>, usize),
-    Map(Vec<(String, Node)>, Option<String>, usize),
-}
-
-/// Loads one YAML (or JSON) document into a [`Node`] tree.
-///
-/// Walks the parser's events with an explicit stack (no recursion), refuses nesting deeper
-/// than [`MAX_DEPTH`], more than [`MAX_COST`] after alias expansion, NUL bytes, non-scalar
-/// mapping keys and multi-document streams. An empty document is [`Node::Null`].
-pub fn load_yaml(text: &str) -> Result<Node, String> {
-    if let Some(at) = text.find('\0') {
-        return Err(format!("NUL byte at offset {at}"));
-    }
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: BTreeMap<usize, (Node, usize, usize)> = BTreeMap::new();
-    let mut cost: usize = 0;
-    let mut root: Option<Node> = None;
-    let mut documents: usize = 0;
-    for item in Parser::new_from_str(text) {
-        let (event, span) = item.map_err(|e| format!("not valid YAML: {e}"))?;
-        let at = || {
-            format!(
-                "line {} column {}",
-                span.start.line(),
-                span.start.col().saturating_add(1)
-            )
-        };
-        let done: Option<(Node, usize)> = match event {
-            Event::DocumentStart(_) => {
-                documents = documents.saturating_add(1);
-                if documents > 1 {
-                    return Err(format!("more than one YAML document (at {})", at()));
-                }
-                None
-            }
-            Event::Scalar(value, style, anchor, _tag) => {
-                cost = cost.saturating_add(value.len()).saturating_add(1);
-                let plain = style == ScalarStyle::Plain;
-                let node = if plain && matches!(&*value, "" | "~" | "null" | "Null" | "NULL") {
-                    Node::Null
-                } else {
-                    Node::Scalar {
-                        text: value.into_owned(),
-                        plain,
-                    }
-                };
-                Some((node, anchor))
-            }
-            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                if stack.len() >= MAX_DEPTH {
-                    return Err(format!("nested deeper than {MAX_DEPTH} levels at {}", at()));
-                }
-                cost = cost.saturating_add(1);
-                stack.push(if matches!(event, Event::SequenceStart(..)) {
-                    Frame::Seq(Vec::new(), anchor)
-                } else {
-                    Frame::Map(Vec::new(), None, anchor)
-                });
-                None
-            }
-            Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
-                Some(Frame::Seq(items, anchor)) => Some((Node::Seq(items), anchor)),
-                Some(Frame::Map(entries, _, anchor)) => Some((Node::Map(entries), anchor)),
-                None => return Err(format!("unbalanced collection end at {}", at())),
-            },
-            Event::Alias(id) => {
-                let Some((node, height, weight)) = anchors.get(&id) else {
-                    return Err(format!("alias to an unknown anchor at {}", at()));
-                };
-                if stack.len().saturating_add(*height) > MAX_DEPTH {
-                    return Err(format!(
-                        "alias nests deeper than {MAX_DEPTH} levels at {}",
-                        at()
-                    ));
-                }
-                cost = cost.saturating_add(*weight);
-                if cost > MAX_COST {
-                    return Err(format!(
-                        "aliases expand the document past {MAX_COST} units at {}",
-                        at()
-                    ));
-                }
-                Some((node.clone(), 0))
-            }
-            _ => None,
-        };
-        if cost > MAX_COST {
-            return Err(format!("document larger than {MAX_COST} units at {}", at()));
-        }
-        if let Some((node, anchor)) = done {
-            if anchor != 0 {
-                let (height, weight) = (node.height(), node.cost());
-                anchors.insert(anchor, (node.clone(), height, weight));
-            }
-            match stack.last_mut() {
-                None => root = Some(node),
-                Some(Frame::Seq(items, _)) => items.push(node),
-                Some(Frame::Map(entries, key, _)) => match key.take() {
-                    Some(k) => entries.push((k, node)),
-                    None => {
-                        *key = Some(match node {
-                            Node::Scalar { text, .. } => text,
-                            Node::Null => String::new(),
-                            _ => return Err(format!("mapping key is not a scalar at {}", at())),
-                        })
-                    }
-                },
-            }
-        }
-    }
-    Ok(root.unwrap_or(Node::Null))
-}
 
 /// What [`parse`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -277,7 +81,7 @@ pub struct Parsed {
 /// Parses a `network-config` document (v1 or v2, YAML or JSON, with or without a top-level
 /// `network:` key). Errors are one line naming the field path.
 pub fn parse(text: &str) -> Result<Parsed, DatasourceError> {
-    let root = load_yaml(text).map_err(|e| DatasourceError::new(OBJECT, e))?;
+    let root = crate::yaml::load(text).map_err(|e| DatasourceError::new(OBJECT, e))?;
     parse_node(&root).map_err(|e| DatasourceError::new(OBJECT, e))
 }
 
@@ -380,13 +184,10 @@ impl Builder {
             self.warnings.extend(w);
         }
         self.check_references()?;
-        if self.links.len() > MAX_LINKS {
-            self.warn(format!(
-                "{} links, more than {MAX_LINKS}; the rest are dropped",
-                self.links.len()
-            ));
-            self.links.truncate(MAX_LINKS);
-            self.prune_dangling();
+        if let Some(cut) = caps::LINKS.truncate(&mut self.links) {
+            self.warn(cut);
+            let dropped = crate::context::drop_dangling(&mut self.links);
+            self.warnings.extend(dropped);
         }
         Ok(Parsed {
             network: Network {
@@ -414,27 +215,6 @@ impl Builder {
             }
         }
         Ok(())
-    }
-
-    /// After a cut, drop references to links that are gone.
-    fn prune_dangling(&mut self) {
-        let ids: Vec<String> = self.links.iter().map(|l| l.id.clone()).collect();
-        let mut warnings = Vec::new();
-        self.links.retain_mut(|link| match &mut link.kind {
-            LinkKind::Physical => true,
-            LinkKind::Bond { members, .. } | LinkKind::Bridge { members, .. } => {
-                members.retain(|m| ids.contains(m));
-                true
-            }
-            LinkKind::Vlan { parent, .. } => {
-                let keep = ids.contains(parent);
-                if !keep {
-                    warnings.push(format!("{}: parent dropped by the cut; dropped", link.id));
-                }
-                keep
-            }
-        });
-        self.warnings.extend(warnings);
     }
 }
 
@@ -742,31 +522,19 @@ fn dns_lists(
     Ok(dns)
 }
 
-/// Appends without duplicates, up to [`MAX_DNS`] per list.
+/// Appends without duplicates, up to [`caps::NAMESERVERS`] and [`caps::SEARCH_DOMAINS`].
 fn merge_dns(into: &mut Dns, from: Dns, path: &str, warnings: &mut Vec<String>) {
     for ns in from.nameservers {
-        if into.nameservers.contains(&ns) {
-            continue;
-        }
-        if into.nameservers.len() >= MAX_DNS {
-            warnings.push(format!(
-                "{path}: more than {MAX_DNS} name servers; the rest are dropped"
-            ));
+        if let Some(cut) = caps::NAMESERVERS.add(&mut into.nameservers, ns) {
+            warnings.push(format!("{path}: {cut}"));
             break;
         }
-        into.nameservers.push(ns);
     }
     for s in from.search {
-        if into.search.contains(&s) {
-            continue;
-        }
-        if into.search.len() >= MAX_DNS {
-            warnings.push(format!(
-                "{path}: more than {MAX_DNS} search domains; the rest are dropped"
-            ));
+        if let Some(cut) = caps::SEARCH_DOMAINS.add(&mut into.search, s) {
+            warnings.push(format!("{path}: {cut}"));
             break;
         }
-        into.search.push(s);
     }
 }
 
@@ -780,11 +548,8 @@ fn push_addressing(link: &mut Link, a: Addressing, path: &str, warnings: &mut Ve
             .iter()
             .filter(|x| matches!(x, Addressing::Static { .. }))
             .count();
-        if statics >= MAX_ADDRESSES {
-            warnings.push(format!(
-                "{path}: more than {MAX_ADDRESSES} addresses on {}; the rest are dropped",
-                link.id
-            ));
+        if !caps::ADDRESSES.room(statics) {
+            warnings.push(format!("{path}: {}: {}", link.id, caps::ADDRESSES.cut()));
             return;
         }
     }
@@ -795,11 +560,8 @@ fn push_route(link: &mut Link, r: Route, path: &str, warnings: &mut Vec<String>)
     if link.routes.contains(&r) {
         return;
     }
-    if link.routes.len() >= MAX_ROUTES {
-        warnings.push(format!(
-            "{path}: more than {MAX_ROUTES} routes on {}; the rest are dropped",
-            link.id
-        ));
+    if !caps::ROUTES.room(link.routes.len()) {
+        warnings.push(format!("{path}: {}: {}", link.id, caps::ROUTES.cut()));
         return;
     }
     link.routes.push(r);
@@ -1288,6 +1050,9 @@ fn check_route_family(to: &str, via: Option<IpAddr>, path: &str) -> Result<(), S
 // ---------------------------------------------------------------------------------------
 // Version 2.
 
+/// What makes a v2 virtual device the link it is, from its node and path.
+type VirtualKind = fn(&Node, &str) -> Result<LinkKind, String>;
+
 fn v2(root: &Node, b: &mut Builder) -> Result<(), String> {
     for unsupported in [
         "wifis",
@@ -1309,42 +1074,31 @@ fn v2(root: &Node, b: &mut Builder) -> Result<(), String> {
             b.add_link(link, &path)?;
         }
     }
-    if let Some(bonds) = opt(root, "bonds") {
-        for (id, dev) in entries(bonds, "bonds")? {
-            let path = child("bonds", id);
+    // Bonds, VLANs and bridges: a virtual link named by its key, with what makes it one.
+    let virtuals: [(&str, VirtualKind); 3] = [
+        ("bonds", |dev, path| {
+            let members = member_list(dev, "interfaces", path)?;
+            bond_kind(members, opt(dev, "parameters"), path, false)
+        }),
+        ("vlans", |dev, path| {
+            let id = vlan_id(dev, "id", path)?;
+            let parent = link_id(req_text(dev, "link", path)?, &child(path, "link"))?;
+            Ok(LinkKind::Vlan { id, parent })
+        }),
+        ("bridges", |dev, path| {
+            let members = member_list(dev, "interfaces", path)?;
+            bridge_kind(members, opt(dev, "parameters"), path, false)
+        }),
+    ];
+    for (section, kind_of) in virtuals {
+        let Some(devs) = opt(root, section) else {
+            continue;
+        };
+        for (id, dev) in entries(devs, section)? {
+            let path = child(section, id);
             map(dev, &path)?;
             let name = ifname(id, &path)?;
-            let members = member_list(dev, "interfaces", &path)?;
-            let kind = bond_kind(members, opt(dev, "parameters"), &path, false)?;
-            let mut link = Link::new(name.clone(), kind);
-            link.name = Some(name);
-            link.mac = opt_mac(dev, "macaddress", &path)?;
-            v2_common(&mut link, dev, &path, b)?;
-            b.add_link(link, &path)?;
-        }
-    }
-    if let Some(vlans) = opt(root, "vlans") {
-        for (id, dev) in entries(vlans, "vlans")? {
-            let path = child("vlans", id);
-            map(dev, &path)?;
-            let name = ifname(id, &path)?;
-            let vid = vlan_id(dev, "id", &path)?;
-            let parent = link_id(req_text(dev, "link", &path)?, &child(&path, "link"))?;
-            let mut link = Link::new(name.clone(), LinkKind::Vlan { id: vid, parent });
-            link.name = Some(name);
-            link.mac = opt_mac(dev, "macaddress", &path)?;
-            v2_common(&mut link, dev, &path, b)?;
-            b.add_link(link, &path)?;
-        }
-    }
-    if let Some(bridges) = opt(root, "bridges") {
-        for (id, dev) in entries(bridges, "bridges")? {
-            let path = child("bridges", id);
-            map(dev, &path)?;
-            let name = ifname(id, &path)?;
-            let members = member_list(dev, "interfaces", &path)?;
-            let kind = bridge_kind(members, opt(dev, "parameters"), &path, false)?;
-            let mut link = Link::new(name.clone(), kind);
+            let mut link = Link::new(name.clone(), kind_of(dev, &path)?);
             link.name = Some(name);
             link.mac = opt_mac(dev, "macaddress", &path)?;
             v2_common(&mut link, dev, &path, b)?;
@@ -1501,10 +1255,8 @@ fn v2_common(link: &mut Link, dev: &Node, path: &str, b: &mut Builder) -> Result
                 priority: opt_ranged(r, "priority", &p, 0, u64::from(u32::MAX))?
                     .and_then(|v| u32::try_from(v).ok()),
             };
-            if link.rules.len() >= MAX_ROUTES {
-                warnings.push(format!(
-                    "{p}: more than {MAX_ROUTES} rules; the rest are dropped"
-                ));
+            if !caps::RULES.room(link.rules.len()) {
+                warnings.push(format!("{p}: {}", caps::RULES.cut()));
                 break;
             }
             link.rules.push(rule);
@@ -1840,11 +1592,11 @@ mod tests {
     #[test]
     fn caps_are_enforced_and_warned() {
         let mut doc = String::from("version: 2\nethernets:\n  eth0:\n    addresses:\n");
-        for i in 0..(MAX_ADDRESSES + 5) {
+        for i in 0..(caps::ADDRESSES.max + 5) {
             doc.push_str(&format!("    - 10.0.{}.{}/32\n", i / 250, i % 250 + 1));
         }
         doc.push_str("    routes:\n");
-        for i in 0..(MAX_ROUTES + 5) {
+        for i in 0..(caps::ROUTES.max + 5) {
             doc.push_str(&format!(
                 "    - {{to: 10.{}.{}.0/24, via: 10.0.0.1}}\n",
                 100 + i / 250,
@@ -1853,8 +1605,8 @@ mod tests {
         }
         let p = ok(&doc);
         let l = link(&p, "eth0");
-        assert_eq!(l.addressing.len(), MAX_ADDRESSES);
-        assert_eq!(l.routes.len(), MAX_ROUTES);
+        assert_eq!(l.addressing.len(), caps::ADDRESSES.max);
+        assert_eq!(l.routes.len(), caps::ROUTES.max);
         assert!(
             p.warnings.iter().any(|w| w.contains("addresses")),
             "{:?}",
@@ -1862,11 +1614,11 @@ mod tests {
         );
 
         let mut doc = String::from("version: 2\nethernets:\n");
-        for i in 0..(MAX_LINKS + 3) {
+        for i in 0..(caps::LINKS.max + 3) {
             doc.push_str(&format!("  e{i}: {{}}\n"));
         }
         let p = ok(&doc);
-        assert_eq!(p.network.links.len(), MAX_LINKS);
+        assert_eq!(p.network.links.len(), caps::LINKS.max);
         assert!(
             p.warnings.iter().any(|w| w.contains("links")),
             "{:?}",
@@ -1948,7 +1700,7 @@ mod tests {
             ),
         ];
         for (case, doc, want) in cases {
-            let got = bounded(case, move || load_yaml(&doc));
+            let got = bounded(case, move || crate::yaml::load(&doc));
             match got {
                 Ok(_) => panic!("case {case}: accepted"),
                 Err(e) => assert!(want.split('|').any(|w| e.contains(w)), "case {case}: {e}"),
@@ -2319,7 +2071,7 @@ mod tests {
 #[cfg(test)]
 #[allow(clippy::arithmetic_side_effects)]
 pub(crate) mod testutil {
-    use crate::context::{HostNic, Medium, Source, SourceKind};
+    use crate::context::{Access, HostNic, Source, SourceKind};
     use crate::media::{MediaError, MediaErrorKind, Tree};
     use crate::state::StateDir;
     use std::collections::BTreeMap;
@@ -2374,7 +2126,7 @@ pub(crate) mod testutil {
     pub(crate) fn source(kind: SourceKind) -> Source {
         Source {
             kind,
-            medium: Medium::Directory,
+            medium: Access::Directory,
             location: "/test".into(),
             partition_of: None,
         }

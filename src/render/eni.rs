@@ -12,10 +12,9 @@
 //! are idempotent on a re-up. Policy rules and other tables likewise (`ip rule add`,
 //! `ip route … table N`).
 
-use super::{dns_name, name_of, named_links, RenderError, RenderedFile, Renderer};
+use super::{name_of, named_links, RenderError, RenderedFile, Renderer};
 use crate::context::{Addressing, Context, Link, LinkKind};
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
 /// The file, relative to the root.
 pub const PATH: &str = "etc/network/interfaces.d/50-preroot";
@@ -23,10 +22,6 @@ pub const PATH: &str = "etc/network/interfaces.d/50-preroot";
 pub struct Eni;
 
 impl Renderer for Eni {
-    fn name(&self) -> &'static str {
-        "eni"
-    }
-
     fn render(&self, ctx: &Context) -> Result<Vec<RenderedFile>, RenderError> {
         let mut s = String::from(super::HEADER);
         let links = named_links(ctx)?;
@@ -61,7 +56,41 @@ fn plain(value: &str, object: &str) -> Result<(), RenderError> {
 
 fn stanzas(s: &mut String, ctx: &Context, link: &Link, name: &str) -> Result<(), RenderError> {
     // Options every stanza of this interface carries (on its first one).
-    let mut common: Vec<String> = Vec::new();
+    let common = link_options(ctx, link)?;
+    let _ = writeln!(s, "\nauto {name}");
+    if let Some(m) = master_of(ctx, link) {
+        // A member comes up only to join its master.
+        let _ = writeln!(s, "iface {name} inet manual");
+        if !m.is_empty() {
+            let _ = writeln!(s, "    {m}");
+        }
+        for o in &common {
+            let _ = writeln!(s, "    {o}");
+        }
+        return Ok(());
+    }
+    let stanzas = methods(link);
+    // DNS (resolvconf reads dns-* from the first stanza), routes and rules go on the first.
+    let mut extra = common;
+    extra.extend(dns_options(ctx, link)?);
+    extra.extend(route_commands(link, name)?);
+    for (i, (family, method, opts)) in stanzas.iter().enumerate() {
+        let _ = writeln!(s, "iface {name} {family} {method}");
+        for o in opts {
+            let _ = writeln!(s, "    {o}");
+        }
+        if i == 0 {
+            for o in &extra {
+                let _ = writeln!(s, "    {o}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `bond-master` line of a bond member (empty for a bridge member, whose bridge names
+/// it); `None` for a link that is nobody's member.
+fn master_of(ctx: &Context, link: &Link) -> Option<String> {
     let mut master = None;
     for other in &ctx.network.links {
         match (&other.kind, other.name.as_deref()) {
@@ -74,6 +103,21 @@ fn stanzas(s: &mut String, ctx: &Context, link: &Link, name: &str) -> Result<(),
             _ => {}
         }
     }
+    master
+}
+
+/// `a b c`, or `none` for no names.
+fn names_or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(" ")
+    }
+}
+
+/// The options of the link itself: MTU, and its bond, VLAN or bridge settings.
+fn link_options(ctx: &Context, link: &Link) -> Result<Vec<String>, RenderError> {
+    let mut common: Vec<String> = Vec::new();
     if let Some(mtu) = link.mtu {
         common.push(format!("mtu {mtu}"));
     }
@@ -85,20 +129,10 @@ fn stanzas(s: &mut String, ctx: &Context, link: &Link, name: &str) -> Result<(),
             options,
         } => {
             let names: Vec<&str> = members.iter().filter_map(|m| name_of(ctx, m)).collect();
-            common.push(format!(
-                "bond-slaves {}",
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
-                    names.join(" ")
-                }
-            ));
-            plain(mode, &link.id)?;
-            common.push(format!("bond-mode {mode}"));
+            common.push(format!("bond-slaves {}", names_or_none(&names)));
+            common.push(format!("bond-mode {}", super::bond_mode(mode, &link.id)?));
             for (k, v) in options {
-                let object = format!("{}: bond option {k}", link.id);
-                plain(k, &object)?;
-                plain(v, &object)?;
+                super::bond_option(k, v, &link.id)?;
                 common.push(format!("bond-{} {v}", k.replace('_', "-")));
             }
             if let Some(mac) = super::mac_of(link)? {
@@ -114,46 +148,30 @@ fn stanzas(s: &mut String, ctx: &Context, link: &Link, name: &str) -> Result<(),
         }
         LinkKind::Bridge { members, options } => {
             let names: Vec<&str> = members.iter().filter_map(|m| name_of(ctx, m)).collect();
-            common.push(format!(
-                "bridge_ports {}",
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
-                    names.join(" ")
-                }
-            ));
-            if let Some(stp) = options.get("stp") {
-                let on = matches!(stp.as_str(), "true" | "yes" | "on" | "1");
+            common.push(format!("bridge_ports {}", names_or_none(&names)));
+            if let Some(on) = super::stp(options, &link.id)? {
                 common.push(format!("bridge_stp {}", if on { "on" } else { "off" }));
             }
         }
     }
+    Ok(common)
+}
 
-    let _ = writeln!(s, "\nauto {name}");
-    if let Some(m) = master {
-        // A member comes up only to join its master.
-        let _ = writeln!(s, "iface {name} inet manual");
-        if !m.is_empty() {
-            let _ = writeln!(s, "    {m}");
-        }
-        for o in &common {
-            let _ = writeln!(s, "    {o}");
-        }
-        return Ok(());
-    }
-
-    let mut stanzas: Vec<(&str, String, Vec<String>)> = Vec::new();
+/// One `iface` stanza per addressing method: (family, method, options); `inet manual` when
+/// there is none.
+fn methods(link: &Link) -> Vec<(&'static str, &'static str, Vec<String>)> {
+    let mut stanzas: Vec<(&str, &str, Vec<String>)> = Vec::new();
     for a in &link.addressing {
         match a {
-            Addressing::Dhcp4 => stanzas.push(("inet", "dhcp".into(), Vec::new())),
-            Addressing::Dhcp6 => stanzas.push(("inet6", "dhcp".into(), Vec::new())),
+            Addressing::Dhcp4 => stanzas.push(("inet", "dhcp", Vec::new())),
+            Addressing::Dhcp6 => stanzas.push(("inet6", "dhcp", Vec::new())),
             Addressing::Slaac { dhcp6_info } => {
                 let opts = if *dhcp6_info {
                     vec!["dhcp 1".to_string()]
                 } else {
                     Vec::new()
                 };
-                stanzas.push(("inet6", "auto".into(), opts));
+                stanzas.push(("inet6", "auto", opts));
             }
             Addressing::Static {
                 address,
@@ -165,37 +183,33 @@ fn stanzas(s: &mut String, ctx: &Context, link: &Link, name: &str) -> Result<(),
                     opts.push(format!("gateway {gw}"));
                 }
                 let family = if address.is_ipv4() { "inet" } else { "inet6" };
-                stanzas.push((family, "static".into(), opts));
+                stanzas.push((family, "static", opts));
             }
         }
     }
     if stanzas.is_empty() {
-        stanzas.push(("inet", "manual".into(), Vec::new()));
+        stanzas.push(("inet", "manual", Vec::new()));
     }
-    // DNS (resolvconf reads dns-* from the first stanza), routes and rules go on the first.
-    let mut extra = common;
-    let mut servers: Vec<IpAddr> = link.dns.nameservers.clone();
-    let mut search = link.dns.search.clone();
-    for ns in &ctx.network.dns.nameservers {
-        if !servers.contains(ns) {
-            servers.push(*ns);
-        }
+    stanzas
+}
+
+/// `dns-nameservers` and `dns-search`: the link's, then the global ones.
+fn dns_options(ctx: &Context, link: &Link) -> Result<Vec<String>, RenderError> {
+    let dns = super::link_dns(ctx, link)?;
+    let mut out = Vec::new();
+    if !dns.nameservers.is_empty() {
+        let list: Vec<String> = dns.nameservers.iter().map(ToString::to_string).collect();
+        out.push(format!("dns-nameservers {}", list.join(" ")));
     }
-    for d in &ctx.network.dns.search {
-        if !search.contains(d) {
-            search.push(d.clone());
-        }
+    if !dns.search.is_empty() {
+        out.push(format!("dns-search {}", dns.search.join(" ")));
     }
-    if !servers.is_empty() {
-        let list: Vec<String> = servers.iter().map(ToString::to_string).collect();
-        extra.push(format!("dns-nameservers {}", list.join(" ")));
-    }
-    for d in &search {
-        dns_name(d, &link.id)?;
-    }
-    if !search.is_empty() {
-        extra.push(format!("dns-search {}", search.join(" ")));
-    }
+    Ok(out)
+}
+
+/// `up ip route replace …` and `up ip rule add …` for the link's routes and rules.
+fn route_commands(link: &Link, name: &str) -> Result<Vec<String>, RenderError> {
+    let mut out = Vec::new();
     for r in &link.routes {
         plain(&r.to, &link.id)?;
         let family = if r.to.contains(':') { "-6 " } else { "" };
@@ -210,7 +224,7 @@ fn stanzas(s: &mut String, ctx: &Context, link: &Link, name: &str) -> Result<(),
             let _ = write!(cmd, " table {t}");
         }
         let _ = write!(cmd, " dev {name}");
-        extra.push(cmd);
+        out.push(cmd);
     }
     for rule in &link.rules {
         let mut cmd = String::from("up ip rule add");
@@ -224,26 +238,15 @@ fn stanzas(s: &mut String, ctx: &Context, link: &Link, name: &str) -> Result<(),
             let _ = write!(cmd, " priority {p}");
         }
         let _ = write!(cmd, " table {}", rule.table);
-        extra.push(cmd);
+        out.push(cmd);
     }
-    for (i, (family, method, opts)) in stanzas.iter().enumerate() {
-        let _ = writeln!(s, "iface {name} {family} {method}");
-        for o in opts {
-            let _ = writeln!(s, "    {o}");
-        }
-        if i == 0 {
-            for o in &extra {
-                let _ = writeln!(s, "    {o}");
-            }
-        }
-    }
-    Ok(())
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::context::{Medium, Route, Source, SourceKind};
+    use crate::context::{Access, Route, Source, SourceKind};
 
     fn named(id: &str, name: &str, kind: LinkKind) -> Link {
         let mut l = Link::new(id, kind);
@@ -257,7 +260,7 @@ mod tests {
             None,
             Source {
                 kind: SourceKind::KernelCmdline,
-                medium: Medium::Cmdline,
+                medium: Access::Cmdline,
                 location: "t".into(),
                 partition_of: None,
             },

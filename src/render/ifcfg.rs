@@ -15,8 +15,11 @@
 //! `MASTER`/`SLAVE` or `BRIDGE`, VLANs with `VLAN=yes`, `PHYSDEV`, `VLAN_ID`. Routes in other
 //! tables switch `route-<name>` to its `ip route` argument form (`… table N`), and policy
 //! rules go to `rule-<name>`/`rule6-<name>` (`ip rule` arguments), both read by `ifup-routes`.
+//!
+//! The files are sourced by `/bin/sh`: every value is written as one shell word by the one
+//! writer ([`shell_word`], through `Vars::set`), whatever was checked before.
 
-use super::{dns_name, name_of, named_links, RenderError, RenderedFile, Renderer, HEADER};
+use super::{name_of, named_links, RenderError, RenderedFile, Renderer, HEADER};
 use crate::context::{Addressing, Context, Link, LinkKind, Route};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
@@ -27,10 +30,6 @@ pub const DIR: &str = "etc/sysconfig/network-scripts";
 pub struct Ifcfg;
 
 impl Renderer for Ifcfg {
-    fn name(&self) -> &'static str {
-        "ifcfg"
-    }
-
     fn render(&self, ctx: &Context) -> Result<Vec<RenderedFile>, RenderError> {
         let mut files = Vec::new();
         for (link, name) in named_links(ctx)? {
@@ -71,20 +70,26 @@ fn file(name: String, content: String) -> RenderedFile {
     }
 }
 
-/// A value safe inside double quotes in a shell-sourced file: no quote, backslash, `$`,
-/// backtick or control character.
-fn quotable(value: &str, object: &str) -> Result<(), RenderError> {
-    if value
-        .chars()
-        .all(|c| !c.is_control() && !matches!(c, '"' | '\\' | '$' | '`'))
-    {
-        Ok(())
-    } else {
-        Err(RenderError {
-            object: object.to_string(),
-            message: format!("value {value:?} cannot be written to a shell-sourced file"),
-        })
+/// `value` as one shell word, for a file that is sourced by `/bin/sh` (initscripts) and read
+/// line by line by NetworkManager's ifcfg-rh plugin: as it is when it holds only letters,
+/// digits and `_ . : / @ % + , = -`; in double quotes when it also holds spaces; otherwise in
+/// single quotes (a `'` written `'\''`), inside which the shell expands nothing. A control
+/// character (a newline would end the line for NetworkManager) is refused.
+pub fn shell_word(value: &str) -> Result<String, String> {
+    if value.chars().any(char::is_control) {
+        return Err(format!(
+            "value \"{}\" holds a control character and cannot be one line of a shell-sourced file",
+            crate::text::show(value)
+        ));
     }
+    let bare = |c: char| c.is_ascii_alphanumeric() || "_.:/@%+,=-".contains(c);
+    if !value.is_empty() && value.chars().all(bare) {
+        return Ok(value.to_string());
+    }
+    if value.chars().all(|c| bare(c) || c == ' ') {
+        return Ok(format!("\"{value}\""));
+    }
+    Ok(format!("'{}'", value.replace('\'', "'\\''")))
 }
 
 fn netmask(prefix: u8) -> Ipv4Addr {
@@ -96,22 +101,98 @@ fn netmask(prefix: u8) -> Ipv4Addr {
 
 fn ifcfg(ctx: &Context, link: &Link, name: &str) -> Result<String, RenderError> {
     let mac = super::mac_of(link)?;
-    let mut s = String::from(HEADER);
-    let mut kv = |k: &str, v: &str| {
-        let _ = if v.contains(' ') {
-            writeln!(s, "{k}=\"{v}\"")
-        } else {
-            writeln!(s, "{k}={v}")
-        };
-    };
-    kv("DEVICE", name);
-    kv("ONBOOT", "yes");
-    kv("USERCTL", "no");
+    let mut v = Vars::new(&link.id);
+    v.set("DEVICE", name);
+    v.set("ONBOOT", "yes");
+    v.set("USERCTL", "no");
+    kind_vars(&mut v, ctx, link, mac.as_deref())?;
+    if !matches!(link.kind, LinkKind::Physical) {
+        if let Some(mac) = &mac {
+            v.set("MACADDR", mac);
+        }
+    }
+    if let Some(mtu) = link.mtu {
+        v.set("MTU", &mtu.to_string());
+    }
+    for other in &ctx.network.links {
+        match (&other.kind, other.name.as_deref()) {
+            (LinkKind::Bond { members, .. }, Some(master)) if members.contains(&link.id) => {
+                v.set("MASTER", master);
+                v.set("SLAVE", "yes");
+                v.set("BOOTPROTO", "none");
+                return v.finish();
+            }
+            (LinkKind::Bridge { members, .. }, Some(bridge)) if members.contains(&link.id) => {
+                v.set("BRIDGE", bridge);
+                v.set("BOOTPROTO", "none");
+                return v.finish();
+            }
+            _ => {}
+        }
+    }
+    address_vars(&mut v, link);
+    let dns = super::link_dns(ctx, link)?;
+    for (i, ns) in dns.nameservers.iter().enumerate() {
+        v.set(&format!("DNS{}", i.saturating_add(1)), &ns.to_string());
+    }
+    if !dns.search.is_empty() {
+        v.set("DOMAIN", &dns.search.join(" "));
+    }
+    v.finish()
+}
+
+/// An ifcfg file's `KEY=value` lines, the one place values are written: every value as a
+/// shell word ([`shell_word`]). A value that cannot be one is kept as the first error, which
+/// [`Vars::finish`] returns.
+struct Vars {
+    text: String,
+    object: String,
+    refused: Option<RenderError>,
+}
+
+impl Vars {
+    fn new(object: &str) -> Vars {
+        Vars {
+            text: String::from(HEADER),
+            object: object.to_string(),
+            refused: None,
+        }
+    }
+
+    fn set(&mut self, k: &str, v: &str) {
+        match shell_word(v) {
+            Ok(word) => {
+                let _ = writeln!(self.text, "{k}={word}");
+            }
+            Err(why) => {
+                self.refused.get_or_insert(RenderError {
+                    object: self.object.clone(),
+                    message: format!("{k}: {why}"),
+                });
+            }
+        }
+    }
+
+    fn finish(self) -> Result<String, RenderError> {
+        match self.refused {
+            Some(e) => Err(e),
+            None => Ok(self.text),
+        }
+    }
+}
+
+/// What the link is: `TYPE`, `HWADDR`, bonding, VLAN and bridge settings.
+fn kind_vars(
+    v: &mut Vars,
+    ctx: &Context,
+    link: &Link,
+    mac: Option<&str>,
+) -> Result<(), RenderError> {
     match &link.kind {
         LinkKind::Physical => {
-            kv("TYPE", "Ethernet");
-            if let Some(mac) = &mac {
-                kv("HWADDR", mac);
+            v.set("TYPE", "Ethernet");
+            if let Some(mac) = mac {
+                v.set("HWADDR", mac);
             }
         }
         LinkKind::Bond {
@@ -119,17 +200,17 @@ fn ifcfg(ctx: &Context, link: &Link, name: &str) -> Result<String, RenderError> 
             options,
             members,
         } => {
-            kv("TYPE", "Bond");
-            kv("BONDING_MASTER", "yes");
-            let mut opts = format!("mode={mode}");
-            for (k, v) in options {
-                let _ = write!(opts, " {k}={v}");
+            v.set("TYPE", "Bond");
+            v.set("BONDING_MASTER", "yes");
+            let mut opts = format!("mode={}", super::bond_mode(mode, &link.id)?);
+            for (k, val) in options {
+                super::bond_option(k, val, &link.id)?;
+                let _ = write!(opts, " {k}={val}");
             }
-            quotable(&opts, &link.id)?;
-            kv("BONDING_OPTS", &opts);
+            v.set("BONDING_OPTS", &opts);
             for (i, m) in members.iter().enumerate() {
                 if let Some(member) = name_of(ctx, m) {
-                    kv(&format!("BONDING_SLAVE{i}"), member);
+                    v.set(&format!("BONDING_SLAVE{i}"), member);
                 }
             }
         }
@@ -138,130 +219,83 @@ fn ifcfg(ctx: &Context, link: &Link, name: &str) -> Result<String, RenderError> 
                 object: link.id.clone(),
                 message: format!("VLAN parent {parent:?} is not configured on this host"),
             })?;
-            kv("VLAN", "yes");
-            kv("PHYSDEV", parent);
-            kv("VLAN_ID", &id.to_string());
+            v.set("VLAN", "yes");
+            v.set("PHYSDEV", parent);
+            v.set("VLAN_ID", &id.to_string());
         }
         LinkKind::Bridge { options, .. } => {
-            kv("TYPE", "Bridge");
-            if let Some(stp) = options.get("stp") {
-                let on = matches!(stp.as_str(), "true" | "yes" | "on" | "1");
-                kv("STP", if on { "yes" } else { "no" });
+            v.set("TYPE", "Bridge");
+            if let Some(on) = super::stp(options, &link.id)? {
+                v.set("STP", if on { "yes" } else { "no" });
             }
         }
     }
-    if !matches!(link.kind, LinkKind::Physical) {
-        if let Some(mac) = &mac {
-            kv("MACADDR", mac);
-        }
-    }
-    if let Some(mtu) = link.mtu {
-        kv("MTU", &mtu.to_string());
-    }
-    for other in &ctx.network.links {
-        match (&other.kind, other.name.as_deref()) {
-            (LinkKind::Bond { members, .. }, Some(master)) if members.contains(&link.id) => {
-                kv("MASTER", master);
-                kv("SLAVE", "yes");
-                kv("BOOTPROTO", "none");
-                return Ok(s);
-            }
-            (LinkKind::Bridge { members, .. }, Some(bridge)) if members.contains(&link.id) => {
-                kv("BRIDGE", bridge);
-                kv("BOOTPROTO", "none");
-                return Ok(s);
-            }
-            _ => {}
-        }
-    }
+    Ok(())
+}
 
+/// `BOOTPROTO`, static IPv4 (`IPADDRn`, `NETMASKn`, `GATEWAY`) and IPv6 settings.
+fn address_vars(v: &mut Vars, link: &Link) {
     let has = |f: fn(&Addressing) -> bool| link.addressing.iter().any(f);
-    kv(
-        "BOOTPROTO",
-        if has(|a| matches!(a, Addressing::Dhcp4)) {
-            "dhcp"
-        } else {
-            "none"
-        },
-    );
+    let dhcp4 = has(|a| matches!(a, Addressing::Dhcp4));
+    v.set("BOOTPROTO", if dhcp4 { "dhcp" } else { "none" });
     let mut v4_index = 0usize;
     let mut v6: Vec<String> = Vec::new();
     let (mut gw4, mut gw6) = (None, None);
     for a in &link.addressing {
-        if let Addressing::Static {
+        let Addressing::Static {
             address,
             prefix,
             gateway,
         } = a
-        {
-            match address {
-                IpAddr::V4(_) => {
-                    let n = if v4_index == 0 {
-                        String::new()
-                    } else {
-                        v4_index.to_string()
-                    };
-                    kv(&format!("IPADDR{n}"), &address.to_string());
-                    kv(&format!("NETMASK{n}"), &netmask(*prefix).to_string());
-                    v4_index = v4_index.saturating_add(1);
-                    gw4 = gw4.or(*gateway);
-                }
-                IpAddr::V6(_) => {
-                    v6.push(format!("{address}/{prefix}"));
-                    gw6 = gw6.or(*gateway);
-                }
+        else {
+            continue;
+        };
+        match address {
+            IpAddr::V4(_) => {
+                let n = if v4_index == 0 {
+                    String::new()
+                } else {
+                    v4_index.to_string()
+                };
+                v.set(&format!("IPADDR{n}"), &address.to_string());
+                v.set(&format!("NETMASK{n}"), &netmask(*prefix).to_string());
+                v4_index = v4_index.saturating_add(1);
+                gw4 = gw4.or(*gateway);
+            }
+            IpAddr::V6(_) => {
+                v6.push(format!("{address}/{prefix}"));
+                gw6 = gw6.or(*gateway);
             }
         }
     }
     if let Some(gw) = gw4 {
-        kv("GATEWAY", &gw.to_string());
-        kv("DEFROUTE", "yes");
+        v.set("GATEWAY", &gw.to_string());
+        v.set("DEFROUTE", "yes");
     }
     let dhcp6 = has(|a| matches!(a, Addressing::Dhcp6));
     let slaac = has(|a| matches!(a, Addressing::Slaac { .. }));
     // Stateless DHCPv6: addresses from RAs, other configuration (DNS) from DHCPv6 (`-S`).
     let stateless = has(|a| matches!(a, Addressing::Slaac { dhcp6_info: true }));
-    if !v6.is_empty() || dhcp6 || slaac {
-        kv("IPV6INIT", "yes");
-        if let Some((first, rest)) = v6.split_first() {
-            kv("IPV6ADDR", first);
-            if !rest.is_empty() {
-                kv("IPV6ADDR_SECONDARIES", &rest.join(" "));
-            }
-        }
-        if dhcp6 || stateless {
-            kv("DHCPV6C", "yes");
-        }
-        if stateless && !dhcp6 {
-            kv("DHCPV6C_OPTIONS", "-S");
-        }
-        kv("IPV6_AUTOCONF", if slaac || dhcp6 { "yes" } else { "no" });
-        if let Some(gw) = gw6 {
-            kv("IPV6_DEFAULTGW", &gw.to_string());
+    if v6.is_empty() && !dhcp6 && !slaac {
+        return;
+    }
+    v.set("IPV6INIT", "yes");
+    if let Some((first, rest)) = v6.split_first() {
+        v.set("IPV6ADDR", first);
+        if !rest.is_empty() {
+            v.set("IPV6ADDR_SECONDARIES", &rest.join(" "));
         }
     }
-    let mut servers = link.dns.nameservers.clone();
-    let mut search = link.dns.search.clone();
-    for ns in &ctx.network.dns.nameservers {
-        if !servers.contains(ns) {
-            servers.push(*ns);
-        }
+    if dhcp6 || stateless {
+        v.set("DHCPV6C", "yes");
     }
-    for d in &ctx.network.dns.search {
-        if !search.contains(d) {
-            search.push(d.clone());
-        }
+    if stateless && !dhcp6 {
+        v.set("DHCPV6C_OPTIONS", "-S");
     }
-    for (i, ns) in servers.iter().enumerate() {
-        kv(&format!("DNS{}", i.saturating_add(1)), &ns.to_string());
+    v.set("IPV6_AUTOCONF", if slaac || dhcp6 { "yes" } else { "no" });
+    if let Some(gw) = gw6 {
+        v.set("IPV6_DEFAULTGW", &gw.to_string());
     }
-    for d in &search {
-        dns_name(d, &link.id)?;
-    }
-    if !search.is_empty() {
-        kv("DOMAIN", &search.join(" "));
-    }
-    Ok(s)
 }
 
 /// `route-<name>`: `ADDRESSn`, `NETMASKn`, `GATEWAYn`, `METRICn`.
@@ -319,13 +353,7 @@ fn rules(link: &Link, v6: bool) -> Result<String, RenderError> {
         let mut line = String::new();
         for (word, end) in [("from", &rule.from), ("to", &rule.to)] {
             if let Some(end) = end {
-                quotable(end, &link.id)?;
-                if end.contains(char::is_whitespace) {
-                    return Err(RenderError {
-                        object: link.id.clone(),
-                        message: format!("rule end {end:?} is not an address"),
-                    });
-                }
+                super::route_end(end, &link.id)?;
                 let _ = write!(line, "{word} {end} ");
             }
         }
@@ -358,10 +386,64 @@ mod tests {
     }
 
     #[test]
-    fn quoting_refuses_shell_metacharacters() {
-        for bad in ["a\"b", "a$b", "a`b`", "a\\b", "a\nb"] {
-            assert!(quotable(bad, "t").is_err(), "case {bad:?}");
+    fn every_value_is_one_shell_word() {
+        for (value, want) in [
+            ("eth0", "eth0"),
+            ("mode=802.3ad", "mode=802.3ad"),
+            ("mode=802.3ad miimon=100", "\"mode=802.3ad miimon=100\""),
+            ("mode=x;{touch,/tmp/pwned}", "'mode=x;{touch,/tmp/pwned}'"),
+            ("a$(reboot)`id`\"b\\", "'a$(reboot)`id`\"b\\'"),
+            ("it's", "'it'\\''s'"),
+            ("", "\"\""),
+        ] {
+            assert_eq!(shell_word(value).as_deref(), Ok(want), "case {value:?}");
         }
-        assert!(quotable("mode=802.3ad miimon=100", "t").is_ok());
+        for bad in ["a\nb", "a\rb", "a\0b"] {
+            assert!(shell_word(bad).is_err(), "case {bad:?}");
+        }
+    }
+
+    /// Issue 16 item 6: a bond mode with shell syntax in a hand-written context is refused
+    /// by the renderer itself, and sourcing what ifcfg writes never runs anything.
+    #[test]
+    fn bond_mode_cannot_run_shell_code() {
+        use crate::context::{Access, Source, SourceKind};
+        let mut ctx = Context::new(
+            None,
+            Source {
+                kind: SourceKind::KernelCmdline,
+                medium: Access::Cmdline,
+                location: "t".into(),
+                partition_of: None,
+            },
+        );
+        let mut bond = Link::new(
+            "bond0",
+            LinkKind::Bond {
+                mode: "x;{touch,/tmp/pwned}".into(),
+                members: vec![],
+                options: Default::default(),
+            },
+        );
+        bond.name = Some("bond0".into());
+        ctx.network.links = vec![bond];
+        let e = Ifcfg.render(&ctx).unwrap_err();
+        assert!(e.message.contains("bonding mode"), "{e}");
+        if let LinkKind::Bond { mode, options, .. } = &mut ctx.network.links[0].kind {
+            *mode = "4".into();
+            options.insert("miimon".into(), "100;reboot".into());
+        }
+        assert!(Ifcfg.render(&ctx).is_err(), "a bond option with ';'");
+        if let LinkKind::Bond { options, .. } = &mut ctx.network.links[0].kind {
+            options.insert("miimon".into(), "100".into());
+        }
+        let files = Ifcfg.render(&ctx).unwrap();
+        assert!(
+            files[0]
+                .content
+                .contains("BONDING_OPTS=\"mode=802.3ad miimon=100\"\n"),
+            "{}",
+            files[0].content
+        );
     }
 }

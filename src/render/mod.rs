@@ -5,9 +5,11 @@
 //!
 //! `networkd.rs` (systemd-networkd `.network`/`.netdev`), `nm.rs` (NetworkManager keyfiles),
 //! `ifcfg.rs` (RHEL network-scripts), `eni.rs` (Debian ifupdown). Every value that reaches a file is
-//! checked here first ([`ifname`], [`dns_name`]): a name with a newline, `[`, `/`, `;`, NUL or
-//! anything outside what the format allows is refused with an error naming the link, never
-//! written. Links without a name (a physical link that matched no NIC) are skipped.
+//! checked here first, by the rules of `src/valid.rs` ([`named_links`], [`crate::context::Link::audit`]):
+//! a name with a newline, `[`, `/`, `;`, NUL, a bonding mode that is not one, or anything
+//! outside what the format allows is refused with an error naming the link, never written.
+//! [`checked`] is how the boot renders: it skips what would be refused (one error each) and
+//! writes the rest. Links without a name (a physical link that matched no NIC) are skipped.
 //!
 //! **Names in the booted system.** The names in the context are the initramfs's (`eth0`: the
 //! lean initramfs does not apply udev's naming policy); the booted system's udev would rename
@@ -24,6 +26,7 @@ pub mod networkd;
 pub mod nm;
 
 use crate::context::{Context, Link};
+use crate::netformat::NetFormat;
 use std::fmt;
 
 /// The first line of every file a renderer writes (`#` is a comment in all four formats).
@@ -47,7 +50,8 @@ pub struct RenderError {
 
 impl fmt::Display for RenderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.object, self.message)
+        let line = crate::text::one_line(&format!("{}: {}", self.object, self.message));
+        f.write_str(&line)
     }
 }
 
@@ -55,112 +59,139 @@ impl std::error::Error for RenderError {}
 
 /// A network configuration format.
 pub trait Renderer {
-    /// Short name (`networkd`).
-    fn name(&self) -> &'static str;
     /// The files for this context, in a stable order.
     fn render(&self, ctx: &Context) -> Result<Vec<RenderedFile>, RenderError>;
 }
 
+/// A link's name servers and search domains: its own, then the global ones not already
+/// there; every search domain checked ([`dns_name`]).
+pub fn link_dns(ctx: &Context, link: &Link) -> Result<crate::context::Dns, RenderError> {
+    let mut dns = link.dns.clone();
+    for ns in &ctx.network.dns.nameservers {
+        if !dns.nameservers.contains(ns) {
+            dns.nameservers.push(*ns);
+        }
+    }
+    for d in &ctx.network.dns.search {
+        if !dns.search.contains(d) {
+            dns.search.push(d.clone());
+        }
+    }
+    for d in &dns.search {
+        dns_name(d, &link.id)?;
+    }
+    Ok(dns)
+}
+
 /// Longest interface name the kernel takes (IFNAMSIZ − 1).
-pub const IFNAME_MAX: usize = 15;
+pub const IFNAME_MAX: usize = crate::valid::IFNAME_MAX;
 
-/// Checks an interface name: 1..=15 bytes of letters, digits, `-`, `_`, `.`, `:`, not `.` or
-/// `..` (the kernel's `dev_valid_name` refuses `/`, whitespace and those two). Our rule is
-/// narrower than the kernel's on purpose: these names become file names and values in
-/// INI-like files.
+fn refused(object: &str, why: String) -> RenderError {
+    RenderError {
+        object: object.to_string(),
+        message: why,
+    }
+}
+
+/// Checks an interface name ([`crate::valid::ifname`]).
 pub fn ifname(name: &str, object: &str) -> Result<(), RenderError> {
-    let ok = !name.is_empty()
-        && name.len() <= IFNAME_MAX
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-    if ok {
-        Ok(())
-    } else {
-        Err(RenderError {
-            object: object.to_string(),
-            message: format!("interface name {name:?} is not 1 to {IFNAME_MAX} letters, digits, '-', '_', '.' or ':'"),
-        })
-    }
+    crate::valid::ifname(name).map_err(|why| refused(object, why))
 }
 
-/// Checks a DNS search domain (same rule as a hostname).
+/// Checks a DNS search domain ([`crate::valid::search_domain`]).
 pub fn dns_name(name: &str, object: &str) -> Result<(), RenderError> {
-    crate::context::validate_hostname(name)
-        .map(|_| ())
-        .map_err(|why| RenderError {
-            object: object.to_string(),
-            message: format!("search domain refused: {why}"),
-        })
+    crate::valid::search_domain(name).map_err(|why| refused(object, why))
 }
 
-/// Checks a route's destination or a rule's end: an IP address, optionally with a prefix
-/// length the family allows (`10.0.0.0/8`, `::/0`, `192.0.2.1`). These are the only free
-/// text a route or rule carries (gateways and name servers are typed addresses already).
+/// Checks a route's destination or a rule's end ([`crate::valid::route_end`]). These are the
+/// only free text a route or rule carries (gateways and name servers are typed addresses).
 pub fn route_end(value: &str, object: &str) -> Result<(), RenderError> {
-    let (addr, prefix) = match value.split_once('/') {
-        Some((a, p)) => (a, Some(p)),
-        None => (value, None),
-    };
-    let ok = match addr.parse::<std::net::IpAddr>() {
-        Ok(ip) => prefix.is_none_or(|p| {
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u8>().is_ok_and(|n| n <= max)
-        }),
-        Err(_) => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(RenderError {
-            object: object.to_string(),
-            message: format!("route or rule end {value:?} is not an IP address or prefix"),
-        })
-    }
+    crate::valid::route_end(value).map_err(|why| refused(object, why))
 }
 
-/// Checks a MAC address: 6 to 20 octets (Ethernet, InfiniBand) of two hex digits, colon
-/// separated. It is matched on in every format, so it reaches every file.
+/// Checks a MAC address ([`crate::valid::mac`]). It is matched on in every format, so it
+/// reaches every file.
 pub fn mac(value: &str, object: &str) -> Result<(), RenderError> {
-    let octets: Vec<&str> = value.split(':').collect();
-    let ok = (6..=20).contains(&octets.len())
-        && octets
-            .iter()
-            .all(|o| o.len() == 2 && o.bytes().all(|b| b.is_ascii_hexdigit()));
-    if ok {
-        Ok(())
-    } else {
-        Err(RenderError {
-            object: object.to_string(),
-            message: format!("MAC address {value:?} is not colon-separated hex octets"),
-        })
-    }
+    crate::valid::mac(value).map_err(|why| refused(object, why))
 }
 
-/// The links a renderer configures: those with a name, after checking every name, MAC and
-/// route and rule end (all four formats rely on this: one check, not one per renderer).
+/// A bond's mode as the kernel names it ([`crate::valid::bond_mode`]): what every format writes.
+pub fn bond_mode(mode: &str, object: &str) -> Result<&'static str, RenderError> {
+    crate::valid::bond_mode(mode).map_err(|why| refused(object, why))
+}
+
+/// A bond option checked ([`crate::valid::bond_option`]).
+pub fn bond_option(key: &str, value: &str, object: &str) -> Result<(), RenderError> {
+    crate::valid::bond_option(key, value)
+        .map_err(|why| refused(&format!("{object}: bond option {key}"), why))
+}
+
+/// A bridge's `stp` option as a yes/no, if given ([`crate::valid::boolean`]).
+pub fn stp(
+    options: &std::collections::BTreeMap<String, String>,
+    object: &str,
+) -> Result<Option<bool>, RenderError> {
+    options
+        .get("stp")
+        .map(|v| crate::valid::boolean(v).map_err(|why| refused(object, format!("stp: {why}"))))
+        .transpose()
+}
+
+/// The links a renderer configures: those with a name, after checking every value of each
+/// ([`Link::audit`]: name, MAC, MTU, bonding mode and options, VLAN id, `stp`, prefixes,
+/// route and rule ends, search domains). All four formats rely on this one check, whatever
+/// the context's origin; [`checked`] drops what it would refuse first.
 pub fn named_links(ctx: &Context) -> Result<Vec<(&Link, &str)>, RenderError> {
     let mut out = Vec::new();
     for link in &ctx.network.links {
         if let Some(name) = link.name.as_deref() {
-            ifname(name, &link.id)?;
-            if let Some(m) = &link.mac {
-                mac(m, &link.id)?;
-            }
-            for r in &link.routes {
-                route_end(&r.to, &link.id)?;
-            }
-            for rule in &link.rules {
-                for end in [&rule.from, &rule.to].into_iter().flatten() {
-                    route_end(end, &link.id)?;
-                }
+            if let Some(bad) = link.audit().first() {
+                return Err(refused(&link.id, bad.message().to_string()));
             }
             out.push((link, name));
         }
     }
     Ok(out)
+}
+
+/// Renders `ctx` in `format`, skipping what cannot be written rather than writing nothing:
+/// each value that breaks a rule is dropped first ([`Context::check_values`]; for
+/// systemd-networkd also each bond option it has no setting for), then a link the renderer
+/// still refuses is left out with what depends on it. Returns the files and one
+/// [`RenderError`] per value or link skipped.
+pub fn checked(format: NetFormat, ctx: &Context) -> (Vec<RenderedFile>, Vec<RenderError>) {
+    let mut ctx = ctx.clone();
+    let mut skipped: Vec<RenderError> = ctx
+        .check_values()
+        .into_iter()
+        .map(|(object, message)| RenderError { object, message })
+        .collect();
+    if format == NetFormat::Networkd {
+        skipped.extend(networkd::drop_unmapped_options(&mut ctx));
+    }
+    // Each round leaves out one more link: at most one round per link.
+    for _ in 0..=ctx.network.links.len() {
+        let e = match renderer(format).render(&ctx) {
+            Ok(files) => return (files, skipped),
+            Err(e) => e,
+        };
+        let at = ctx.network.links.iter().position(|l| {
+            e.object == l.id
+                || e.object
+                    .strip_prefix(l.id.as_str())
+                    .is_some_and(|r| r.starts_with(": "))
+        });
+        skipped.push(RenderError {
+            message: format!("{}; the link is not configured", e.message),
+            ..e
+        });
+        let Some(at) = at else { break };
+        ctx.network.links.remove(at);
+        for line in crate::context::drop_dangling(&mut ctx.network.links) {
+            skipped.push(refused("network", line));
+        }
+    }
+    (Vec::new(), skipped)
 }
 
 /// The name of the link with `id` (members and parents are referred to by id).
@@ -212,29 +243,31 @@ pub fn name_pins(ctx: &Context) -> Result<Vec<RenderedFile>, RenderError> {
     Ok(out)
 }
 
-/// The renderer for a `preroot.render=`/`--format` name.
-pub fn by_name(name: &str) -> Option<Box<dyn Renderer>> {
-    match name {
-        "networkd" => Some(Box::new(networkd::Networkd)),
-        "nm" | "networkmanager" => Some(Box::new(nm::NetworkManager)),
-        "ifcfg" => Some(Box::new(ifcfg::Ifcfg)),
-        "eni" | "ifupdown" => Some(Box::new(eni::Eni)),
-        _ => None,
+/// The renderer that writes `format`.
+pub fn renderer(format: NetFormat) -> &'static dyn Renderer {
+    match format {
+        NetFormat::Networkd => &networkd::Networkd,
+        NetFormat::Nm => &nm::NetworkManager,
+        NetFormat::Ifcfg => &ifcfg::Ifcfg,
+        NetFormat::Eni => &eni::Eni,
     }
 }
 
+/// The renderer for a format's name or alias ([`NetFormat::from_name`]).
+pub fn by_name(name: &str) -> Option<&'static dyn Renderer> {
+    NetFormat::from_name(name).map(renderer)
+}
+
 /// Writes rendered files under `out` as a plain tree (directories 0755, files atomically with
-/// their modes). For inspection and tests: writing into a system root, with its ownership
-/// and no-symlink rules, is the sysroot phase's.
+/// their modes). For inspection and tests: writing into a system root, with its ownership and
+/// manifest rules, is the sysroot phase's. `out` itself is created if missing; below it, every
+/// path goes through [`crate::output::RootDir`], so a symlink planted inside `out` (a
+/// directory link to `/etc`) is an error, never a way out.
 pub fn write_tree(files: &[RenderedFile], out: &std::path::Path) -> std::io::Result<()> {
+    crate::output::ensure_dir(out, 0o755)?;
+    let tree = crate::output::RootDir::open(out)?;
     for f in files {
-        let path = out.join(&f.path);
-        let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
-        else {
-            continue;
-        };
-        crate::output::ensure_dir(dir, 0o755)?;
-        crate::output::write_atomic(dir, name, f.content.as_bytes(), f.mode)?;
+        tree.write(&f.path, f.content.as_bytes(), f.mode)?;
     }
     Ok(())
 }
@@ -242,63 +275,62 @@ pub fn write_tree(files: &[RenderedFile], out: &std::path::Path) -> std::io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::{Access, LinkKind, Source, SourceKind};
 
-    #[test]
-    fn interface_names() {
-        for good in ["eth0", "enp0s31f6", "bond0.602", "br-ex", "ib0:1", "a"] {
-            assert!(ifname(good, "t").is_ok(), "case {good}");
-        }
-        for bad in [
-            "",
-            ".",
-            "..",
-            "eth0\n",
-            "a/b",
-            "[Match]",
-            "a;b",
-            "a b",
-            "a\0b",
-            "sixteen-chars-xx",
-        ] {
-            assert!(ifname(bad, "t").is_err(), "case {bad:?}");
-        }
+    fn ctx(links: Vec<Link>) -> Context {
+        let mut ctx = Context::new(
+            None,
+            Source {
+                kind: SourceKind::KernelCmdline,
+                medium: Access::Cmdline,
+                location: "t".into(),
+                partition_of: None,
+            },
+        );
+        ctx.network.links = links;
+        ctx
     }
 
+    fn named(id: &str, name: &str, kind: LinkKind) -> Link {
+        let mut l = Link::new(id, kind);
+        l.name = Some(name.into());
+        l.addressing.push(crate::context::Addressing::Dhcp4);
+        l
+    }
+
+    /// Issue 16 item 15: one bad value is skipped with an error, the rest is written, in
+    /// every format; `named_links` alone still refuses the whole context.
     #[test]
-    fn route_ends() {
-        for good in [
-            "0.0.0.0/0",
-            "10.0.0.0/8",
-            "192.0.2.1",
-            "::/0",
-            "2001:db8::/32",
-            "fe80::1",
-        ] {
-            assert!(route_end(good, "t").is_ok(), "case {good}");
-        }
-        for bad in [
-            "",
-            "default",
-            "10.0.0.0/33",
-            "::/129",
-            "10.0.0.0/+8",
-            "10.0.0.0/8\n[Network]",
-            "[Match]",
-            "1.2.3.4;reboot",
-            "10.0.0.0/",
-            "10.0.0.0 /8",
-        ] {
-            assert!(route_end(bad, "t").is_err(), "case {bad:?}");
-        }
-        assert!(mac("52:54:00:ab:CD:01", "t").is_ok());
-        for bad in [
-            "",
-            "52:54:00:ab:cd",
-            "52:54:00:ab:cd:0g",
-            "52:54:00:ab:cd:01\n[Match]",
-            "5254.00ab.cd01",
-        ] {
-            assert!(mac(bad, "t").is_err(), "case {bad:?}");
+    fn checked_skips_one_bad_value() {
+        let mut good = named("a", "eth0", LinkKind::Physical);
+        good.dns.search = vec!["example.com".into(), "example.com,corp.local".into()];
+        let bad = named("b", "a[Match]", LinkKind::Physical);
+        let bond = named(
+            "bond0",
+            "bond0",
+            LinkKind::Bond {
+                mode: "x;{touch,/tmp/pwned}".into(),
+                members: vec!["a".into()],
+                options: Default::default(),
+            },
+        );
+        let c = ctx(vec![good, bad, bond]);
+        assert!(named_links(&c).is_err());
+        for format in NetFormat::ALL {
+            let (files, skipped) = checked(format, &c);
+            let text: String = files.iter().map(|f| f.content.as_str()).collect();
+            assert!(
+                text.contains("eth0") || files.iter().any(|f| f.path.contains("eth0")),
+                "{format}: {files:?}"
+            );
+            for hostile in ["a[Match]", "corp.local", "pwned"] {
+                assert!(
+                    !text.contains(hostile),
+                    "{format}: {hostile} reached a file"
+                );
+            }
+            assert_eq!(skipped.len(), 3, "{format}: {skipped:?}");
+            assert!(skipped.iter().all(|e| !e.to_string().contains('\n')));
         }
     }
 }

@@ -18,10 +18,6 @@ pub const DIR: &str = super::LINK_DIR;
 pub struct Networkd;
 
 impl Renderer for Networkd {
-    fn name(&self) -> &'static str {
-        "networkd"
-    }
-
     fn render(&self, ctx: &Context) -> Result<Vec<RenderedFile>, RenderError> {
         let links = named_links(ctx)?;
         let mut files = Vec::new();
@@ -72,19 +68,26 @@ fn bond_key(option: &str, value: &str) -> Option<(&'static str, String)> {
     })
 }
 
-/// Checks that an option value holds nothing that could break out of its line.
-fn plain_value(value: &str, object: &str) -> Result<(), RenderError> {
-    if value.is_empty()
-        || !value
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !matches!(b, b'[' | b']' | b';' | b'#'))
-    {
-        return Err(RenderError {
-            object: object.to_string(),
-            message: format!("value {value:?} is not a plain token"),
-        });
+/// Drops each bond option systemd-networkd has no `[Bond]` setting for (`bond_key`), one
+/// error each, so that [`super::checked`] writes the bond without it rather than no bond.
+pub fn drop_unmapped_options(ctx: &mut Context) -> Vec<RenderError> {
+    let mut out = Vec::new();
+    for link in &mut ctx.network.links {
+        if let LinkKind::Bond { options, .. } = &mut link.kind {
+            options.retain(|k, v| {
+                let keep = k == "primary" || bond_key(k, v).is_some();
+                if !keep {
+                    out.push(RenderError {
+                        object: format!("{}: bond option {k}", link.id),
+                        message: "systemd-networkd has no setting for this bond option; dropped"
+                            .into(),
+                    });
+                }
+                keep
+            });
+        }
     }
-    Ok(())
+    out
 }
 
 fn netdev(link: &Link, name: &str) -> Result<Option<String>, RenderError> {
@@ -104,12 +107,12 @@ fn netdev(link: &Link, name: &str) -> Result<Option<String>, RenderError> {
     }
     match &link.kind {
         LinkKind::Bond { mode, options, .. } => {
-            plain_value(mode, &link.id)?;
+            let mode = super::bond_mode(mode, &link.id)?;
             let _ = writeln!(s, "\n[Bond]\nMode={mode}");
             // `primary` names a member interface and belongs on the member's .network.
             for (option, value) in options.iter().filter(|(o, _)| o.as_str() != "primary") {
                 let object = format!("{}: bond option {option}", link.id);
-                plain_value(value, &object)?;
+                super::bond_option(option, value, &link.id)?;
                 let (key, value) = bond_key(option, value).ok_or_else(|| RenderError {
                     object,
                     message: "systemd-networkd has no setting for this bond option".into(),
@@ -121,9 +124,8 @@ fn netdev(link: &Link, name: &str) -> Result<Option<String>, RenderError> {
             let _ = writeln!(s, "\n[VLAN]\nId={id}");
         }
         LinkKind::Bridge { options, .. } => {
-            if let Some(stp) = options.get("stp") {
-                plain_value(stp, &link.id)?;
-                let _ = writeln!(s, "\n[Bridge]\nSTP={stp}");
+            if let Some(stp) = super::stp(options, &link.id)? {
+                let _ = writeln!(s, "\n[Bridge]\nSTP={}", if stp { "yes" } else { "no" });
             }
         }
         LinkKind::Physical => {}
@@ -190,25 +192,17 @@ fn network(ctx: &Context, link: &Link, name: &str) -> Result<String, RenderError
         let _ = writeln!(net, "LinkLocalAddressing=no");
     }
 
-    // DNS: the link's own, then the global ones (a link with no address method gets none
-    // of the global ones only if it is a member).
-    let mut servers = link.dns.nameservers.clone();
-    let mut search = link.dns.search.clone();
-    if !member {
-        for ns in &ctx.network.dns.nameservers {
-            if !servers.contains(ns) {
-                servers.push(*ns);
-            }
+    // DNS: the link's own, then the global ones (a member, which only joins its master,
+    // gets none of the global ones).
+    let dns = if member {
+        for d in &link.dns.search {
+            dns_name(d, &link.id)?;
         }
-        for d in &ctx.network.dns.search {
-            if !search.contains(d) {
-                search.push(d.clone());
-            }
-        }
-    }
-    for d in &search {
-        dns_name(d, &link.id)?;
-    }
+        link.dns.clone()
+    } else {
+        super::link_dns(ctx, link)?
+    };
+    let (servers, search) = (dns.nameservers, dns.search);
     if !servers.is_empty() {
         let list: Vec<String> = servers.iter().map(ToString::to_string).collect();
         let _ = writeln!(net, "DNS={}", list.join(" "));
@@ -238,7 +232,7 @@ fn network(ctx: &Context, link: &Link, name: &str) -> Result<String, RenderError
         }
     }
     for r in &link.routes {
-        plain_value(&r.to, &link.id)?;
+        super::route_end(&r.to, &link.id)?;
         let _ = writeln!(s, "\n[Route]\nDestination={}", r.to);
         if let Some(via) = r.via {
             let _ = writeln!(s, "Gateway={via}");
@@ -254,7 +248,7 @@ fn network(ctx: &Context, link: &Link, name: &str) -> Result<String, RenderError
         let _ = writeln!(s, "\n[RoutingPolicyRule]");
         for (key, end) in [("From", &rule.from), ("To", &rule.to)] {
             if let Some(end) = end {
-                plain_value(end, &link.id)?;
+                super::route_end(end, &link.id)?;
                 let _ = writeln!(s, "{key}={end}");
             }
         }
@@ -279,14 +273,14 @@ fn network(ctx: &Context, link: &Link, name: &str) -> Result<String, RenderError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::context::{Medium, Source, SourceKind};
+    use crate::context::{Access, Source, SourceKind};
 
     fn ctx_with(links: Vec<Link>) -> Context {
         let mut ctx = Context::new(
             None,
             Source {
                 kind: SourceKind::KernelCmdline,
-                medium: Medium::Cmdline,
+                medium: Access::Cmdline,
                 location: "t".into(),
                 partition_of: None,
             },

@@ -16,7 +16,7 @@
 //! link with an address method, as cloud-init does. Policy rules become `routing-ruleN`,
 //! routes in other tables `routeN_options=table=N`.
 
-use super::{dns_name, named_links, RenderError, RenderedFile, Renderer};
+use super::{named_links, RenderError, RenderedFile, Renderer};
 use crate::context::{Addressing, Context, Link, LinkKind};
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -27,10 +27,6 @@ pub const DIR: &str = "etc/NetworkManager/system-connections";
 pub struct NetworkManager;
 
 impl Renderer for NetworkManager {
-    fn name(&self) -> &'static str {
-        "nm"
-    }
-
     fn render(&self, ctx: &Context) -> Result<Vec<RenderedFile>, RenderError> {
         let mut files = Vec::new();
         for (link, name) in named_links(ctx)? {
@@ -133,12 +129,10 @@ fn keyfile(ctx: &Context, link: &Link, name: &str) -> Result<String, RenderError
     }
     match &link.kind {
         LinkKind::Bond { mode, options, .. } => {
-            plain(mode, &link.id)?;
+            let mode = super::bond_mode(mode, &link.id)?;
             let _ = writeln!(s, "\n[bond]\nmode={mode}");
             for (k, v) in options {
-                let object = format!("{}: bond option {k}", link.id);
-                plain(k, &object)?;
-                plain(v, &object)?;
+                super::bond_option(k, v, &link.id)?;
                 let _ = writeln!(s, "{k}={v}");
             }
         }
@@ -164,8 +158,7 @@ fn keyfile(ctx: &Context, link: &Link, name: &str) -> Result<String, RenderError
         }
         LinkKind::Bridge { options, .. } => {
             let _ = writeln!(s, "\n[bridge]");
-            if let Some(stp) = options.get("stp") {
-                plain(stp, &link.id)?;
+            if let Some(stp) = super::stp(options, &link.id)? {
                 let _ = writeln!(s, "stp={stp}");
             }
         }
@@ -291,12 +284,8 @@ fn ip_section(ctx: &Context, link: &Link, v4: bool) -> Result<String, RenderErro
             rule.table
         );
     }
-    let mut servers: Vec<IpAddr> = link.dns.nameservers.clone();
-    for ns in &ctx.network.dns.nameservers {
-        if !servers.contains(ns) {
-            servers.push(*ns);
-        }
-    }
+    let dns = super::link_dns(ctx, link)?;
+    let mut servers = dns.nameservers;
     servers.retain(family);
     if !servers.is_empty() {
         let list: String = servers.iter().map(|a| format!("{a};")).collect();
@@ -309,20 +298,9 @@ fn ip_section(ctx: &Context, link: &Link, v4: bool) -> Result<String, RenderErro
         Addressing::Static { address, .. } => address.is_ipv4(),
         _ => false,
     });
-    if v4 == has_v4 {
-        let mut search = link.dns.search.clone();
-        for d in &ctx.network.dns.search {
-            if !search.contains(d) {
-                search.push(d.clone());
-            }
-        }
-        for d in &search {
-            dns_name(d, &link.id)?;
-        }
-        if !search.is_empty() {
-            let list: String = search.iter().map(|d| format!("{d};")).collect();
-            let _ = writeln!(s, "dns-search={list}");
-        }
+    if v4 == has_v4 && !dns.search.is_empty() {
+        let list: String = dns.search.iter().map(|d| format!("{d};")).collect();
+        let _ = writeln!(s, "dns-search={list}");
     }
     Ok(s)
 }
@@ -330,7 +308,7 @@ fn ip_section(ctx: &Context, link: &Link, v4: bool) -> Result<String, RenderErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::context::{Medium, Source, SourceKind};
+    use crate::context::{Access, Source, SourceKind};
 
     #[test]
     fn uuids_are_stable_and_well_formed() {
@@ -353,7 +331,7 @@ mod tests {
             None,
             Source {
                 kind: SourceKind::KernelCmdline,
-                medium: Medium::Cmdline,
+                medium: Access::Cmdline,
                 location: "t".into(),
                 partition_of: None,
             },

@@ -1,8 +1,11 @@
 //! Every `unsafe` in preroot, each block with a `// SAFETY:` comment (enforced by
 //! `clippy::undocumented_unsafe_blocks`): here the block-device and filesystem ioctls the
-//! disk stage needs; [`spawn`] (running `lvm`); `packet.rs` (`AF_PACKET` sockets with
+//! disk stage needs; [`btrfs`] (btrfs device sizes and online resize); [`spawn`] (running `lvm`); `packet.rs` (`AF_PACKET` sockets with
 //! `PACKET_AUXDATA`, for DHCP before an address, and `poll`); `netlink.rs` (the
-//! `NETLINK_ROUTE` socket: links, addresses, routes).
+//! `NETLINK_ROUTE` socket: links, addresses, routes, IPv6 notifications); `nicsock.rs`
+//! (sockets bound to one NIC: DHCPv6's UDP, a Router Solicitation, the TCP probe of the
+//! metadata service; interface indexes); `tcp.rs` (a TCP connection from a chosen source
+//! port: Scaleway's privileged port); `xattr.rs` (a file's SELinux label).
 //!
 //! Owns the ioctl numbers and the kernel structs they pass, mirrored from the UAPI headers at
 //! Linux v6.6 (`include/uapi/linux/fs.h`, `include/uapi/linux/blkpg.h`,
@@ -13,9 +16,13 @@
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod btrfs;
 pub mod netlink;
+pub mod nicsock;
 pub mod packet;
 pub mod spawn;
+pub mod tcp;
+pub mod xattr;
 
 use std::fs::File;
 use std::io;
@@ -128,6 +135,19 @@ fn check(ret: libc::c_int) -> io::Result<()> {
     }
 }
 
+/// `ret`'s error with what its errno means for `op` (coreos-installer's `blockdev.rs` maps
+/// EBUSY to "in use" and EINVAL to "no partition support" the same way); the kind and the
+/// raw errno stay as they are.
+fn check_meaning(ret: libc::c_int, op: &str, meanings: &[(i32, &str)]) -> io::Result<()> {
+    check(ret).map_err(|e| {
+        let meaning = e
+            .raw_os_error()
+            .and_then(|n| meanings.iter().find(|(errno, _)| *errno == n))
+            .map_or("failed", |(_, m)| *m);
+        io::Error::new(e.kind(), format!("{op}: {meaning} ({e})"))
+    })
+}
+
 fn block_device(file: &File) -> io::Result<()> {
     if file.metadata()?.file_type().is_block_device() {
         Ok(())
@@ -174,7 +194,16 @@ pub fn sector_size(file: &File) -> io::Result<u32> {
 pub fn reread_partitions(file: &File) -> io::Result<()> {
     block_device(file)?;
     // SAFETY: BLKRRPART takes no argument.
-    check(unsafe { libc::ioctl(file.as_raw_fd(), BLKRRPART as _, 0) })
+    let ret = unsafe { libc::ioctl(file.as_raw_fd(), BLKRRPART as _, 0) };
+    check_meaning(
+        ret,
+        "BLKRRPART",
+        &[
+            (libc::EBUSY, "in use (a partition is mounted or held)"),
+            (libc::EINVAL, "the device has no partition support"),
+            (libc::ENOTTY, "not a partitionable block device"),
+        ],
+    )
 }
 
 /// Flushes and drops the buffer cache of a block device (`BLKFLSBUF`).
@@ -205,7 +234,23 @@ pub fn resize_partition(file: &File, number: u32, start: u64, length: u64) -> io
     };
     // SAFETY: arg and the partition it points to are live, correctly laid out (size asserts
     // above) and outlive the call; the kernel only reads them.
-    check(unsafe { libc::ioctl(file.as_raw_fd(), BLKPG as _, &mut arg as *mut BlkpgIoctlArg) })
+    let ret = unsafe { libc::ioctl(file.as_raw_fd(), BLKPG as _, &mut arg as *mut BlkpgIoctlArg) };
+    check_meaning(
+        ret,
+        "BLKPG_RESIZE_PARTITION",
+        &[
+            (
+                libc::EBUSY,
+                "in use, or the new extent overlaps another partition",
+            ),
+            (
+                libc::EINVAL,
+                "the kernel refused the new extent, or the device has no partition support",
+            ),
+            (libc::ENXIO, "the kernel has no such partition"),
+            (libc::ENOTTY, "not a partitionable block device"),
+        ],
+    )
 }
 
 /// Grows a mounted ext4 filesystem to `blocks` blocks (`EXT4_IOC_RESIZE_FS`); `dir` is any
@@ -270,4 +315,22 @@ pub fn remount(path: &std::path::Path, flags: libc::c_ulong) -> io::Result<()> {
             std::ptr::null(),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_is_named_by_its_meaning() {
+        // SAFETY: closing fd -1 touches nothing; it fails with EBADF, which sets errno.
+        let ret = unsafe { libc::close(-1) };
+        let e = check_meaning(ret, "OP", &[(libc::EBADF, "no such descriptor")]).unwrap_err();
+        assert!(e.to_string().starts_with("OP: no such descriptor ("), "{e}");
+        // SAFETY: as above.
+        let ret = unsafe { libc::close(-1) };
+        let e = check_meaning(ret, "OP", &[]).unwrap_err();
+        assert!(e.to_string().starts_with("OP: failed ("), "{e}");
+        assert!(check_meaning(0, "OP", &[]).is_ok());
+    }
 }

@@ -195,11 +195,19 @@ fn socklen<T>() -> libc::socklen_t {
 
 /// Waits until one of `fds` is readable or `timeout` passes; which ones are readable.
 pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Duration) -> io::Result<Vec<bool>> {
+    let want: Vec<(BorrowedFd<'_>, bool)> = fds.iter().map(|fd| (*fd, false)).collect();
+    poll(&want, timeout)
+}
+
+/// Waits until one of `fds` is ready or `timeout` passes: readable, or writable for those
+/// paired with `true` (a TCP connect that ended, either way). An error or hang-up counts as
+/// ready, so the caller reads what happened. Which ones are ready, in order.
+pub fn poll(fds: &[(BorrowedFd<'_>, bool)], timeout: Duration) -> io::Result<Vec<bool>> {
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
-        .map(|fd| libc::pollfd {
+        .map(|(fd, write)| libc::pollfd {
             fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
+            events: if *write { libc::POLLOUT } else { libc::POLLIN },
             revents: 0,
         })
         .collect();
@@ -217,6 +225,6 @@ pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Duration) -> io::Result<Ve
     }
     Ok(pfds
         .iter()
-        .map(|p| p.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0)
+        .map(|p| p.revents & (libc::POLLIN | libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0)
         .collect())
 }

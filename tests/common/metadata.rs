@@ -42,6 +42,9 @@ pub enum Fault {
     ContentType(&'static str),
     /// GCE: the normal answer without `Metadata-Flavor: Google`.
     NoFlavor,
+    /// The normal answer with one more header line, written as given (`Content-Length: 5`
+    /// besides the real one).
+    Header(&'static str, &'static str),
 }
 
 /// Faults by path suffix; `sent` counts the bytes of huge bodies the server got out.
@@ -94,6 +97,8 @@ const TOKEN: &str = "AQAEAtest-token==";
 pub struct Server {
     pub addr: SocketAddr,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The `Host:` header of each request, in order.
+    pub hosts: Arc<Mutex<Vec<String>>>,
     pub faults: Faults,
 }
 
@@ -133,12 +138,15 @@ impl Server {
         let log = Arc::new(Mutex::new(Vec::new()));
         let root = root.to_path_buf();
         let log2 = log.clone();
+        let hosts = Arc::new(Mutex::new(Vec::new()));
+        let hosts2 = hosts.clone();
         let counter = Arc::new(Mutex::new(0usize));
         let faults2 = faults.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let root = root.clone();
                 let log = log2.clone();
+                let hosts = hosts2.clone();
                 let counter = counter.clone();
                 let faults = faults2.clone();
                 std::thread::spawn(move || {
@@ -153,11 +161,16 @@ impl Server {
                             std::thread::sleep(delay);
                         }
                     };
-                    let _ = handle(stream, &root, mode, &log, &pace, &faults);
+                    let _ = handle(stream, &root, mode, (&log, &hosts), &pace, &faults);
                 });
             }
         });
-        Server { addr, log, faults }
+        Server {
+            addr,
+            log,
+            hosts,
+            faults,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -186,6 +199,7 @@ fn respond_with(
             headers.push(("Content-Type", t));
         }
         Some(Fault::NoFlavor) => headers.retain(|(n, _)| *n != "Metadata-Flavor"),
+        Some(Fault::Header(n, v)) => headers.push((n, v)),
         Some(Fault::Truncate(n)) => body = &body[..(*n).min(body.len())],
         Some(Fault::Huge(bytes, framing)) => return huge(s, &headers, *bytes, *framing, sent),
         _ => {}
@@ -255,7 +269,7 @@ fn handle(
     stream: TcpStream,
     root: &Path,
     mode: Mode,
-    log: &Mutex<Vec<String>>,
+    (log, hosts): (&Mutex<Vec<String>>, &Mutex<Vec<String>>),
     pace: &dyn Fn(&str),
     faults: &Faults,
 ) -> std::io::Result<()> {
@@ -288,6 +302,10 @@ fn handle(
     let method = parts.next().unwrap_or("").to_string();
     let target = parts.next().unwrap_or("/").to_string();
     log.lock().unwrap().push(format!("{method} {target}"));
+    hosts
+        .lock()
+        .unwrap()
+        .push(header("host").unwrap_or_default());
     pace(&target);
     let mut s = stream;
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));

@@ -4,6 +4,7 @@
 //! something is missing, unless `PREROOT_REQUIRE_ALL=1` (set by `.ci/run`), where it fails.
 #![allow(dead_code)]
 
+pub mod azure;
 pub mod metadata;
 pub mod qemu;
 

@@ -83,15 +83,69 @@ impl Report {
             .into_owned()
     }
 
-    /// `preroot show --json` as the booted system printed it.
-    pub fn context(&self) -> Value {
-        serde_json::from_str(self.get("show-json")).unwrap_or_else(|e| {
-            panic!(
-                "preroot show --json is not JSON ({e}); report in {}:\n{}",
-                self.dir.display(),
-                self.get("show-json")
+    /// Section `name` parsed as JSON; fails the test when it is missing or does not parse
+    /// ([`Report::try_json`] says how), never reads as `null`.
+    pub fn json(&self, name: &str) -> Value {
+        self.try_json(name).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Section `name` as JSON, or why not: "section NAME: not JSON (serde's reason):" and
+    /// its first 8 lines, with the command's stderr (the guest's section `NAME.stderr`) and
+    /// where the report is. The guest prints such a section as its command's stdout only
+    /// (`jsec` in qemu/guest/preroot-report), so anything else in it is a harness bug to see,
+    /// not an absent value: an `ip -j addr` section that began with iproute2's "Dump was
+    /// interrupted" line once read as "no address" (issue 16, item 21).
+    pub fn try_json(&self, name: &str) -> Result<Value, String> {
+        let text = self.sections.get(name).ok_or_else(|| {
+            format!(
+                "section {name}: missing from the report in {}",
+                self.dir.display()
+            )
+        })?;
+        self.parse_json(&format!("section {name}"), text, name)
+    }
+
+    /// The lines under `# topic` in `section` (a probe of `qemu/report.d/`) as JSON; fails
+    /// the test as [`Report::json`] does.
+    pub fn json_sub(&self, section: &str, topic: &str) -> Value {
+        self.try_json_sub(section, topic)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Report::try_json`] for the lines under `# topic` in `section`.
+    pub fn try_json_sub(&self, section: &str, topic: &str) -> Result<Value, String> {
+        self.parse_json(
+            &format!("section {section}, topic {topic}"),
+            &self.sub(section, topic),
+            section,
+        )
+    }
+
+    fn parse_json(&self, what: &str, text: &str, section: &str) -> Result<Value, String> {
+        serde_json::from_str(text).map_err(|e| {
+            let head: Vec<&str> = text.lines().take(8).collect();
+            let head = if text.trim().is_empty() {
+                "(empty)".to_string()
+            } else {
+                head.join("\n")
+            };
+            let stderr = match self.sections.get(&format!("{section}.stderr")) {
+                Some(err) => format!(
+                    "\nits stderr (section {section}.stderr):\n{}",
+                    err.trim_end()
+                ),
+                None => String::new(),
+            };
+            format!(
+                "{what}: not JSON ({e}):\n{head}{stderr}\n(report in {})",
+                self.dir.display()
             )
         })
+    }
+
+    /// `preroot show --json` as the booted system printed it.
+    pub fn context(&self) -> Value {
+        self.json("show-json")
     }
 
     /// The root filesystem's size in bytes (`df` in section `rootfs`), 0 if missing.
@@ -165,6 +219,62 @@ pub fn after_cut(
             console_tail(out, 40)
         )
     })
+}
+
+/// What a power-cut run left in its output directory once the re-boot finished.
+pub struct CutFiles {
+    /// `disk-check.env`: the host's check after the kill.
+    pub check: std::collections::HashMap<String, String>,
+    /// `boot2/result.env`: what the re-boot's script recorded.
+    pub result: std::collections::HashMap<String, String>,
+    /// The report of the boot after the power cut.
+    pub after: Report,
+}
+
+/// Reads what a power-cut run (`script`, which exited `status`) left in `out`; fails the test
+/// with the re-boot's console tail when `script` failed, or when the re-boot wrote no report.
+pub fn cut_files(
+    test: &str,
+    out: &Path,
+    script: &str,
+    status: std::process::ExitStatus,
+) -> CutFiles {
+    let read_env = |p: PathBuf| env_file(&std::fs::read_to_string(p).unwrap_or_default());
+    let check = read_env(out.join("disk-check.env"));
+    let result = read_env(out.join("boot2/result.env"));
+    let dir = out.join("boot2");
+    assert!(
+        status.success(),
+        "{test}: {script} exited {status}; re-boot console tail:\n{}",
+        console_tail(&dir, 40)
+    );
+    let report = std::fs::read(dir.join("report.log")).unwrap_or_default();
+    let after = Report::parse(&String::from_utf8_lossy(&report), &dir)
+        .unwrap_or_else(|| panic!("{test}: no report from the boot after the power cut"));
+    CutFiles {
+        check,
+        result,
+        after,
+    }
+}
+
+impl CutFiles {
+    /// The number `key` from the host's check, else from the re-boot's result; fails the test
+    /// (naming `out`) when neither has it.
+    pub fn num(&self, key: &str, out: &Path) -> u64 {
+        self.check
+            .get(key)
+            .or_else(|| self.result.get(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no number {key} in {}: {:?} {:?}",
+                    out.display(),
+                    self.check,
+                    self.result
+                )
+            })
+    }
 }
 
 /// The last `lines` lines of a boot's console, for assertion messages.
@@ -310,8 +420,7 @@ pub fn assert_configdrive(test: &str, ctx: &Value) {
 /// The root partition was grown to the disk's end (1 MiB aligned; GPT keeps its backup
 /// table after it) and the mounted ext4 with it (issues 5's assertions in a real boot).
 pub fn assert_root_disk(test: &str, r: &Report, ctx: &Value, pttype: &str) {
-    let lsblk: Value = serde_json::from_str(r.get("lsblk"))
-        .unwrap_or_else(|e| panic!("{test}: lsblk -J: {e}:\n{}", r.get("lsblk")));
+    let lsblk = r.json("lsblk");
     let vda = lsblk["blockdevices"]
         .as_array()
         .and_then(|d| d.iter().find(|d| d["name"] == "vda"))
@@ -359,7 +468,7 @@ pub fn assert_configured(test: &str, r: &Report, address: &str, hostname: &str) 
         files.contains("# /etc/systemd/network/10-preroot-"),
         "{test}: no preroot networkd file in the guest:\n{files}"
     );
-    let ip: Value = serde_json::from_str(r.get("ip")).unwrap_or(Value::Null);
+    let ip = r.json("ip");
     let has = ip.as_array().into_iter().flatten().any(|l| {
         l["addr_info"]
             .as_array()
