@@ -26,7 +26,7 @@ pub mod xattr;
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 
 /// `_IOC(dir, type, nr, size)` from `include/uapi/asm-generic/ioctl.h`.
@@ -132,6 +132,26 @@ fn check(ret: libc::c_int) -> io::Result<()> {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+/// `size_of::<T>()` as a `socklen_t`: the length passed with a socket option or address
+/// (the sockets of `packet.rs`, `netlink.rs`, `nicsock.rs` and `tcp.rs`).
+fn socklen<T>() -> libc::socklen_t {
+    libc::socklen_t::try_from(std::mem::size_of::<T>()).unwrap_or(0)
+}
+
+/// Sets an integer socket option; the raw return value, checked by the caller.
+fn set_int(fd: &OwnedFd, level: libc::c_int, opt: libc::c_int, value: libc::c_int) -> libc::c_int {
+    // SAFETY: the option value points to a live c_int and its exact size is passed.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            opt,
+            std::ptr::from_ref(&value).cast(),
+            socklen::<libc::c_int>(),
+        )
     }
 }
 

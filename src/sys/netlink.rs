@@ -2,6 +2,7 @@
 //! kernel's notifications), send one request, receive with a timeout, drain what is queued.
 //! Messages are built and parsed by `net/rtnl.rs` (pure); this file only moves bytes.
 
+use super::socklen;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
@@ -19,10 +20,6 @@ fn kernel() -> libc::sockaddr_nl {
     let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
     sa.nl_family = u16::try_from(libc::AF_NETLINK).unwrap_or(16);
     sa
-}
-
-fn socklen() -> libc::socklen_t {
-    libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_nl>()).unwrap_or(0)
 }
 
 #[derive(Debug)]
@@ -52,7 +49,13 @@ impl NetlinkSocket {
         let mut sa = kernel();
         sa.nl_groups = groups;
         // SAFETY: `sa` is a valid sockaddr_nl (pid 0: the kernel picks ours) of the size given.
-        check(unsafe { libc::bind(fd.as_raw_fd(), std::ptr::from_ref(&sa).cast(), socklen()) })?;
+        check(unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                std::ptr::from_ref(&sa).cast(),
+                socklen::<libc::sockaddr_nl>(),
+            )
+        })?;
         Ok(NetlinkSocket { fd })
     }
 
@@ -66,7 +69,7 @@ impl NetlinkSocket {
                 msg.len(),
                 0,
                 std::ptr::from_ref(&sa).cast(),
-                socklen(),
+                socklen::<libc::sockaddr_nl>(),
             )
         };
         if n < 0 {

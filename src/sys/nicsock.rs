@@ -19,6 +19,7 @@
 //! are mapped to what they mean here. Kernel ABI: `include/uapi/linux/in6.h`, `socket(7)`,
 //! `ipv6(7)`, `raw(7)`, `tcp(7)`.
 
+use super::{set_int, socklen};
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -29,10 +30,6 @@ const IFNAMSIZ: usize = 16;
 const ND_ROUTER_SOLICIT: u8 = 133;
 /// All-routers, link-local scope.
 const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
-
-fn socklen<T>() -> libc::socklen_t {
-    libc::socklen_t::try_from(std::mem::size_of::<T>()).unwrap_or(0)
-}
 
 /// The errno of the last call, said in this socket's terms.
 fn os_error(step: &str, name: &str, port: u16) -> io::Error {
@@ -52,20 +49,6 @@ fn os_error(step: &str, name: &str, port: u16) -> io::Error {
         _ => return io::Error::new(e.kind(), format!("{step} on {name}: {e}")),
     };
     io::Error::new(e.kind(), format!("{step} on {name}: {meaning} ({e})"))
-}
-
-/// Sets an integer socket option.
-fn set_int(fd: &OwnedFd, level: libc::c_int, opt: libc::c_int, value: libc::c_int) -> libc::c_int {
-    // SAFETY: the option value points to a live c_int and its exact size is passed.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            opt,
-            std::ptr::from_ref(&value).cast(),
-            socklen::<libc::c_int>(),
-        )
-    }
 }
 
 fn check_name(name: &str) -> io::Result<()> {

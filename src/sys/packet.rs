@@ -9,6 +9,7 @@
 //! their checksum. `TP_STATUS_CSUM_VALID` (already verified) is trusted the same way.
 //! Kernel ABI: include/uapi/linux/if_packet.h (v6.1).
 
+use super::{set_int, socklen};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
@@ -78,17 +79,7 @@ impl PacketSocket {
         })?;
         // SAFETY: `raw` is a fresh descriptor we own; nothing else closes it.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let on: libc::c_int = 1;
-        // SAFETY: the option value points to a live c_int and its exact size is passed.
-        check(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                SOL_PACKET,
-                PACKET_AUXDATA,
-                std::ptr::from_ref(&on).cast(),
-                socklen::<libc::c_int>(),
-            )
-        })?;
+        check(set_int(&fd, SOL_PACKET, PACKET_AUXDATA, 1))?;
         let sa = sockaddr_ll(ifindex, false)?;
         // SAFETY: `sa` is a valid sockaddr_ll on the stack and its exact size is passed.
         check(unsafe {
@@ -187,10 +178,6 @@ impl AsFd for PacketSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
-}
-
-fn socklen<T>() -> libc::socklen_t {
-    libc::socklen_t::try_from(std::mem::size_of::<T>()).unwrap_or(0)
 }
 
 /// Waits until one of `fds` is readable or `timeout` passes; which ones are readable.

@@ -11,14 +11,11 @@
 //! ends the search at once with an error that says so. Kernel ABI: `socket(7)`, `ip(7)`,
 //! `connect(2)` (`EINPROGRESS`), `include/uapi/linux/in.h`.
 
+use super::{set_int, socklen};
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
-
-fn socklen<T>() -> libc::socklen_t {
-    libc::socklen_t::try_from(std::mem::size_of::<T>()).unwrap_or(0)
-}
 
 /// One try: a port that is taken (`Busy`), or an error that ends the search.
 enum Attempt {
@@ -41,20 +38,6 @@ fn last(step: &str, port: u16) -> Attempt {
             e.kind(),
             format!("{step} from source port {port}: {e}"),
         )),
-    }
-}
-
-/// Sets an integer socket option.
-fn set_int(fd: &OwnedFd, level: libc::c_int, opt: libc::c_int, value: libc::c_int) -> libc::c_int {
-    // SAFETY: the option value points to a live c_int and its exact size is passed.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            opt,
-            std::ptr::from_ref(&value).cast(),
-            socklen::<libc::c_int>(),
-        )
     }
 }
 
