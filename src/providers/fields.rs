@@ -1,14 +1,14 @@
 //! What the metadata-service providers of issue 20 share: GETs of a required or optional
 //! document through a service [`Endpoint`], JSON scalars read as text, the instance-id rule,
-//! static addresses from `address` + `netmask`/`prefix`, keys given as a list or a string,
-//! and secrets stored from a field.
+//! a host name or the warning that it is missing, static addresses from `address` +
+//! `netmask`/`prefix`, keys given as a list or a string, and secrets stored from a field.
 //!
 //! Owns no format: each provider module (`digitalocean/`, `vultr/` …) says which field is
 //! what. Never panics (no indexing, no unchecked arithmetic).
 #![deny(clippy::arithmetic_side_effects)]
 
 use super::service::Endpoint;
-use super::{add_ssh_keys, store_secret, DatasourceError};
+use super::{add_ssh_keys, set_hostname, store_secret, DatasourceError};
 use crate::context::{Addressing, Context, SecretFile};
 use crate::http::Url;
 use crate::state::StateDir;
@@ -76,6 +76,15 @@ pub fn instance_id(
         Some(id) => ctx.instance_id = Some(id),
     }
     Ok(())
+}
+
+/// Sets the host name from `raw` by [`set_hostname`]'s rules; missing is a warning naming
+/// `object`.
+pub fn hostname(ctx: &mut Context, raw: Option<String>, object: &str) {
+    match raw {
+        Some(name) => set_hostname(ctx, &name, object),
+        None => ctx.warn("datasource", object, "missing"),
+    }
 }
 
 /// A static address from an address and a netmask or prefix length (`255.255.255.0`,

@@ -34,9 +34,7 @@ pub mod password;
 
 use super::fields;
 use super::service::Endpoint;
-use super::{
-    add_ssh_keys, read, set_hostname, utf8, DatasourceError, Input, METADATA_CAP, USERDATA_CAP,
-};
+use super::{add_ssh_keys, read, utf8, DatasourceError, Input, METADATA_CAP, USERDATA_CAP};
 use crate::context::{Context, Platform};
 use crate::media::Tree;
 use serde_json::Value;
@@ -96,10 +94,8 @@ pub fn read_tree(input: &Input, flavor: &Flavor) -> Result<Context, DatasourceEr
         })?;
     fields::instance_id(&mut ctx, Some(id), &id_path)?;
     let host_path = format!("{md}/local-hostname");
-    match optional(&mut ctx, tree, &host_path) {
-        Some(name) => set_hostname(&mut ctx, &name, &host_path),
-        None => ctx.warn("datasource", &host_path, "missing"),
-    }
+    let hostname = optional(&mut ctx, tree, &host_path);
+    fields::hostname(&mut ctx, hostname, &host_path);
     for (key, extra) in [
         ("availability-zone", "availability_zone"),
         ("service-offering", "instance_type"),

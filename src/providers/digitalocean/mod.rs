@@ -32,7 +32,7 @@
 
 use super::fields::{self, nonempty, text};
 use super::service::Endpoint;
-use super::{parse_json, set_hostname, DatasourceError};
+use super::{parse_json, DatasourceError};
 use crate::caps;
 use crate::context::{normalize_mac, Context, HostNic, Link, LinkKind, Platform, Source};
 use crate::state::StateDir;
@@ -57,10 +57,7 @@ pub fn read(
     let mut ctx = Context::new(Some(Platform::DigitalOcean), source);
     ctx.host_nics = host_nics;
     fields::instance_id(&mut ctx, text(doc.get("droplet_id")), "droplet_id")?;
-    match nonempty(doc.get("hostname")) {
-        Some(name) => set_hostname(&mut ctx, &name, "hostname"),
-        None => ctx.warn("datasource", "hostname", "missing"),
-    }
+    fields::hostname(&mut ctx, nonempty(doc.get("hostname")), "hostname");
     if let Some(region) = nonempty(doc.get("region")) {
         ctx.extra.insert("region".into(), Value::String(region));
     }

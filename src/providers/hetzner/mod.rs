@@ -24,7 +24,7 @@
 
 use super::fields;
 use super::service::Endpoint;
-use super::{add_ssh_keys, netconfig, set_hostname, utf8, DatasourceError, USERDATA_CAP};
+use super::{add_ssh_keys, netconfig, utf8, DatasourceError, USERDATA_CAP};
 use crate::caps;
 use crate::context::{
     normalize_mac, Addressing, Context, HostNic, Link, LinkKind, Platform, Source,
@@ -63,10 +63,7 @@ pub fn read(
     let mut ctx = Context::new(Some(Platform::Hetzner), source);
     ctx.host_nics = host_nics;
     fields::instance_id(&mut ctx, scalar(doc.get("instance-id")), "instance-id")?;
-    match scalar(doc.get("hostname")) {
-        Some(name) => set_hostname(&mut ctx, &name, "hostname"),
-        None => ctx.warn("datasource", "hostname", "missing"),
-    }
+    fields::hostname(&mut ctx, scalar(doc.get("hostname")), "hostname");
     for (key, extra) in [
         ("region", "region"),
         ("availability-zone", "availability_zone"),

@@ -26,7 +26,7 @@
 
 use super::fields::{self, nonempty, text};
 use super::service::Endpoint;
-use super::{add_ssh_keys, parse_json, set_hostname, DatasourceError, METADATA_CAP};
+use super::{add_ssh_keys, parse_json, DatasourceError, METADATA_CAP};
 use crate::context::{
     normalize_mac, Addressing, Context, Fallback, HostNic, Link, LinkKind, Platform, Source,
 };
@@ -54,10 +54,7 @@ pub fn read(
     let mut ctx = Context::new(Some(Platform::Oracle), source);
     ctx.host_nics = host_nics;
     fields::instance_id(&mut ctx, text(doc.get("id")), "id")?;
-    match nonempty(doc.get("hostname")) {
-        Some(name) => set_hostname(&mut ctx, &name, "hostname"),
-        None => ctx.warn("datasource", "hostname", "missing"),
-    }
+    fields::hostname(&mut ctx, nonempty(doc.get("hostname")), "hostname");
     for (field, extra) in [
         ("canonicalRegionName", "region"),
         ("availabilityDomain", "availability_zone"),

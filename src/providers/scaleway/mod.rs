@@ -30,7 +30,7 @@
 
 use super::fields::{self, nonempty, text};
 use super::service::Endpoint;
-use super::{add_ssh_keys, parse_json, set_hostname, DatasourceError, USERDATA_CAP};
+use super::{add_ssh_keys, parse_json, DatasourceError, USERDATA_CAP};
 use crate::caps;
 use crate::context::{Addressing, Context, HostNic, Link, LinkKind, Platform, Source};
 use crate::state::StateDir;
@@ -62,10 +62,7 @@ pub fn read(
     let mut ctx = Context::new(Some(Platform::Scaleway), source);
     ctx.host_nics = host_nics;
     fields::instance_id(&mut ctx, text(doc.get("id")), "id")?;
-    match nonempty(doc.get("hostname")) {
-        Some(name) => set_hostname(&mut ctx, &name, "hostname"),
-        None => ctx.warn("datasource", "hostname", "missing"),
-    }
+    fields::hostname(&mut ctx, nonempty(doc.get("hostname")), "hostname");
     if let Some(t) = nonempty(doc.get("commercial_type")) {
         ctx.extra.insert("instance_type".into(), Value::String(t));
     }

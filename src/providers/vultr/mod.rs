@@ -25,7 +25,7 @@
 
 use super::fields::{self, nonempty, text};
 use super::service::Endpoint;
-use super::{parse_json, set_hostname, DatasourceError};
+use super::{parse_json, DatasourceError};
 use crate::caps;
 use crate::context::{
     normalize_mac, Addressing, Context, HostNic, Link, LinkKind, Platform, Source,
@@ -52,10 +52,11 @@ pub fn read(
     ctx.host_nics = host_nics;
     let id = nonempty(doc.get("instance-v2-id")).or_else(|| nonempty(doc.get("instance-id")));
     fields::instance_id(&mut ctx, id, "instance-v2-id")?;
-    match nonempty(doc.get("hostname")).or_else(|| nonempty(doc.get("local-hostname"))) {
-        Some(name) => set_hostname(&mut ctx, &name, "hostname"),
-        None => ctx.warn("datasource", "hostname", "missing"),
-    }
+    fields::hostname(
+        &mut ctx,
+        nonempty(doc.get("hostname")).or_else(|| nonempty(doc.get("local-hostname"))),
+        "hostname",
+    );
     if let Some(region) = nonempty(doc.get("region").and_then(|r| r.get("regioncode"))) {
         ctx.extra.insert("region".into(), Value::String(region));
     }
