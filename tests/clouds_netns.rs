@@ -15,23 +15,14 @@ mod cloud;
 mod common;
 
 use cloud::{Handler, Server};
+use common::netns::{sh, Namespaces};
 use common::TempDir;
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 struct World {
-    client: String,
-    peer: String,
+    ns: Namespaces,
     dnsmasq: Option<Child>,
     dir: TempDir,
     servers: Vec<Server>,
@@ -40,37 +31,21 @@ struct World {
 impl World {
     /// `nics` veth pairs `eth<i>` (client) / `peer<i>` (peer, up).
     fn new(tag: &str, nics: usize) -> World {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let id = format!(
-            "{}{}",
-            std::process::id() % 100_000,
-            N.fetch_add(1, Ordering::Relaxed)
-        );
         let w = World {
-            client: format!("pcc{tag}{id}"),
-            peer: format!("pcp{tag}{id}"),
+            ns: Namespaces::new("pc", tag),
             dnsmasq: None,
             dir: TempDir::new("clouds-netns"),
             servers: Vec::new(),
         };
-        sh(&["ip", "netns", "add", &w.client]);
-        sh(&["ip", "netns", "add", &w.peer]);
         for i in 0..nics {
-            let (c, p) = (format!("eth{i}"), format!("peer{i}"));
-            sh(&[
-                "ip", "link", "add", &c, "netns", &w.client, "type", "veth", "peer", "name", &p,
-                "netns", &w.peer,
-            ]);
-            sh(&["ip", "-n", &w.peer, "link", "set", &p, "up"]);
+            w.ns.veth(i, None, false);
         }
-        sh(&["ip", "-n", &w.peer, "link", "set", "lo", "up"]);
         w
     }
 
     /// `ip -n PEER addr add CIDR dev DEV`.
     fn peer_addr(&self, cidr: &str, dev: &str) {
-        sh(&["ip", "-n", &self.peer, "addr", "add", cidr, "dev", dev]);
+        sh(&["ip", "-n", &self.ns.peer, "addr", "add", cidr, "dev", dev]);
     }
 
     /// dnsmasq on `peer<on>` (10.77.0.1/24, router 10.77.0.1), waited for until it listens.
@@ -82,7 +57,7 @@ impl World {
             .args([
                 "netns",
                 "exec",
-                &self.peer,
+                &self.ns.peer,
                 "dnsmasq",
                 "--keep-in-foreground",
                 "--no-resolv",
@@ -107,7 +82,7 @@ impl World {
         let until = Instant::now() + Duration::from_secs(5);
         loop {
             let udp = Command::new("ip")
-                .args(["netns", "exec", &self.peer, "cat", "/proc/net/udp"])
+                .args(["netns", "exec", &self.ns.peer, "cat", "/proc/net/udp"])
                 .output()
                 .unwrap();
             if String::from_utf8_lossy(&udp.stdout).contains(":0043 ") || Instant::now() > until {
@@ -119,7 +94,7 @@ impl World {
 
     /// Serves `handler` on `bind` inside the peer namespace; its index in `servers`.
     fn serve(&mut self, bind: &str, handler: Handler) -> usize {
-        let ns = format!("/run/netns/{}", self.peer);
+        let ns = format!("/run/netns/{}", self.ns.peer);
         let bind = bind.to_string();
         let listener = std::thread::spawn(move || {
             let f = std::fs::File::open(ns).unwrap();
@@ -144,7 +119,7 @@ impl World {
             .args([
                 "netns",
                 "exec",
-                &self.client,
+                &self.ns.client,
                 env!("CARGO_BIN_EXE_preroot"),
                 "-v",
                 "context",
@@ -175,7 +150,7 @@ impl World {
     fn assert_put_back(&self, case: &str) {
         let out = |a: &[&str]| {
             let o = Command::new("ip")
-                .args(["-n", &self.client])
+                .args(["-n", &self.ns.client])
                 .args(a)
                 .output()
                 .unwrap();
@@ -197,12 +172,6 @@ impl Drop for World {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.client])
-            .status();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.peer])
-            .status();
     }
 }
 

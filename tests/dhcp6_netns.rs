@@ -14,6 +14,7 @@
 
 mod common;
 
+use common::netns::{sh, Namespaces};
 use common::TempDir;
 use preroot::dhcp6::client::{Client, Event, Lease6, Mode, RetryConfig};
 use preroot::dhcp6::socket::Dhcp6Socket;
@@ -22,16 +23,6 @@ use std::net::Ipv6Addr;
 use std::os::fd::AsFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// What dnsmasq serves.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -47,8 +38,7 @@ enum Server {
 }
 
 struct World {
-    client: String,
-    peer: String,
+    ns: Namespaces,
     dnsmasq: Option<Child>,
     dir: TempDir,
 }
@@ -60,51 +50,25 @@ fn mac(i: usize) -> [u8; 6] {
 impl World {
     /// `nics` veth pairs, dnsmasq on pair `served`.
     fn new(tag: &str, nics: usize, served: usize, server: Server) -> World {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let id = format!(
-            "{}{}",
-            std::process::id() % 100_000,
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let w = World {
-            client: format!("p6c{tag}{id}"),
-            peer: format!("p6p{tag}{id}"),
+        let mut w = World {
+            ns: Namespaces::new("p6", tag),
             dnsmasq: None,
             dir: TempDir::new("dhcp6"),
         };
-        sh(&["ip", "netns", "add", &w.client]);
-        sh(&["ip", "netns", "add", &w.peer]);
-        let mut w = w;
         for i in 0..nics {
-            let (c, p) = (format!("eth{i}"), format!("peer{i}"));
             let m = mac(i)
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect::<Vec<_>>()
                 .join(":");
-            sh(&[
-                "ip", "link", "add", &c, "netns", &w.client, "address", &m, "type", "veth", "peer",
-                "name", &p, "netns", &w.peer,
-            ]);
-            sh(&[
-                "ip",
-                "netns",
-                "exec",
-                &w.peer,
-                "sysctl",
-                "-qw",
-                &format!("net.ipv6.conf.{p}.accept_dad=0"),
-            ]);
-            sh(&["ip", "-n", &w.peer, "link", "set", &p, "up"]);
+            w.ns.veth(i, Some(&m), true);
         }
-        sh(&["ip", "-n", &w.peer, "link", "set", "lo", "up"]);
-        sh(&["ip", "-n", &w.client, "link", "set", "lo", "up"]);
+        sh(&["ip", "-n", &w.ns.client, "link", "set", "lo", "up"]);
         let p = format!("peer{served}");
         sh(&[
             "ip",
             "-n",
-            &w.peer,
+            &w.ns.peer,
             "addr",
             "add",
             "fd77::1/64",
@@ -121,7 +85,7 @@ impl World {
         let mut args = vec![
             "netns".to_string(),
             "exec".into(),
-            w.peer.clone(),
+            w.ns.peer.clone(),
             "dnsmasq".into(),
             "--keep-in-foreground".into(),
             "--no-resolv".into(),
@@ -150,7 +114,8 @@ impl World {
         w.dnsmasq = Some(child);
         // Wait until it listens on UDP port 547 (0x0223) in the peer namespace.
         let until = Instant::now() + Duration::from_secs(5);
-        while !sh(&["ip", "netns", "exec", &w.peer, "cat", "/proc/net/udp6"]).contains(":0223 ") {
+        while !sh(&["ip", "netns", "exec", &w.ns.peer, "cat", "/proc/net/udp6"]).contains(":0223 ")
+        {
             assert!(Instant::now() < until, "dnsmasq never listened on 547");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -163,7 +128,7 @@ impl World {
             sh(&[
                 "ip",
                 "-n",
-                &self.client,
+                &self.ns.client,
                 "link",
                 "set",
                 &format!("eth{i}"),
@@ -177,11 +142,20 @@ impl World {
         let dev = format!("eth{i}");
         let until = Instant::now() + Duration::from_secs(10);
         loop {
-            let all = sh(&["ip", "-n", &self.client, "-6", "addr", "show", "dev", &dev]);
+            let all = sh(&[
+                "ip",
+                "-n",
+                &self.ns.client,
+                "-6",
+                "addr",
+                "show",
+                "dev",
+                &dev,
+            ]);
             let tentative = sh(&[
                 "ip",
                 "-n",
-                &self.client,
+                &self.ns.client,
                 "-6",
                 "addr",
                 "show",
@@ -201,7 +175,7 @@ impl World {
         let out = sh(&[
             "ip",
             "-n",
-            &self.client,
+            &self.ns.client,
             "-o",
             "link",
             "show",
@@ -213,7 +187,7 @@ impl World {
 
     /// Runs `f` in a thread inside the client namespace.
     fn in_client<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let ns = format!("/run/netns/{}", self.client);
+        let ns = format!("/run/netns/{}", self.ns.client);
         std::thread::spawn(move || {
             let file = std::fs::File::open(ns).unwrap();
             nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
@@ -243,12 +217,6 @@ impl Drop for World {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.client])
-            .status();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.peer])
-            .status();
     }
 }
 

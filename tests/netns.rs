@@ -14,20 +14,12 @@
 mod common;
 
 use common::metadata::{Mode, Server};
+use common::netns::{sh, Namespaces};
 use common::{fixtures, TempDir};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// DHCP server settings of a world.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -82,8 +74,7 @@ impl Endpoint {
 }
 
 struct World {
-    client: String,
-    peer: String,
+    ns: Namespaces,
     /// The peer end dnsmasq serves and link-local endpoints live on.
     served: usize,
     dnsmasq: Option<Child>,
@@ -101,18 +92,10 @@ impl World {
 
     /// `nics` veth pairs; DHCPv4 as `dhcp` and IPv6 as `v6` on pair `served`.
     fn with_v6(tag: &str, nics: usize, served: usize, dhcp: Dhcp, v6: V6) -> World {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}{}", std::process::id() % 100_000, n);
-        let client = format!("prc{tag}{id}");
-        let peer = format!("prp{tag}{id}");
-        sh(&["ip", "netns", "add", &client]);
-        sh(&["ip", "netns", "add", &peer]);
+        let ns = Namespaces::new("pr", tag);
         let dir = TempDir::new("netns");
         let mut w = World {
-            client,
-            peer,
+            ns,
             served,
             dnsmasq: None,
             _dir: dir,
@@ -120,24 +103,15 @@ impl World {
             more: Vec::new(),
         };
         for i in 0..nics {
-            let c = format!("eth{i}");
-            let p = format!("peer{i}");
             let mac = format!("02:00:00:00:00:{:02x}", i + 1);
-            sh(&[
-                "ip", "link", "add", &c, "netns", &w.client, "address", &mac, "type", "veth",
-                "peer", "name", &p, "netns", &w.peer,
-            ]);
-            // The router's side: no DAD (its addresses are usable at once, as a router's are).
-            w.peer_sh(&["sysctl", "-qw", &format!("net.ipv6.conf.{p}.accept_dad=0")]);
-            sh(&["ip", "-n", &w.peer, "link", "set", &p, "up"]);
+            w.ns.veth(i, Some(&mac), true);
         }
-        sh(&["ip", "-n", &w.peer, "link", "set", "lo", "up"]);
-        sh(&["ip", "-n", &w.client, "link", "set", "lo", "up"]);
+        sh(&["ip", "-n", &w.ns.client, "link", "set", "lo", "up"]);
         let p = format!("peer{served}");
         sh(&[
             "ip",
             "-n",
-            &w.peer,
+            &w.ns.peer,
             "addr",
             "add",
             "169.254.169.254/32",
@@ -147,7 +121,7 @@ impl World {
         sh(&[
             "ip",
             "-n",
-            &w.peer,
+            &w.ns.peer,
             "addr",
             "add",
             "10.77.0.1/24",
@@ -157,7 +131,7 @@ impl World {
         sh(&[
             "ip",
             "-n",
-            &w.peer,
+            &w.ns.peer,
             "addr",
             "add",
             "fd77::1/64",
@@ -171,18 +145,12 @@ impl World {
         w
     }
 
-    fn peer_sh(&self, args: &[&str]) {
-        let mut all = vec!["ip", "netns", "exec", &self.peer];
-        all.extend_from_slice(args);
-        sh(&all);
-    }
-
     fn start_dnsmasq(&mut self, p: &str, dhcp: Dhcp, v6: V6) {
         let dir = self._dir.path();
         let mut args = vec![
             "netns".to_string(),
             "exec".into(),
-            self.peer.clone(),
+            self.ns.peer.clone(),
             "dnsmasq".into(),
             "--keep-in-foreground".into(),
             "--no-resolv".into(),
@@ -243,7 +211,7 @@ impl World {
         let until = Instant::now() + Duration::from_secs(5);
         loop {
             let udp = Command::new("ip")
-                .args(["netns", "exec", &self.peer, "cat", file])
+                .args(["netns", "exec", &self.ns.peer, "cat", file])
                 .output()
                 .unwrap();
             if String::from_utf8_lossy(&udp.stdout).contains(port) || Instant::now() > until {
@@ -286,28 +254,32 @@ impl World {
         let served = format!("peer{}", self.served);
         match e {
             Endpoint::V4 => {}
-            Endpoint::Ec2V6 | Endpoint::GceV6 => sh(&[
-                "ip",
-                "-n",
-                &self.peer,
-                "addr",
-                "add",
-                &format!("{}/128", e.addr()),
-                "dev",
-                "lo",
-                "nodad",
-            ]),
-            Endpoint::OpenstackLl => sh(&[
-                "ip",
-                "-n",
-                &self.peer,
-                "addr",
-                "add",
-                "fe80::a9fe:a9fe/64",
-                "dev",
-                &served,
-                "nodad",
-            ]),
+            Endpoint::Ec2V6 | Endpoint::GceV6 => {
+                sh(&[
+                    "ip",
+                    "-n",
+                    &self.ns.peer,
+                    "addr",
+                    "add",
+                    &format!("{}/128", e.addr()),
+                    "dev",
+                    "lo",
+                    "nodad",
+                ]);
+            }
+            Endpoint::OpenstackLl => {
+                sh(&[
+                    "ip",
+                    "-n",
+                    &self.ns.peer,
+                    "addr",
+                    "add",
+                    "fe80::a9fe:a9fe/64",
+                    "dev",
+                    &served,
+                    "nodad",
+                ]);
+            }
         }
         let addr: std::net::SocketAddr = match e {
             Endpoint::OpenstackLl => {
@@ -316,7 +288,7 @@ impl World {
             }
             _ => std::net::SocketAddr::new(e.addr().parse().unwrap(), 80),
         };
-        let ns = format!("/run/netns/{}", self.peer);
+        let ns = format!("/run/netns/{}", self.ns.peer);
         std::thread::spawn(move || {
             let f = std::fs::File::open(ns).unwrap();
             nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
@@ -329,7 +301,7 @@ impl World {
     /// The interface index of `name` in the peer namespace.
     fn peer_index(&self, name: &str) -> u32 {
         let o = Command::new("ip")
-            .args(["-n", &self.peer, "-o", "link", "show", "dev", name])
+            .args(["-n", &self.ns.peer, "-o", "link", "show", "dev", name])
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&o.stdout);
@@ -343,7 +315,7 @@ impl World {
             .args([
                 "netns",
                 "exec",
-                &self.client,
+                &self.ns.client,
                 env!("CARGO_BIN_EXE_preroot"),
                 "-v",
             ])
@@ -388,7 +360,7 @@ impl World {
     /// `ip -n CLIENT ARGS`'s output.
     fn client_ip(&self, args: &[&str]) -> String {
         let o = Command::new("ip")
-            .args(["-n", &self.client])
+            .args(["-n", &self.ns.client])
             .args(args)
             .output()
             .unwrap();
@@ -398,7 +370,7 @@ impl World {
     /// A sysctl of the client namespace.
     fn client_sysctl(&self, key: &str) -> String {
         let o = Command::new("ip")
-            .args(["netns", "exec", &self.client, "sysctl", "-n", key])
+            .args(["netns", "exec", &self.ns.client, "sysctl", "-n", key])
             .output()
             .unwrap();
         String::from_utf8_lossy(&o.stdout).trim().to_string()
@@ -445,12 +417,6 @@ impl Drop for World {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.client])
-            .status();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.peer])
-            .status();
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod azure;
 pub mod metadata;
+pub mod netns;
 pub mod qemu;
 
 use std::path::{Path, PathBuf};
