@@ -4,7 +4,7 @@
 # functions:
 #   qemu_kver                          the host kernel the guests boot (-kernel)
 #   guest_key / ensure_guest           the cached debootstrap tree ($PREROOT_QEMU_CACHE)
-#   build_initramfs OUT [opts]         make install + dracut in a chroot of a copy of the tree
+#   build_initramfs OUT [opts]         make install (or dpkg -i) + dracut in a chroot of a copy of the tree
 #   make_root_disk OUT gpt|mbr TREE    a disk image whose root partition is smaller than the disk
 #   make_configdrive OUT [MAC]         an OpenStack config-drive ISO (volume id config-2)
 #   make_azure_medium OUT OVF          Azure's provisioning medium (UDF, ovf-env.xml)
@@ -128,20 +128,48 @@ in_chroot() {
         mount --rbind /dev "$tree/dev" && exec chroot "$tree" "$@"' _ "$tree" "$@"
 }
 
-# build_initramfs OUT [--add "mod ..."] [--no-preroot] [--tree TREE]
+# install_debs TREE COPY DIR: `dpkg -i` of DIR's .debs in a chroot of COPY (a hard-link copy
+# of TREE). dpkg rewrites its database and appends to its log in place, so those, and /etc,
+# first become files of the copy's own: nothing is written through into the cached TREE.
+install_debs() {
+    local tree=$1 work=$2 debs=$3 d
+    for d in var/lib/dpkg var/log etc; do
+        rm -rf "${work:?}/$d" && cp -a "$tree/$d" "$work/$d"
+    done
+    mkdir -p "$work/tmp/debs" && cp "$debs"/*.deb "$work/tmp/debs/"
+    log "dpkg -i in $work: $(cd "$debs" && echo *.deb)"
+    in_chroot "$work" sh -c 'dpkg -i /tmp/debs/*.deb' >&2 || die "dpkg -i failed"
+    rm -rf "$work/tmp/debs"
+}
+
+# build_debs DIR: the preroot and preroot-dracut .debs of the current binary (make static),
+# as `make packages` assembles them (no second cargo build), in DIR/deb.
+build_debs() {
+    make -s -C "$REPO_DIR" man >&2 || die "make man failed"
+    make -s -C "$REPO_DIR" deb PACKAGE_FROM_BIN=1 PKG="$1" > "$1.log" 2>&1 \
+        || { tail -30 "$1.log" >&2; die "make deb failed"; }
+}
+
+# build_initramfs OUT [--add "mod ..."] [--no-preroot] [--tree TREE] [--deb DIR]
 # Copies the guest tree (hard links: the pristine tree is never written), runs `make install
 # DESTDIR=<copy>` (binary, dracut module, units, dracut.conf.d), then dracut in a chroot of
 # the copy for the host kernel. Lean: only the dracut modules an ext4 (or, with --add, LVM/xfs)
 # root on virtio-blk needs, no-hostonly so the build machine's hardware does not matter.
+# --deb DIR: as a user installs it instead (issue 18): `dpkg -i` of DIR's preroot and
+# preroot-dracut .debs in the chroot (their maintainer scripts enable preroot-apply), then
+# the guest's own `dracut -f IMAGE KVER`, as Debian's kernel postinst hook runs it, with no
+# module named on the command line: preroot gets in by the package's dracut.conf.d file,
+# and the lean set comes from an admin's /etc/dracut.conf.d file.
 # Leaves the copy at OUT.tree (the root disk is made from it, so it carries the same preroot).
 build_initramfs() {
     local out=$1; shift
-    local add="" preroot=1 tree=""
+    local add="" preroot=1 tree="" debs=""
     while [ $# -gt 0 ]; do
         case $1 in
             --add) add="$add $2"; shift 2 ;;
             --no-preroot) preroot=0; shift ;;
             --tree) tree=$2; shift 2 ;;
+            --deb) debs=$2; shift 2 ;;
             *) die "build_initramfs: unknown option $1" ;;
         esac
     done
@@ -150,11 +178,15 @@ build_initramfs() {
     kver=$(qemu_kver)
     rm -rf "$work" && mkdir -p "$(dirname "$work")"
     cp -al "$tree" "$work"
-    # The static binary (built here if needed; honours $CARGO_TARGET_DIR), the module, the
-    # units and the dracut.conf.d file, into the copy.
-    make -s -C "$REPO_DIR" install DESTDIR="$work" >&2 || die "make install failed"
-    # As a distribution package would (a preset): the userspace half runs in the booted guest.
-    [ "$preroot" = 1 ] && in_chroot "$work" systemctl enable preroot-apply.service >/dev/null 2>&1
+    if [ -n "$debs" ]; then
+        install_debs "$tree" "$work" "$debs"
+    else
+        # The static binary (built here if needed; honours $CARGO_TARGET_DIR), the module, the
+        # units and the dracut.conf.d file, into the copy.
+        make -s -C "$REPO_DIR" install DESTDIR="$work" >&2 || die "make install failed"
+        # As a distribution package would (a preset): the userspace half runs in the booted guest.
+        [ "$preroot" = 1 ] && in_chroot "$work" systemctl enable preroot-apply.service >/dev/null 2>&1
+    fi
     # The report (after multi-user.target, figures on ttyS1, then power off) and the
     # scenarios' probes (qemu/report.d/README), which it runs as sections x-NAME. Installed
     # here, not in the cached guest tree, so changing them rebuilds only this step
@@ -173,11 +205,23 @@ build_initramfs() {
     # ahci/sr_mod: the config drive is a CD-ROM on q35's AHCI. ext4 (and xfs with --add lvm).
     local drivers="virtio_blk virtio_pci virtio_net virtio_scsi ext4 ahci sd_mod sr_mod"
     case " $add " in *" lvm "*) drivers="$drivers dm_mod xfs" ;; esac
-    log "dracut in $work for $kver (modules: $modules${add:+ +$add}${omit:+ -$omit})"
-    in_chroot "$work" dracut --force --quiet --no-hostonly --no-hostonly-cmdline \
-        --kver "$kver" --modules "$modules" $addmod ${omit:+--omit "$omit"} \
-        --drivers "$drivers" --omit-drivers "nouveau amdgpu radeon i915" \
-        --compress "zstd" /tmp/initramfs.img >&2 || die "dracut failed"
+    if [ -n "$debs" ]; then
+        # What an admin who wants small images writes; the package's own file (90-preroot.conf,
+        # add_dracutmodules) adds preroot to it.
+        printf '%s\n' '# The QEMU harness (qemu/lib.sh): a lean, generic initramfs.' \
+            'hostonly="no"' 'hostonly_cmdline="no"' "dracutmodules=\"$modules\"" \
+            "drivers=\"$drivers\"" 'omit_drivers+=" nouveau amdgpu radeon i915 "' \
+            'compress="zstd"' > "$work/etc/dracut.conf.d/10-harness.conf"
+        log "dracut -f in $work for $kver (its dracut.conf.d: $(ls "$work/etc/dracut.conf.d" \
+            "$work/usr/lib/dracut/dracut.conf.d" 2>/dev/null | grep '\.conf$' | tr '\n' ' '))"
+        in_chroot "$work" dracut -f -q /tmp/initramfs.img "$kver" >&2 || die "dracut -f failed"
+    else
+        log "dracut in $work for $kver (modules: $modules${add:+ +$add}${omit:+ -$omit})"
+        in_chroot "$work" dracut --force --quiet --no-hostonly --no-hostonly-cmdline \
+            --kver "$kver" --modules "$modules" $addmod ${omit:+--omit "$omit"} \
+            --drivers "$drivers" --omit-drivers "nouveau amdgpu radeon i915" \
+            --compress "zstd" /tmp/initramfs.img >&2 || die "dracut failed"
+    fi
     mv "$work/tmp/initramfs.img" "$out"
     log "initramfs $out: $(stat -c %s "$out") bytes"
 }
@@ -638,13 +682,14 @@ sentinel() {
     head -c 64M < <(yes 'preroot sentinel: this line must survive a power cut during growth')
 }
 
-# ensure_build [preroot|nopreroot|cloudinit|preroot+EXTRA|preroot-fault]: prints a directory holding
+# ensure_build [preroot|nopreroot|cloudinit|preroot+EXTRA|preroot-fault|preroot-deb]: prints a directory holding
 # initramfs.img, root-gpt.raw, root-mbr.raw (not for preroot+EXTRA) and configdrive.iso. `preroot` (the default) is the
 # current preroot (built with `make static`, which honours $CARGO_TARGET_DIR) in the initramfs
 # and on the disk; `nopreroot` the same guest without it; `cloudinit` the cloud-init guest
 # without preroot; `preroot+EXTRA` preroot on the extra guest EXTRA (ensure_extra_guest);
 # `preroot-fault` preroot built with the `fault-injection` feature, its disks carrying a
-# sentinel file (the power-cut tests, tests/qemu_faults.rs). Cached under $PREROOT_QEMU_CACHE/build-<variant>-<key>, the key covering the guest
+# sentinel file (the power-cut tests, tests/qemu_faults.rs); `preroot-deb` the current preroot
+# as the preroot and preroot-dracut .debs, installed with dpkg (build_initramfs --deb). Cached under $PREROOT_QEMU_CACHE/build-<variant>-<key>, the key covering the guest
 # tree, the binary, the dracut module and this file; flock against concurrent callers.
 ensure_build() {
     local variant=${1:-preroot} opts=() tree
@@ -653,6 +698,8 @@ ensure_build() {
         nopreroot) tree=$(ensure_guest) || exit 1; opts=(--no-preroot) ;;
         cloudinit) tree=$(ensure_extra_guest cloudinit) || exit 1; opts=(--no-preroot) ;;
         preroot+*) tree=$(ensure_extra_guest "${variant#preroot+}") || exit 1 ;;
+        # Installed from the .debs with dpkg and built by the guest's dracut -f (issue 18).
+        preroot-deb) tree=$(ensure_guest) || exit 1 ;;
         preroot-fault) tree=$(ensure_guest) || exit 1
             # The fault-injection build (PREROOT_FAULT_AFTER_WRITE, PREROOT_FAULT_HOLD) in a
             # target dir of its own, so `make static` elsewhere never ships it by mistake.
@@ -664,7 +711,8 @@ ensure_build() {
     local bin="${CARGO_TARGET_DIR:-$REPO_DIR/target}/x86_64-unknown-linux-musl/release/preroot"
     local key dir
     key=$( { echo "$tree"; cat "$bin" "$QEMU_DIR/lib.sh" "$REPO_DIR/Makefile"; harness_files; \
-             find "$REPO_DIR/dracut" "$REPO_DIR/systemd" -type f | sort | xargs cat; } \
+             find "$REPO_DIR/dracut" "$REPO_DIR/systemd" -type f | sort | xargs cat
+             [ "$variant" != preroot-deb ] || find "$REPO_DIR/packaging/debian" -type f | sort | xargs cat; } \
            | sha256sum | cut -c1-16)
     dir=$PREROOT_QEMU_CACHE/build-$variant-$key
     cache_touch "$dir"
@@ -674,6 +722,10 @@ ensure_build() {
         [ -e "$dir/done" ] && exit 0
         local t0; t0=$(date +%s)
         rm -rf "$dir" && mkdir -p "$dir"
+        if [ "$variant" = preroot-deb ]; then
+            build_debs "$dir/pkg"
+            opts=(--deb "$dir/pkg/deb")
+        fi
         build_initramfs "$dir/initramfs.img" --tree "$tree" "${opts[@]}"
         local build_setup=extra_build_setup_${variant#preroot+}
         if [[ $variant == preroot+* ]] && declare -F "$build_setup" >/dev/null; then

@@ -14,7 +14,7 @@
 #   ostree           an ostree deployment (qemu/ostree.sh): the kernel, initramfs and kernel
 #                    arguments (ostree=) of its BLS entry, (a)'s config drive and DMI; VARIANT
 #                    does not apply
-# Env: VARIANT=preroot|nopreroot|cloudinit|preroot+EXTRA|preroot-fault (the guest and initramfs, see ensure_build in
+# Env: VARIANT=preroot|nopreroot|cloudinit|preroot+EXTRA|preroot-fault|preroot-deb (the guest and initramfs, see ensure_build in
 # lib.sh; default preroot), PREROOT_QEMU_CACHE, QEMU_ACCEL=kvm, QEMU_TIMEOUT (s, default 420), KARGS (extra kernel
 # arguments), HOSTFWD (a host-to-guest forward, netdev_args in lib.sh), DISK_SIZE (the overlay's size, default 3G: larger than the 1.5 GiB image), BOOTS
 # (default 1: boots on the same disk, below), CONFIGDRIVE (an ISO instead of the build's, e.g.

@@ -18,19 +18,61 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Installed as a user installs it (issue 18): the guest got preroot from the `preroot` and
+/// `preroot-dracut` .debs by `dpkg -i`, and its initramfs from its own `dracut -f` with no
+/// module named (`lib.sh build_initramfs --deb`); the same boot and checks as every config
+/// drive boot, and the packages' own part: installed, preroot-apply enabled by their
+/// postinst and run.
 #[test]
 fn qemu_gpt_configdrive() {
     let test = "qemu_gpt_configdrive";
     if !require_qemu(test) {
         return;
     }
-    let r = boot(test, "gpt-configdrive", &[]);
+    let r = boot(
+        test,
+        "gpt-configdrive",
+        &[("VARIANT", "preroot-deb".to_string())],
+    );
     let ctx = assert_booted_with_preroot(test, &r);
     assert_configdrive(test, &ctx);
     assert_root_disk(test, &r, &ctx, "gpt");
     assert_configured(test, &r, "10.0.2.15", "preroot-qemu");
+    let changelog = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/debian/changelog"),
+    )
+    .unwrap();
+    let version = changelog
+        .split(['(', ')'])
+        .nth(1)
+        .expect("a version in packaging/debian/changelog's first line");
+    assert_eq!(
+        r.sub("x-packages", "dpkg").trim(),
+        format!("preroot {version} ii \npreroot-dracut {version} ii"),
+        "{test}: the packages as dpkg sees them in the booted guest"
+    );
+    assert_eq!(
+        r.sub("x-packages", "apply-enabled").trim(),
+        "enabled",
+        "{test}: preroot-apply.service, enabled by the postinst"
+    );
+    assert!(
+        r.sub("x-packages", "apply-result")
+            .contains("Result=success"),
+        "{test}: preroot-apply.service:\n{}",
+        r.sub("x-packages", "apply-result")
+    );
+    let upstream = version.split('-').next().unwrap_or(version);
+    assert!(
+        r.sub("x-packages", "version")
+            .starts_with(&format!("preroot {upstream}")),
+        "{test}: preroot --version: {}",
+        r.sub("x-packages", "version")
+    );
 }
 
+/// The `make install` build (every other boot's): no package, so dpkg knows none, and the
+/// packaged boot above is not one by accident.
 #[test]
 fn qemu_mbr_configdrive() {
     let test = "qemu_mbr_configdrive";
@@ -42,6 +84,11 @@ fn qemu_mbr_configdrive() {
     assert_configdrive(test, &ctx);
     assert_root_disk(test, &r, &ctx, "dos");
     assert_configured(test, &r, "10.0.2.15", "preroot-qemu");
+    let dpkg = r.sub("x-packages", "dpkg");
+    assert!(
+        !dpkg.contains(" ii"),
+        "{test}: a make install build with preroot packages installed:\n{dpkg}"
+    );
 }
 
 /// A test-owned EC2 instance metadata service (IMDSv2) on 127.0.0.1: `PUT /latest/api/token`
