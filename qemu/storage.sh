@@ -27,6 +27,9 @@
 #                                      finish PV, LV and xfs, and its report probe opens vdb's
 #                                      LUKS2 and runs `preroot grow` on it: the partition grows,
 #                                      the mapping does not, for want of a key.
+#   STORAGE_CUT=0 qemu/storage.sh btrfs|luks OUTDIR
+#                                      one whole boot with boot 2's arguments and no cut, its
+#                                      report in OUTDIR (qemu/bench's layout lines)
 #
 # Everything runs the fault-injection build of preroot (as ensure_build's preroot-fault, its
 # own target dir), on the `storage` extra guest (lib.sh: btrfs-progs, cryptsetup-bin, the
@@ -331,6 +334,12 @@ storage_cut() {
         kargs=$(storage_kargs "root=/dev/mapper/luksvg-root rootfstype=xfs rw rd.luks.uuid=$LUKS_UUID rd.luks.key=$LUKS_UUID=/etc/luks.key")
         re='fault injection: holding after step luks-resize '
         boot1="systemd.setenv=PREROOT_FAULT_AFTER_STEP=luks-resize systemd.setenv=PREROOT_FAULT_HOLD=1"
+    fi
+    if [ "${STORAGE_CUT:-1}" = 0 ]; then
+        # One whole boot and no cut (qemu/bench's line for this layout): boot 2's arguments.
+        storage_boot "$out" "$idir" "$kargs" "" "${extra[@]}" || rc=$?
+        rm -f "$out/disk.qcow2" "$out/nokey.qcow2"
+        return $rc
     fi
     t0=$(date +%s%N)
     storage_boot "$out" "$idir" "$kargs${boot1:+ $boot1}" "$re" "${extra[@]}" || true
