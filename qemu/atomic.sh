@@ -58,8 +58,15 @@ atomic_kernel_args() {
 }
 
 # The static binary, built if needed (cargo is quick when nothing changed).
-# (With ATOMIC_FAULT=1 the caller has run atomic_fault_env.)
+# (With ATOMIC_FAULT=1 the caller has run atomic_fault_env.) PREROOT_BIN=FILE: that binary
+# instead (qemu/bench's Atomic line before issue 21: an older commit's build); `make install`
+# in build_initramfs installs it too (the Makefile's PREROOT_BIN), and it is in the cache keys.
 atomic_binary() {
+    if [ -n "${PREROOT_BIN:-}" ]; then
+        [ -x "$PREROOT_BIN" ] || die "PREROOT_BIN=$PREROOT_BIN: not an executable"
+        echo "$PREROOT_BIN"
+        return
+    fi
     make -s -C "$REPO_DIR" static >&2 || die "make static failed"
     echo "${CARGO_TARGET_DIR:-$REPO_DIR/target}/x86_64-unknown-linux-musl/release/preroot"
 }
