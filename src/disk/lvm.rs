@@ -33,15 +33,10 @@ const LVM_PATHS: &[&str] = &["/usr/sbin/lvm", "/sbin/lvm", "/usr/bin/lvm", "/bin
 /// udev to finish that event (`udev_sync = 0`): the LV is resized when the resume returns, and
 /// under TCG the wait for udev's dm rules was most of `lvextend`'s 2.3 s. No dmeventd
 /// monitoring (not running in an initramfs; linear LVs need none) and no backup or archive
-/// files (the initramfs's /etc/lvm is thrown away at the switch root). No reserved memory
-/// (`reserved_memory = 0`; lvm's default reserves 8 MiB): before it suspends the LV, lvm
-/// touches that reserve and then mlocks every mapping of its own, so that nothing it needs
-/// while a device is suspended must be paged in from it. Here nothing can be: lvm runs from
-/// the initramfs, the root is not mounted yet and there is no swap. The reserve cost
-/// `lvextend` ~100 ms of touching and made its heap mlock 16.8 MiB (another ~100 ms) under
-/// TCG, by lvm's `-vvvv` timestamps in the Atomic boot; lvm still locks what it maps.
-const LVM_CONFIG: &str = "activation { udev_sync = 0 udev_rules = 1 monitoring = 0 \
-                          reserved_memory = 0 } backup { backup = 0 archive = 0 }";
+/// files (the initramfs's /etc/lvm is thrown away at the switch root). The reserved memory is
+/// turned off by [`ConfOverlay`], as lvm reads it only from its files.
+const LVM_CONFIG: &str = "activation { udev_sync = 0 udev_rules = 1 monitoring = 0 } \
+                          backup { backup = 0 archive = 0 }";
 /// Reports larger than this are refused.
 const MAX_REPORT: usize = 1 << 20;
 
@@ -179,6 +174,16 @@ fn run_lvm(args: &[&str], opts: &Options) -> Result<Vec<u8>, GrowError> {
 
 /// [`run_lvm`], naming the command `object` in the log and in errors.
 fn run_lvm_named(args: &[&str], object: &str, opts: &Options) -> Result<Vec<u8>, GrowError> {
+    run_lvm_env(args, object, None, opts)
+}
+
+/// [`run_lvm_named`], with `LVM_SYSTEM_DIR=system_dir` when given.
+fn run_lvm_env(
+    args: &[&str],
+    object: &str,
+    system_dir: Option<&std::path::Path>,
+    opts: &Options,
+) -> Result<Vec<u8>, GrowError> {
     let lvm = lvm_path()?;
     let deadline = if opts.deadline.remaining() < Duration::from_secs(30) {
         crate::deadline::Deadline::after(Duration::from_secs(30))
@@ -187,14 +192,11 @@ fn run_lvm_named(args: &[&str], object: &str, opts: &Options) -> Result<Vec<u8>,
     };
     // A fixed environment: the C locale keeps lvm's messages and numbers parseable.
     let started = std::time::Instant::now();
-    let out = crate::sys::spawn::run(
-        lvm,
-        args,
-        &["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"],
-        deadline.instant(),
-        MAX_REPORT,
-    )
-    .map_err(|e| gerr(ErrorKind::Io, object, e))?;
+    let sys_dir = system_dir.map(|d| format!("LVM_SYSTEM_DIR={}", d.display()));
+    let mut env = vec!["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"];
+    env.extend(sys_dir.as_deref());
+    let out = crate::sys::spawn::run(lvm, args, &env, deadline.instant(), MAX_REPORT)
+        .map_err(|e| gerr(ErrorKind::Io, object, e))?;
     log::info!("grow: {object}: {} ms", started.elapsed().as_millis());
     if out.code != Some(0) {
         let msg = String::from_utf8_lossy(&out.stderr);
@@ -437,6 +439,70 @@ fn plan_from_reports(
     })
 }
 
+/// `lvmlocal.conf` for [`ConfOverlay`]: the system's (`original`, if any) with
+/// `activation { reserved_memory = 0 }` added. None when the original already has activation
+/// settings (a second `activation` section would hide or be hidden by them) or is not text
+/// lvm's parser and this one agree on.
+fn local_conf(original: Option<&[u8]>) -> Option<Vec<u8>> {
+    let mut text = original.unwrap_or_default().to_vec();
+    let top = lvmmeta::parse_text(&text).ok()?;
+    if top
+        .items()
+        .iter()
+        .any(|(k, _)| k == "activation" || k.starts_with("activation/"))
+    {
+        return None;
+    }
+    if !text.is_empty() && !text.ends_with(b"\n") {
+        text.push(b'\n');
+    }
+    text.extend_from_slice(b"activation {\n\treserved_memory = 0\n}\n");
+    Some(text)
+}
+
+/// A private copy of `/etc/lvm` for the script's `lvm` (`LVM_SYSTEM_DIR`): a symlink to each
+/// entry (lvm.conf, the devices file's directory, profiles, ...) but `lvmlocal.conf`, which is
+/// [`local_conf`]'s. lvm reads `activation/reserved_memory` once, when it reads its files,
+/// before `--config` applies: on the command line it is ignored (lvm2's `memlock_init`), so
+/// only a file can turn the reserve off. Removed on drop.
+struct ConfOverlay {
+    dir: std::path::PathBuf,
+}
+
+impl ConfOverlay {
+    /// None (lvm then reads `/etc/lvm` itself) when anything is not as expected.
+    fn new(run_dir: &str) -> Option<ConfOverlay> {
+        let etc = std::path::Path::new("/etc/lvm");
+        let original = match std::fs::read(etc.join("lvmlocal.conf")) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(_) => return None,
+        };
+        let local = local_conf(original.as_deref())?;
+        let dir =
+            std::path::PathBuf::from(format!("{run_dir}/preroot-lvm-{}.d", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).ok()?;
+        let overlay = ConfOverlay { dir };
+        if let Ok(entries) = std::fs::read_dir(etc) {
+            for e in entries {
+                let name = e.ok()?.file_name();
+                if name != "lvmlocal.conf" {
+                    std::os::unix::fs::symlink(etc.join(&name), overlay.dir.join(&name)).ok()?;
+                }
+            }
+        }
+        std::fs::write(overlay.dir.join("lvmlocal.conf"), local).ok()?;
+        Some(overlay)
+    }
+}
+
+impl Drop for ConfOverlay {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Runs `commands` in one `lvm` process: a script (`#!` and one command per line, which
 /// lvm runs in order and stops at the first failure, exiting with its status), written to a
 /// private file in `/run`. One process instead of one per command: each `lvm` start costs
@@ -487,11 +553,23 @@ fn run_script(commands: &[Vec<String>], opts: &Options) -> Result<(), GrowError>
         .iter()
         .filter_map(|c| c.first().map(String::as_str))
         .collect();
-    let result = run_lvm_named(
+    // No reserved memory (lvm's default reserves 8 MiB): before it suspends the LV, lvm
+    // touches that reserve and then mlocks every mapping of its own, so that nothing it needs
+    // while a device is suspended must be paged in from it. Here nothing can be: lvm runs from
+    // the initramfs, the root is not mounted yet and there is no swap. Under TCG the touching
+    // cost `lvextend` 104-151 ms and the mlock of the heap it grew (16.8 MiB) 96-104 ms, by
+    // lvm's `-vvvv` timestamps in the Atomic boot; lvm still locks what it maps.
+    let overlay = ConfOverlay::new(dir);
+    if overlay.is_none() {
+        log::info!("grow: lvm keeps its reserved memory (/etc/lvm/lvmlocal.conf not extended)");
+    }
+    let result = run_lvm_env(
         &[path.as_str()],
         &format!("lvm {}", names.join(" + ")),
+        overlay.as_ref().map(|o| o.dir.as_path()),
         opts,
     );
+    drop(overlay);
     let _ = std::fs::remove_file(&path);
     result.map(|_| ())
 }
@@ -721,6 +799,28 @@ mod tests {
             extent_size: 4194304,
         };
         assert!(!full.can_grow(), "after pvresize");
+    }
+
+    #[test]
+    fn local_conf_adds_the_reserve_or_leaves_it() {
+        let add = b"activation {\n\treserved_memory = 0\n}\n";
+        assert_eq!(local_conf(None).as_deref(), Some(&add[..]), "case no file");
+        // Fedora's lvmlocal.conf: comments and a `local` section.
+        let fedora = b"# comment\nlocal {\n\t# system_id = \"\"\n\thost_id = 7\n}";
+        let mut want = fedora.to_vec();
+        want.push(b'\n');
+        want.extend_from_slice(add);
+        assert_eq!(local_conf(Some(fedora)), Some(want), "case Fedora's");
+        for (case, text) in [
+            (
+                "its own activation section",
+                &b"activation { reserved_memory = 16384 }"[..],
+            ),
+            ("a path key", b"activation/reserved_memory = 1"),
+            ("not parseable", b"local {"),
+        ] {
+            assert_eq!(local_conf(Some(text)), None, "case {case}");
+        }
     }
 
     #[test]
