@@ -3,7 +3,8 @@
 //! (`--driverloaded n`: the host has no device-mapper), `pvresize` after the image grew, and
 //! enough updates on a small metadata area that the text wraps around its circular buffer.
 //! Each step's numbers are compared with `pvs`/`vgs`/`lvs`. Only the loop device the test
-//! made is scanned (`--devices`). Needs root, loop devices and `lvm`.
+//! made is scanned (`--devices`). Needs root, loop devices and `lvm`. Also the private
+//! `/etc/lvm` the grow script runs with (`ConfOverlay`), as lvm itself reads it.
 
 mod common;
 
@@ -134,5 +135,79 @@ fn metadata_lvm_writes() {
     assert_eq!(
         vg.lv("root").unwrap().extents * vg.extent_bytes(),
         num(&d2, "lvs", "lv_size --select lv_name=root")
+    );
+}
+
+/// `lvm lvmconfig --type full KEY` with `LVM_SYSTEM_DIR=sys`: the value lvm takes from its
+/// files, or its default.
+fn lvmconfig(sys: &std::path::Path, key: &str) -> String {
+    let out = Command::new("lvm")
+        .args(["lvmconfig", "--type", "full", key])
+        .env("LVM_SYSTEM_DIR", sys)
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The private `/etc/lvm` the grow script's `lvm` reads (`preroot::disk::lvm::ConfOverlay`):
+/// lvm itself finds `reserved_memory = 0` in it (on `--config` lvm ignores that setting), and
+/// still the system's lvm.conf, lvmlocal.conf and devices directory; an lvmlocal.conf with
+/// activation settings of its own gets no overlay; the overlay is gone when dropped.
+#[test]
+fn conf_overlay_turns_the_reserve_off_and_keeps_the_system_config() {
+    require!("conf_overlay_turns_the_reserve_off_and_keeps_the_system_config"; "lvm");
+    use preroot::disk::lvm::ConfOverlay;
+    let dir = TempDir::new("lvmconf");
+    let etc = dir.path().join("etc-lvm");
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(etc.join("devices")).unwrap();
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(
+        etc.join("lvm.conf"),
+        "devices { use_devicesfile = 0 }\nactivation { udev_sync = 0 }\n",
+    )
+    .unwrap();
+    std::fs::write(etc.join("lvmlocal.conf"), "local {\n\thost_id = 7\n}\n").unwrap();
+    assert_eq!(
+        lvmconfig(&etc, "activation/reserved_memory"),
+        "reserved_memory=8192"
+    );
+    let overlay = ConfOverlay::new(&etc, &run).expect("an overlay");
+    let sys = overlay.dir().to_path_buf();
+    for (key, want) in [
+        ("activation/reserved_memory", "reserved_memory=0"),
+        ("activation/udev_sync", "udev_sync=0"),
+        ("devices/use_devicesfile", "use_devicesfile=0"),
+        ("local/host_id", "host_id=7"),
+    ] {
+        assert_eq!(lvmconfig(&sys, key), want, "case {key}");
+    }
+    assert!(
+        sys.join("devices").is_dir(),
+        "the devices directory is seen"
+    );
+    assert_eq!(
+        std::fs::read_to_string(etc.join("lvmlocal.conf")).unwrap(),
+        "local {\n\thost_id = 7\n}\n",
+        "the system's file is not touched"
+    );
+    drop(overlay);
+    assert!(!sys.exists(), "removed on drop");
+    std::fs::write(
+        etc.join("lvmlocal.conf"),
+        "activation { reserved_memory = 16 }\n",
+    )
+    .unwrap();
+    assert!(
+        ConfOverlay::new(&etc, &run).is_none(),
+        "case its own activation section"
+    );
+    std::fs::remove_file(etc.join("lvmlocal.conf")).unwrap();
+    let overlay = ConfOverlay::new(&etc, &run).expect("an overlay without lvmlocal.conf");
+    assert_eq!(
+        lvmconfig(overlay.dir(), "activation/reserved_memory"),
+        "reserved_memory=0",
+        "case no lvmlocal.conf"
     );
 }

@@ -465,22 +465,21 @@ fn local_conf(original: Option<&[u8]>) -> Option<Vec<u8>> {
 /// [`local_conf`]'s. lvm reads `activation/reserved_memory` once, when it reads its files,
 /// before `--config` applies: on the command line it is ignored (lvm2's `memlock_init`), so
 /// only a file can turn the reserve off. Removed on drop.
-struct ConfOverlay {
+pub struct ConfOverlay {
     dir: std::path::PathBuf,
 }
 
 impl ConfOverlay {
-    /// None (lvm then reads `/etc/lvm` itself) when anything is not as expected.
-    fn new(run_dir: &str) -> Option<ConfOverlay> {
-        let etc = std::path::Path::new("/etc/lvm");
+    /// The overlay of `etc` (the system's `/etc/lvm`) in `run_dir`; None (lvm then reads
+    /// `etc` itself) when anything is not as expected.
+    pub fn new(etc: &std::path::Path, run_dir: &std::path::Path) -> Option<ConfOverlay> {
         let original = match std::fs::read(etc.join("lvmlocal.conf")) {
             Ok(b) => Some(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(_) => return None,
         };
         let local = local_conf(original.as_deref())?;
-        let dir =
-            std::path::PathBuf::from(format!("{run_dir}/preroot-lvm-{}.d", std::process::id()));
+        let dir = run_dir.join(format!("preroot-lvm-{}.d", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir(&dir).ok()?;
         let overlay = ConfOverlay { dir };
@@ -494,6 +493,11 @@ impl ConfOverlay {
         }
         std::fs::write(overlay.dir.join("lvmlocal.conf"), local).ok()?;
         Some(overlay)
+    }
+
+    /// What `LVM_SYSTEM_DIR` is set to.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 }
 
@@ -559,14 +563,14 @@ fn run_script(commands: &[Vec<String>], opts: &Options) -> Result<(), GrowError>
     // the initramfs, the root is not mounted yet and there is no swap. Under TCG the touching
     // cost `lvextend` 104-151 ms and the mlock of the heap it grew (16.8 MiB) 96-104 ms, by
     // lvm's `-vvvv` timestamps in the Atomic boot; lvm still locks what it maps.
-    let overlay = ConfOverlay::new(dir);
+    let overlay = ConfOverlay::new(std::path::Path::new("/etc/lvm"), std::path::Path::new(dir));
     if overlay.is_none() {
         log::info!("grow: lvm keeps its reserved memory (/etc/lvm/lvmlocal.conf not extended)");
     }
     let result = run_lvm_env(
         &[path.as_str()],
         &format!("lvm {}", names.join(" + ")),
-        overlay.as_ref().map(|o| o.dir.as_path()),
+        overlay.as_ref().map(ConfOverlay::dir),
         opts,
     );
     drop(overlay);
