@@ -155,6 +155,19 @@ fn atomic_layout_pxe_boot_reads_config2_partition() {
     let num = |k: &str| -> u64 { result[k].parse().unwrap_or_else(|_| panic!("{k}")) };
     assert_eq!(size(vda), num("DISK_BYTES"));
 
+    // Both LVM steps in one `lvm` process, run with the private /etc/lvm that turns lvm's
+    // reserved memory off (src/disk/lvm.rs `ConfOverlay`; Debian's lvmlocal.conf has no
+    // activation settings, so it must be used).
+    let journal = section("journal-preroot");
+    assert!(
+        journal.contains("grow: lvm pvresize + lvextend:"),
+        "no single lvm script in the journal:\n{journal}"
+    );
+    assert!(
+        !journal.contains("lvm keeps its reserved memory"),
+        "the lvm configuration overlay was not used:\n{journal}"
+    );
+
     // config-2 is intact: the same bytes in the overlay after the boot as in the base.
     assert_eq!(
         result["CFG2_SHA256_AFTER"], result["CFG2_SHA256_BEFORE"],
