@@ -169,16 +169,12 @@ fn lvm_path() -> Result<&'static str, GrowError> {
 /// Runs `lvm ARGS` under the deadline; its stdout, or an error with its stderr.
 fn run_lvm(args: &[&str], opts: &Options) -> Result<Vec<u8>, GrowError> {
     let object = format!("lvm {}", args.first().copied().unwrap_or(""));
-    run_lvm_named(args, &object, opts)
+    run_lvm_named(args, &object, None, opts)
 }
 
-/// [`run_lvm`], naming the command `object` in the log and in errors.
-fn run_lvm_named(args: &[&str], object: &str, opts: &Options) -> Result<Vec<u8>, GrowError> {
-    run_lvm_env(args, object, None, opts)
-}
-
-/// [`run_lvm_named`], with `LVM_SYSTEM_DIR=system_dir` when given.
-fn run_lvm_env(
+/// [`run_lvm`], naming the command `object` in the log and in errors, with
+/// `LVM_SYSTEM_DIR=system_dir` when given.
+fn run_lvm_named(
     args: &[&str],
     object: &str,
     system_dir: Option<&std::path::Path>,
@@ -567,7 +563,7 @@ fn run_script(commands: &[Vec<String>], opts: &Options) -> Result<(), GrowError>
     if overlay.is_none() {
         log::info!("grow: lvm keeps its reserved memory (/etc/lvm/lvmlocal.conf not extended)");
     }
-    let result = run_lvm_env(
+    let result = run_lvm_named(
         &[path.as_str()],
         &format!("lvm {}", names.join(" + ")),
         overlay.as_ref().map(ConfOverlay::dir),
